@@ -1,0 +1,316 @@
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use aiex_indexer::{index_directory, IndexDir, IndexProgress, IndexRequest, IndexSummary};
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Directory to index (a repository, a docs folder, …).
+    #[arg(value_name = "PATH", required_unless_present_any = ["status", "remove"])]
+    pub path: Option<PathBuf>,
+    /// Collection name (default: the directory's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Show collections, files, chunks, model, generation and size instead of indexing.
+    #[arg(long, conflicts_with_all = ["path", "remove"])]
+    pub status: bool,
+    /// Delete a collection.
+    #[arg(long, value_name = "NAME", conflicts_with = "path")]
+    pub remove: Option<String>,
+    /// Drop the collection's stores and index from scratch.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Only update the keyword index now; vectors are computed by a later run.
+    #[arg(long)]
+    pub no_embed: bool,
+    /// Only index paths matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Skip paths matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Skip files larger than this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_file_bytes: Option<u64>,
+    /// Index hidden files and directories too.
+    #[arg(long)]
+    pub hidden: bool,
+    /// Size of the parsing pool (0: one thread per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the summary (or status) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn toml_string_array(values: &[String]) -> String {
+    serde_json::to_string(values).unwrap_or_else(|_| "[]".to_string())
+}
+
+impl IndexArgs {
+    pub fn overrides(&self) -> Vec<(String, String)> {
+        let mut overrides = Vec::new();
+        if !self.include.is_empty() {
+            overrides.push(("index.include".into(), toml_string_array(&self.include)));
+        }
+        if !self.exclude.is_empty() {
+            overrides.push(("index.exclude".into(), toml_string_array(&self.exclude)));
+        }
+        if let Some(bytes) = self.max_file_bytes {
+            overrides.push(("index.max_file_bytes".into(), bytes.to_string()));
+        }
+        if self.hidden {
+            overrides.push(("index.hidden".into(), "true".into()));
+        }
+        if let Some(threads) = self.threads {
+            overrides.push(("index.threads".into(), threads.to_string()));
+        }
+        overrides
+    }
+}
+
+pub fn run(config: &aiex_config::Config, args: &IndexArgs) -> anyhow::Result<()> {
+    let index_dir = IndexDir::new(config.index_dir());
+    if args.status {
+        return print_status(&index_dir, args.json);
+    }
+    if let Some(name) = &args.remove {
+        index_dir.remove(name)?;
+        eprintln!("removed collection `{name}`");
+        return Ok(());
+    }
+    let Some(path) = &args.path else {
+        anyhow::bail!("a PATH to index is required");
+    };
+    let mut request = IndexRequest::new(path);
+    request.name = args.name.clone();
+    request.rebuild = args.rebuild;
+    request.embed = !args.no_embed;
+    let mut reporter = Reporter::new();
+    let cancel = AtomicBool::new(false);
+    let summary = index_directory(
+        config,
+        request,
+        &mut |event| reporter.report(event),
+        &cancel,
+    )
+    .with_context(|| format!("indexing {}", path.display()));
+    reporter.finish();
+    let summary = summary?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut stdout, &summary)?;
+        writeln!(stdout)?;
+    } else {
+        write_summary(&mut stdout, &summary)?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Shows progress as a bar on a terminal, as occasional plain lines otherwise.
+struct Reporter {
+    bar: Option<ProgressBar>,
+    last_line: Instant,
+    stage: &'static str,
+    embed_started: Option<Instant>,
+}
+
+impl Reporter {
+    fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg:<10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Reporter {
+            bar,
+            last_line: Instant::now(),
+            stage: "",
+            embed_started: None,
+        }
+    }
+
+    fn report(&mut self, event: IndexProgress) {
+        let (stage, done, total) = match event {
+            IndexProgress::Walked { files, skipped } => {
+                self.line(&format!("found {files} files ({skipped} skipped)"));
+                return;
+            }
+            IndexProgress::Chunking { done, total } => ("parsing", done, total),
+            IndexProgress::KeywordCommitted { generation, chunks } => {
+                self.line(&format!(
+                    "keyword index committed: generation {generation}, {chunks} chunks (searchable now)"
+                ));
+                return;
+            }
+            IndexProgress::Embedding { done, total } => {
+                self.embed_started.get_or_insert_with(Instant::now);
+                ("embedding", done, total)
+            }
+            IndexProgress::Optimizing => {
+                self.line("building the vector index");
+                return;
+            }
+        };
+        match &self.bar {
+            Some(bar) => {
+                if self.stage != stage {
+                    bar.reset();
+                    bar.set_message(stage);
+                    bar.set_length(total as u64);
+                }
+                bar.set_position(done as u64);
+            }
+            None => {
+                if self.stage != stage
+                    || done == total
+                    || self.last_line.elapsed() > Duration::from_secs(5)
+                {
+                    let rate = match (stage, self.embed_started) {
+                        ("embedding", Some(started)) if started.elapsed().as_secs_f64() > 0.5 => {
+                            format!(
+                                ", {:.1} chunks/s",
+                                done as f64 / started.elapsed().as_secs_f64()
+                            )
+                        }
+                        _ => String::new(),
+                    };
+                    eprintln!("{stage}: {done}/{total}{rate}");
+                    self.last_line = Instant::now();
+                }
+            }
+        }
+        self.stage = stage;
+    }
+
+    fn line(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn write_summary(out: &mut impl Write, summary: &IndexSummary) -> std::io::Result<()> {
+    let seconds = |ms: u64| ms as f64 / 1000.0;
+    writeln!(
+        out,
+        "indexed `{}` ({}) generation {}",
+        summary.collection,
+        summary.root.display(),
+        summary.generation
+    )?;
+    writeln!(
+        out,
+        "  files:   {} scanned, {} changed ({} added, {} modified), {} unchanged, {} deleted",
+        summary.scanned,
+        summary.changed,
+        summary.added,
+        summary.modified,
+        summary.unchanged,
+        summary.deleted
+    )?;
+    if summary.skipped.is_empty() {
+        writeln!(out, "  skipped: none")?;
+    } else {
+        let reasons: Vec<String> = summary
+            .skipped
+            .iter()
+            .map(|(reason, count)| format!("{count} {}", reason.name()))
+            .collect();
+        writeln!(
+            out,
+            "  skipped: {} ({})",
+            summary.skipped_total(),
+            reasons.join(", ")
+        )?;
+    }
+    writeln!(
+        out,
+        "  chunks:  {} in collection, {} written, {} embedded, {} vectors reused",
+        summary.chunks, summary.chunks_written, summary.embedded, summary.vectors_reused
+    )?;
+    writeln!(
+        out,
+        "  vectors: {}",
+        if summary.vectors_complete {
+            "complete"
+        } else {
+            "incomplete (run `index` again to finish)"
+        }
+    )?;
+    let timings = &summary.timings;
+    writeln!(
+        out,
+        "  time:    {:.2}s (walk {:.2}s, parse {:.2}s, keyword {:.2}s, embed {:.2}s)",
+        seconds(timings.total_ms),
+        seconds(timings.walk_ms),
+        seconds(timings.chunk_ms),
+        seconds(timings.keyword_ms),
+        seconds(timings.embed_ms)
+    )
+}
+
+fn print_status(index_dir: &IndexDir, json: bool) -> anyhow::Result<()> {
+    let status = index_dir.status()?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut stdout, &status)?;
+        writeln!(stdout)?;
+        return Ok(());
+    }
+    writeln!(stdout, "index: {}", index_dir.path().display())?;
+    if status.is_empty() {
+        writeln!(stdout, "no collections yet: run `aiex-research index PATH`")?;
+    }
+    for collection in status {
+        let vectors = if collection.vectors_complete {
+            "complete".to_string()
+        } else {
+            format!(
+                "{}/{} embedded",
+                collection.embedded_chunks, collection.chunks
+            )
+        };
+        writeln!(stdout, "{}", collection.name)?;
+        writeln!(stdout, "  root:       {}", collection.root.display())?;
+        writeln!(stdout, "  files:      {}", collection.files)?;
+        writeln!(stdout, "  chunks:     {}", collection.chunks)?;
+        writeln!(stdout, "  vectors:    {vectors}")?;
+        writeln!(
+            stdout,
+            "  model:      {} ({} dims)",
+            collection.model_id.as_deref().unwrap_or("none"),
+            collection
+                .dimension
+                .map_or("-".to_string(), |d| d.to_string())
+        )?;
+        writeln!(stdout, "  generation: {}", collection.generation)?;
+        writeln!(
+            stdout,
+            "  size:       {:.1} MiB",
+            collection.size_bytes as f64 / (1024.0 * 1024.0)
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Command-line interface: argument parsing and the commands.
+
+mod config_cmd;
+mod index_cmd;
+mod search_cmd;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// Aiex: search and research over your code, its documentation and the web.
+#[derive(Debug, Parser)]
+#[command(name = "aiex-research", version, about)]
+pub struct Cli {
+    /// Configuration file (default: $AIEX_CONFIG, else ~/.config/aiex/config.toml if present).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Data directory holding the index, the model and the runtime (overrides `data_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug); AIEX_LOG sets a filter too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Index a directory into a collection, or show the index's status.
+    Index(index_cmd::IndexArgs),
+    /// Search indexed collections.
+    Search(search_cmd::SearchArgs),
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: config_cmd::ConfigCommand,
+    },
+}
+
+pub fn init_logging(verbose: u8) {
+    // qdrant-edge warns about process-wide feature flags that only a Qdrant server initialises.
+    let default = match verbose {
+        0 => "warn,qdrant_edge=error",
+        1 => "info,qdrant_edge=error",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIEX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Loads the configuration with the global flags and a command's own flags as the top layer.
+fn load_config(
+    cli: &Cli,
+    mut overrides: Vec<(String, String)>,
+) -> anyhow::Result<aiex_config::Config> {
+    if let Some(dir) = &cli.data_dir {
+        overrides.push(("data_dir".to_string(), dir.display().to_string()));
+    }
+    let options = aiex_config::LoadOptions {
+        file: cli.config.clone(),
+        env: None,
+        overrides,
+    };
+    aiex_config::Config::load(&options).context("invalid configuration")
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Index(args) => {
+            let config = load_config(&cli, args.overrides())?;
+            index_cmd::run(&config, args)
+        }
+        Command::Search(args) => {
+            let config = load_config(&cli, args.overrides())?;
+            search_cmd::run(&config, args)
+        }
+        Command::Config { command } => {
+            let config = load_config(&cli, Vec::new())?;
+            config_cmd::run(&config, command)
+        }
+    }
+}

@@ -1,0 +1,173 @@
+use crate::{aiex, run_ok, stdout};
+
+fn small_repo(root: &std::path::Path) {
+    aiex_tests::write_files(
+        root,
+        &[
+            (
+                "src/table.rs",
+                "/// Parses a TOML table header such as `[server]`.\npub fn parse_toml_table(line: &str) -> Option<&str> {\n    line.strip_prefix('[')?.strip_suffix(']')\n}\n",
+            ),
+            ("lib/queue.py", "class JobQueue:\n    \"\"\"A first-in first-out queue of background jobs.\"\"\"\n\n    def push(self, job):\n        self.jobs.append(job)\n"),
+        ],
+    );
+}
+
+#[test]
+fn index_twice_search_and_status() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let repo = tempfile::tempdir().expect("tempdir");
+    small_repo(repo.path());
+
+    let first = run_ok(
+        aiex(data.path())
+            .arg("index")
+            .arg(repo.path())
+            .args(["--name", "demo"]),
+    );
+    let text = stdout(&first);
+    assert!(text.contains("2 changed (2 added, 0 modified)"), "{text}");
+    assert!(text.contains("vectors: complete"), "{text}");
+
+    let second = run_ok(
+        aiex(data.path())
+            .arg("index")
+            .arg(repo.path())
+            .args(["--name", "demo", "--json"]),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&second.stdout).expect("json summary");
+    assert_eq!(summary["changed"], 0);
+    assert_eq!(summary["unchanged"], 2);
+    assert_eq!(summary["embedded"], 0);
+
+    let search = run_ok(aiex(data.path()).args([
+        "search",
+        "parse a toml table",
+        "--mode",
+        "hybrid",
+        "--json",
+    ]));
+    let lines: Vec<serde_json::Value> = stdout(&search)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one json object per line"))
+        .collect();
+    assert!(!lines.is_empty());
+    let top = &lines[0];
+    for key in [
+        "collection",
+        "path",
+        "start_line",
+        "end_line",
+        "language",
+        "symbol",
+        "kind",
+        "score",
+        "snippet",
+    ] {
+        assert!(top.get(key).is_some(), "missing {key} in {top}");
+    }
+    assert_eq!(top["path"], "src/table.rs");
+    assert_eq!(top["collection"], "demo");
+    assert_eq!(top["symbol"], "parse_toml_table");
+    assert_eq!(top["language"], "rust");
+
+    let vector = run_ok(aiex(data.path()).args([
+        "search",
+        "fifo of background work",
+        "--mode",
+        "vector",
+        "--json",
+        "--limit",
+        "1",
+    ]));
+    let hit: serde_json::Value = serde_json::from_str(stdout(&vector).trim()).expect("json");
+    assert_eq!(hit["path"], "lib/queue.py");
+
+    let filtered =
+        run_ok(aiex(data.path()).args(["search", "queue table", "--lang", "py", "--json"]));
+    assert!(stdout(&filtered)
+        .lines()
+        .all(|line| line.contains("\"language\":\"python\"")));
+
+    let status = run_ok(aiex(data.path()).args(["index", "--status", "--json"]));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json status");
+    assert_eq!(status[0]["name"], "demo");
+    assert_eq!(status[0]["files"], 2);
+    assert_eq!(status[0]["vectors_complete"], true);
+    assert_eq!(status[0]["model_id"], "all-MiniLM-L6-v2");
+    assert_eq!(status[0]["generation"], 1);
+    let human = stdout(&run_ok(aiex(data.path()).args(["index", "--status"])));
+    for word in [
+        "demo",
+        "files:",
+        "chunks:",
+        "model:",
+        "generation:",
+        "size:",
+    ] {
+        assert!(human.contains(word), "{human}");
+    }
+}
+
+#[test]
+fn errors_exit_2_with_a_message() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let output = aiex(data.path())
+        .args(["index", "/definitely/not/here"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("/definitely/not/here"), "{stderr}");
+
+    let output = aiex(data.path())
+        .args(["search", "anything"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no collections yet"));
+
+    let output = aiex(data.path())
+        .args(["search", "x", "--lang", "klingon"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown language `klingon`"));
+
+    let output = aiex(data.path())
+        .env("AIEX__INDEX__MAX_FILE_BYTE", "10")
+        .args(["config", "show"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("index.max_file_byte"), "{stderr}");
+    assert!(stderr.contains("AIEX__INDEX__MAX_FILE_BYTE"), "{stderr}");
+}
+
+#[test]
+fn config_show_layers_and_redacts() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let file = data.path().join("aiex.toml");
+    std::fs::write(
+        &file,
+        "[search]\nlimit = 7\nmode = \"keyword\"\n[vector]\napi_key = \"super-secret-key\"\n",
+    )
+    .expect("write");
+    let output = run_ok(
+        aiex(data.path())
+            .env("AIEX__SEARCH__LIMIT", "9")
+            .arg("--config")
+            .arg(&file)
+            .args(["config", "show"]),
+    );
+    let text = stdout(&output);
+    assert!(text.contains("limit = 9"), "env beats file: {text}");
+    assert!(text.contains("mode = \"keyword\""), "{text}");
+    assert!(!text.contains("super-secret-key"), "{text}");
+    assert!(
+        text.contains(&data.path().display().to_string()),
+        "flag sets data_dir: {text}"
+    );
+}

@@ -1,0 +1,384 @@
+//! The typed configuration: structs, enums and their defaults.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ConfigError, Secret};
+
+/// The only configuration format version this crate understands.
+pub const CONFIG_VERSION: u32 = 1;
+/// Default embedding model, also the name of its directory under `data_dir/models`.
+pub const DEFAULT_MODEL_ID: &str = "all-MiniLM-L6-v2";
+/// File name of the ONNX Runtime shared library under `data_dir/runtime`.
+pub const DEFAULT_RUNTIME_FILE: &str = "libonnxruntime.so.1.31.1";
+/// Name of the application directory under the platform data and config directories.
+pub const APP_DIR: &str = "aiex";
+/// Data directory used when no home directory can be found.
+pub const FALLBACK_DATA_DIR: &str = ".aiex-data";
+
+/// The whole configuration of Aiex.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Format version; must be [`CONFIG_VERSION`].
+    pub version: u32,
+    /// Where indexes, models and the runtime live.
+    pub data_dir: PathBuf,
+    /// What gets indexed.
+    pub index: IndexConfig,
+    /// How files are split into chunks.
+    pub chunk: ChunkConfig,
+    /// The embedding model.
+    pub embedding: EmbeddingConfig,
+    /// The vector store.
+    pub vector: VectorConfig,
+    /// Query defaults.
+    pub search: SearchConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            version: CONFIG_VERSION,
+            data_dir: default_data_dir(),
+            index: IndexConfig::default(),
+            chunk: ChunkConfig::default(),
+            embedding: EmbeddingConfig::default(),
+            vector: VectorConfig::default(),
+            search: SearchConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Directory of the embedding model: `embedding.model_dir`, else `data_dir/models/<model_id>`.
+    pub fn model_dir(&self) -> PathBuf {
+        self.embedding.resolve_model_dir(&self.data_dir)
+    }
+
+    /// Path of the ONNX Runtime library: `embedding.runtime_path`, else
+    /// `data_dir/runtime/libonnxruntime.so.1.31.1`.
+    pub fn runtime_path(&self) -> PathBuf {
+        self.embedding.resolve_runtime_path(&self.data_dir)
+    }
+
+    /// Directory holding the search indexes: `data_dir/index`.
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir.join("index")
+    }
+}
+
+/// What gets indexed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Files larger than this many bytes are skipped.
+    pub max_file_bytes: u64,
+    /// Glob patterns of files to index; empty means every file.
+    pub include: Vec<String>,
+    /// Glob patterns of files to skip.
+    pub exclude: Vec<String>,
+    /// Whether hidden files and directories are indexed.
+    pub hidden: bool,
+    /// Whether `.gitignore` and similar ignore files are honoured.
+    pub respect_gitignore: bool,
+    /// Size of the CPU worker pool; 0 means the number of cores.
+    pub threads: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 1_048_576,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            hidden: false,
+            respect_gitignore: true,
+            threads: 0,
+        }
+    }
+}
+
+/// How files are split into chunks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChunkConfig {
+    /// Largest chunk, in tokens.
+    pub max_tokens: usize,
+    /// Smaller chunks are merged with their neighbours; must be below `max_tokens`.
+    pub min_tokens: usize,
+    /// Lines per window when a file has no syntax-aware chunker.
+    pub window_lines: usize,
+    /// Lines shared by consecutive windows; must be below `window_lines`.
+    pub window_overlap: usize,
+}
+
+impl Default for ChunkConfig {
+    fn default() -> Self {
+        Self {
+            max_tokens: 256,
+            min_tokens: 32,
+            window_lines: 60,
+            window_overlap: 8,
+        }
+    }
+}
+
+/// The embedding model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    /// Whether vectors are computed at all.
+    pub enabled: bool,
+    /// Model identifier.
+    pub model_id: String,
+    /// Model directory; `None` means `data_dir/models/<model_id>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_dir: Option<PathBuf>,
+    /// ONNX Runtime shared library; `None` means `data_dir/runtime/libonnxruntime.so.1.31.1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_path: Option<PathBuf>,
+    /// Vector dimension the model produces.
+    pub dimension: usize,
+    /// Longest input, in model tokens.
+    pub max_length: usize,
+    /// Texts per inference batch, 1..=256.
+    pub batch_size: usize,
+    /// Inference threads; 0 means automatic.
+    pub threads: usize,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model_id: DEFAULT_MODEL_ID.to_owned(),
+            model_dir: None,
+            runtime_path: None,
+            dimension: 384,
+            max_length: 256,
+            batch_size: 32,
+            threads: 0,
+        }
+    }
+}
+
+impl EmbeddingConfig {
+    /// `model_dir` if set, else `data_dir/models/<model_id>`.
+    pub fn resolve_model_dir(&self, data_dir: &Path) -> PathBuf {
+        match &self.model_dir {
+            Some(dir) => dir.clone(),
+            None => data_dir.join("models").join(&self.model_id),
+        }
+    }
+
+    /// `runtime_path` if set, else `data_dir/runtime/libonnxruntime.so.1.31.1`.
+    pub fn resolve_runtime_path(&self, data_dir: &Path) -> PathBuf {
+        match &self.runtime_path {
+            Some(path) => path.clone(),
+            None => data_dir.join("runtime").join(DEFAULT_RUNTIME_FILE),
+        }
+    }
+}
+
+/// Which vector store is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorBackend {
+    /// Embedded store under `data_dir`.
+    #[default]
+    Edge,
+    /// A remote server at `vector.url`.
+    Server,
+}
+
+impl VectorBackend {
+    /// Every backend, in declaration order.
+    pub const ALL: [Self; 2] = [Self::Edge, Self::Server];
+
+    /// The lowercase name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Edge => "edge",
+            Self::Server => "server",
+        }
+    }
+}
+
+/// The vector store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VectorConfig {
+    /// Which store.
+    pub backend: VectorBackend,
+    /// Server URL; required when `backend` is `server`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Server API key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    /// HNSW search breadth.
+    pub hnsw_ef: usize,
+    /// An HNSW index is built only for collections with at least this many points.
+    pub optimize_min_points: usize,
+}
+
+impl Default for VectorConfig {
+    fn default() -> Self {
+        Self {
+            backend: VectorBackend::Edge,
+            url: None,
+            api_key: None,
+            hnsw_ef: 128,
+            optimize_min_points: 20_000,
+        }
+    }
+}
+
+/// How a query is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Full-text search only.
+    Keyword,
+    /// Nearest-neighbour search on embeddings only.
+    Vector,
+    /// Both, fused with reciprocal rank fusion.
+    #[default]
+    Hybrid,
+}
+
+impl SearchMode {
+    /// Every mode, in declaration order.
+    pub const ALL: [Self; 3] = [Self::Keyword, Self::Vector, Self::Hybrid];
+
+    /// The lowercase name used in configuration and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keyword => "keyword",
+            Self::Vector => "vector",
+            Self::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// Query defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Default search mode.
+    pub mode: SearchMode,
+    /// Default number of results, 1..=1000.
+    pub limit: usize,
+    /// Reciprocal rank fusion constant, > 0.
+    pub rrf_k: f32,
+    /// Weight of the keyword ranking in fusion, >= 0.
+    pub keyword_weight: f32,
+    /// Weight of the vector ranking in fusion, >= 0.
+    pub vector_weight: f32,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            mode: SearchMode::Hybrid,
+            limit: 10,
+            rrf_k: 60.0,
+            keyword_weight: 1.0,
+            vector_weight: 1.0,
+        }
+    }
+}
+
+macro_rules! lowercase_enum_text {
+    ($ty:ty, $what:literal) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = ConfigError;
+
+            /// Parses the lowercase name, ignoring case and surrounding whitespace.
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                let wanted = text.trim();
+                Self::ALL
+                    .into_iter()
+                    .find(|candidate| candidate.as_str().eq_ignore_ascii_case(wanted))
+                    .ok_or_else(|| ConfigError::UnknownVariant {
+                        what: $what,
+                        value: text.to_owned(),
+                        expected: Self::ALL
+                            .iter()
+                            .map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
+            }
+        }
+    };
+}
+
+lowercase_enum_text!(VectorBackend, "vector backend");
+lowercase_enum_text!(SearchMode, "search mode");
+
+/// `${XDG_DATA_HOME:-$HOME/.local/share}/aiex` (the platform data directory elsewhere),
+/// or `./.aiex-data` when there is no home directory.
+pub fn default_data_dir() -> PathBuf {
+    directories::BaseDirs::new()
+        .map(|dirs| dirs.data_dir().join(APP_DIR))
+        .unwrap_or_else(|| PathBuf::from(".").join(FALLBACK_DATA_DIR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_paths_follow_data_dir() {
+        let config = Config {
+            data_dir: PathBuf::from("/d"),
+            ..Config::default()
+        };
+        assert_eq!(config.index_dir(), Path::new("/d/index"));
+        assert_eq!(config.model_dir(), Path::new("/d/models/all-MiniLM-L6-v2"));
+        assert_eq!(
+            config.runtime_path(),
+            Path::new("/d/runtime/libonnxruntime.so.1.31.1")
+        );
+    }
+
+    #[test]
+    fn explicit_paths_win() {
+        let mut config = Config::default();
+        config.embedding.model_dir = Some(PathBuf::from("/m"));
+        config.embedding.runtime_path = Some(PathBuf::from("/r.so"));
+        assert_eq!(config.model_dir(), Path::new("/m"));
+        assert_eq!(config.runtime_path(), Path::new("/r.so"));
+    }
+
+    #[test]
+    fn enums_parse_and_print_lowercase() {
+        for mode in SearchMode::ALL {
+            assert_eq!(mode.to_string().parse::<SearchMode>().ok(), Some(mode));
+        }
+        assert_eq!(
+            " Keyword ".parse::<SearchMode>().ok(),
+            Some(SearchMode::Keyword)
+        );
+        assert_eq!(
+            "server".parse::<VectorBackend>().ok(),
+            Some(VectorBackend::Server)
+        );
+        let err = "fuzzy".parse::<SearchMode>().expect_err("unknown mode");
+        assert_eq!(
+            err.to_string(),
+            "unknown search mode `fuzzy` (expected one of keyword, vector, hybrid)"
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! Semantic checks on a typed [`Config`], collecting every problem.
+
+use std::path::{Component, Path};
+
+use crate::{Config, ConfigError, Problem, Result, SearchMode, VectorBackend};
+
+/// One failed check.
+#[derive(Debug)]
+pub(crate) struct Issue {
+    /// The key the problem is reported on.
+    pub key: &'static str,
+    /// Another key the check depends on, if any.
+    pub related: Option<&'static str>,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Issues(Vec<Issue>);
+
+impl Issues {
+    fn push(&mut self, key: &'static str, message: impl Into<String>) {
+        self.0.push(Issue {
+            key,
+            related: None,
+            message: message.into(),
+        });
+    }
+
+    fn push_related(&mut self, key: &'static str, related: &'static str, message: String) {
+        self.0.push(Issue {
+            key,
+            related: Some(related),
+            message,
+        });
+    }
+
+    fn positive(&mut self, key: &'static str, value: impl Into<u64>) {
+        if value.into() == 0 {
+            self.push(key, "must be greater than 0");
+        }
+    }
+
+    fn within(&mut self, key: &'static str, value: usize, min: usize, max: usize) {
+        if !(min..=max).contains(&value) {
+            self.push(
+                key,
+                format!("must be between {min} and {max}, found {value}"),
+            );
+        }
+    }
+
+    fn non_negative(&mut self, key: &'static str, value: f32) {
+        if !value.is_finite() || value < 0.0 {
+            self.push(key, format!("must be a finite number >= 0, found {value}"));
+        }
+    }
+
+    fn non_empty_path(&mut self, key: &'static str, path: Option<&Path>) {
+        if path.is_some_and(|path| path.as_os_str().is_empty()) {
+            self.push(key, "must not be empty");
+        }
+    }
+}
+
+fn usize_u64(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+/// Every semantic problem of `config`.
+pub(crate) fn issues(config: &Config) -> Vec<Issue> {
+    let mut out = Issues::default();
+
+    if config.version != crate::CONFIG_VERSION {
+        out.push(
+            "version",
+            format!(
+                "unsupported version {} (expected {})",
+                config.version,
+                crate::CONFIG_VERSION
+            ),
+        );
+    }
+    out.non_empty_path("data_dir", Some(&config.data_dir));
+
+    let index = &config.index;
+    out.positive("index.max_file_bytes", index.max_file_bytes);
+    for (key, patterns) in [
+        ("index.include", &index.include),
+        ("index.exclude", &index.exclude),
+    ] {
+        if patterns.iter().any(|pattern| pattern.trim().is_empty()) {
+            out.push(key, "contains an empty pattern");
+        }
+    }
+
+    let chunk = &config.chunk;
+    out.positive("chunk.max_tokens", usize_u64(chunk.max_tokens));
+    if chunk.max_tokens > 0 && chunk.min_tokens >= chunk.max_tokens {
+        out.push_related(
+            "chunk.min_tokens",
+            "chunk.max_tokens",
+            format!(
+                "must be less than chunk.max_tokens ({} >= {})",
+                chunk.min_tokens, chunk.max_tokens
+            ),
+        );
+    }
+    out.positive("chunk.window_lines", usize_u64(chunk.window_lines));
+    if chunk.window_lines > 0 && chunk.window_overlap >= chunk.window_lines {
+        out.push_related(
+            "chunk.window_overlap",
+            "chunk.window_lines",
+            format!(
+                "must be less than chunk.window_lines ({} >= {})",
+                chunk.window_overlap, chunk.window_lines
+            ),
+        );
+    }
+
+    let embedding = &config.embedding;
+    if embedding.model_id.trim().is_empty() {
+        out.push("embedding.model_id", "must not be empty");
+    } else if embedding.model_dir.is_none() && !is_plain_relative(&embedding.model_id) {
+        out.push_related(
+            "embedding.model_id",
+            "embedding.model_dir",
+            "must be a relative path without `..` when embedding.model_dir is not set".to_owned(),
+        );
+    }
+    out.non_empty_path("embedding.model_dir", embedding.model_dir.as_deref());
+    out.non_empty_path("embedding.runtime_path", embedding.runtime_path.as_deref());
+    out.positive("embedding.dimension", usize_u64(embedding.dimension));
+    out.positive("embedding.max_length", usize_u64(embedding.max_length));
+    out.within("embedding.batch_size", embedding.batch_size, 1, 256);
+
+    let vector = &config.vector;
+    match (&vector.url, vector.backend) {
+        (None, VectorBackend::Server) => out.push_related(
+            "vector.url",
+            "vector.backend",
+            "is required when vector.backend is \"server\"".to_owned(),
+        ),
+        (Some(url), _) if url.trim().is_empty() => out.push("vector.url", "must not be empty"),
+        (Some(url), _) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+            // The URL may embed credentials, so it is not echoed.
+            out.push("vector.url", "must start with http:// or https://");
+        }
+        _ => {}
+    }
+    if vector.api_key.as_ref().is_some_and(|key| key.is_empty()) {
+        out.push("vector.api_key", "must not be empty");
+    }
+    out.positive("vector.hnsw_ef", usize_u64(vector.hnsw_ef));
+
+    let search = &config.search;
+    out.within("search.limit", search.limit, 1, 1000);
+    if !search.rrf_k.is_finite() || search.rrf_k <= 0.0 {
+        out.push(
+            "search.rrf_k",
+            format!("must be a finite number > 0, found {}", search.rrf_k),
+        );
+    }
+    out.non_negative("search.keyword_weight", search.keyword_weight);
+    out.non_negative("search.vector_weight", search.vector_weight);
+    if search.mode == SearchMode::Hybrid
+        && search.keyword_weight == 0.0
+        && search.vector_weight == 0.0
+    {
+        out.push_related(
+            "search.keyword_weight",
+            "search.vector_weight",
+            "and search.vector_weight cannot both be 0 in hybrid mode".to_owned(),
+        );
+    }
+
+    out.0
+}
+
+fn is_plain_relative(text: &str) -> bool {
+    Path::new(text)
+        .components()
+        .all(|component| matches!(component, Component::Normal(_) | Component::CurDir))
+}
+
+impl Config {
+    /// Checks the semantic rules (ranges, cross-field constraints) and reports every
+    /// violation at once. [`Config::load`] already does this; call it on configs built in code.
+    pub fn validate(&self) -> Result<()> {
+        let problems: Vec<Problem> = issues(self)
+            .into_iter()
+            .map(|issue| Problem {
+                key: issue.key.to_owned(),
+                source: None,
+                message: issue.message,
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid { problems })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn every_violation_is_reported() {
+        let mut config = Config {
+            version: 2,
+            ..Config::default()
+        };
+        config.chunk.min_tokens = 300;
+        config.chunk.window_overlap = 60;
+        config.embedding.batch_size = 0;
+        config.vector.backend = VectorBackend::Server;
+        config.search.limit = 5000;
+        config.search.rrf_k = 0.0;
+        config.search.keyword_weight = -1.0;
+        let err = config.validate().expect_err("invalid");
+        let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "version",
+                "chunk.min_tokens",
+                "chunk.window_overlap",
+                "embedding.batch_size",
+                "vector.url",
+                "search.limit",
+                "search.rrf_k",
+                "search.keyword_weight",
+            ]
+        );
+    }
+
+    #[test]
+    fn urls_and_model_ids() {
+        let mut config = Config::default();
+        config.vector.url = Some("localhost:6334".into());
+        config.embedding.model_id = "../escape".into();
+        config.search.keyword_weight = 0.0;
+        config.search.vector_weight = 0.0;
+        let err = config.validate().expect_err("invalid");
+        let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["embedding.model_id", "vector.url", "search.keyword_weight"]
+        );
+
+        config.embedding.model_dir = Some("/models/x".into());
+        config.vector.url = Some("https://qdrant.example:6334".into());
+        config.search.vector_weight = 0.5;
+        assert!(config.validate().is_ok());
+    }
+}

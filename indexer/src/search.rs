@@ -1,0 +1,453 @@
+//! Read primitives over one or more collections: keyword (BM25), vector (cosine) and hybrid
+//! (weighted reciprocal-rank fusion), with filters on collection, language and path glob.
+//!
+//! A [`Searcher`] holds the collections open; it is cheap to query repeatedly and blocking: call it
+//! from a blocking context.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use globset::Glob;
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use aiex_config::SearchMode;
+
+use crate::chunk::ChunkKind;
+use crate::collection::IndexDir;
+use crate::document::Chunk;
+use crate::embed::{Embedder, OnnxEmbedder, OnnxEmbedderOptions};
+use crate::error::{Error, Result};
+use crate::lang::Language;
+use crate::manifest::Manifest;
+use crate::snippet::make_snippet;
+use crate::store::keyword::{query_terms, KeywordStore};
+use crate::store::vector::{open_store, VectorFilter, VectorStore};
+
+/// A search.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub query: String,
+    pub mode: SearchMode,
+    /// Collections to search; empty means all that are open.
+    pub collections: Vec<String>,
+    pub languages: Vec<Language>,
+    /// Glob on the path relative to the collection root (`src/**/*.rs`).
+    pub path_glob: Option<String>,
+    pub limit: usize,
+}
+
+impl SearchRequest {
+    pub fn new(query: impl Into<String>, mode: SearchMode, limit: usize) -> Self {
+        SearchRequest {
+            query: query.into(),
+            mode,
+            collections: Vec::new(),
+            languages: Vec::new(),
+            path_glob: None,
+            limit,
+        }
+    }
+}
+
+/// One result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    pub collection: String,
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub language: Language,
+    pub symbol: Option<String>,
+    pub kind: ChunkKind,
+    pub parent: Option<String>,
+    pub score: f32,
+    pub snippet: String,
+    /// Line of the snippet's first line.
+    pub snippet_start_line: u32,
+    /// Byte ranges of `snippet` that match query terms.
+    pub highlights: Vec<(usize, usize)>,
+    #[serde(skip)]
+    pub chunk_id: u64,
+}
+
+/// Results and what they are based on.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResults {
+    pub hits: Vec<SearchHit>,
+    pub mode: SearchMode,
+    /// Collections searched whose vectors are not complete yet (vector results may miss chunks).
+    pub vectors_incomplete: Vec<String>,
+    /// Collections whose vectors could not be used, with the reason (hybrid then ran keyword only).
+    pub vectors_unavailable: Vec<(String, String)>,
+    pub took_ms: f64,
+}
+
+struct OpenCollection {
+    name: String,
+    manifest: Manifest,
+    keyword: KeywordStore,
+    vectors: std::result::Result<Arc<dyn VectorStore>, String>,
+}
+
+/// Collections opened for searching, and the query embedder (loaded on first vector search).
+pub struct Searcher {
+    collections: Vec<OpenCollection>,
+    embedder: Mutex<Option<Box<dyn Embedder>>>,
+    embedder_options: Option<OnnxEmbedderOptions>,
+    rrf_k: f32,
+    keyword_weight: f32,
+    vector_weight: f32,
+}
+
+impl std::fmt::Debug for Searcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.collections.iter().map(|c| c.name.as_str()).collect();
+        f.debug_struct("Searcher")
+            .field("collections", &names)
+            .finish()
+    }
+}
+
+/// Candidates fetched from each side before fusion.
+fn candidate_count(limit: usize) -> usize {
+    (limit * 4).max(50)
+}
+
+impl Searcher {
+    /// Opens `names` (all collections when empty). Vector stores that cannot be opened (for
+    /// instance held by an indexing process) are recorded, and searches fall back to keywords.
+    pub fn open(config: &aiex_config::Config, names: &[String]) -> Result<Self> {
+        let index_dir = IndexDir::new(config.index_dir());
+        let names = if names.is_empty() {
+            index_dir.collection_names()?
+        } else {
+            names.to_vec()
+        };
+        let mut collections = Vec::with_capacity(names.len());
+        for name in names {
+            let manifest = index_dir.manifest(&name)?;
+            let paths = index_dir.collection_paths(&name);
+            let keyword = KeywordStore::open(&paths.keyword)?;
+            let vectors = if !config.embedding.enabled {
+                Err("embeddings are disabled".to_string())
+            } else if manifest.embedded_count() == 0 {
+                Err("no vectors yet".to_string())
+            } else {
+                open_store(config, &paths.vectors)
+                    .map(Arc::from)
+                    .map_err(|err| err.to_string())
+            };
+            collections.push(OpenCollection {
+                name,
+                manifest,
+                keyword,
+                vectors,
+            });
+        }
+        Ok(Searcher {
+            collections,
+            embedder: Mutex::new(None),
+            embedder_options: config
+                .embedding
+                .enabled
+                .then(|| OnnxEmbedderOptions::from_config(config)),
+            rrf_k: config.search.rrf_k,
+            keyword_weight: config.search.keyword_weight,
+            vector_weight: config.search.vector_weight,
+        })
+    }
+
+    /// Uses `embedder` for queries instead of loading the configured model.
+    pub fn with_embedder(self, embedder: Box<dyn Embedder>) -> Self {
+        *self.embedder.lock() = Some(embedder);
+        self
+    }
+
+    pub fn collection_names(&self) -> Vec<String> {
+        self.collections.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// Runs `request` in its mode.
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchResults> {
+        let started = Instant::now();
+        let selected = self.select(&request.collections)?;
+        let terms = query_terms(&request.query);
+        let mut results = SearchResults {
+            hits: Vec::new(),
+            mode: request.mode,
+            vectors_incomplete: Vec::new(),
+            vectors_unavailable: Vec::new(),
+            took_ms: 0.0,
+        };
+        let wants_vectors = matches!(request.mode, SearchMode::Vector | SearchMode::Hybrid);
+        if wants_vectors {
+            for collection in &selected {
+                match &collection.vectors {
+                    Err(reason) => results
+                        .vectors_unavailable
+                        .push((collection.name.clone(), reason.clone())),
+                    Ok(_) if !collection.manifest.vectors_complete() => {
+                        results.vectors_incomplete.push(collection.name.clone());
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        let limit = request.limit.max(1);
+        let candidates = candidate_count(limit);
+        let fused: Vec<(f32, Chunk, String)> = match request.mode {
+            SearchMode::Keyword => self.keyword_ranked(&selected, request, &terms, limit)?,
+            SearchMode::Vector => self.vector_ranked(&selected, request, limit)?,
+            SearchMode::Hybrid => {
+                let keyword = self.keyword_ranked(&selected, request, &terms, candidates)?;
+                let vector = if selected.iter().any(|c| c.vectors.is_ok()) {
+                    self.vector_ranked(&selected, request, candidates)?
+                } else {
+                    Vec::new()
+                };
+                self.fuse(keyword, vector, limit)
+            }
+        };
+        results.hits = fused
+            .into_iter()
+            .take(limit)
+            .map(|(score, chunk, collection)| hit(collection, chunk, score, &terms))
+            .collect();
+        results.took_ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(results)
+    }
+
+    /// Keyword-only search (BM25 over content, symbol, parent and path).
+    pub fn keyword_search(&self, request: &SearchRequest) -> Result<SearchResults> {
+        self.search(&SearchRequest {
+            mode: SearchMode::Keyword,
+            ..request.clone()
+        })
+    }
+
+    /// Vector-only search.
+    pub fn vector_search(&self, request: &SearchRequest) -> Result<SearchResults> {
+        self.search(&SearchRequest {
+            mode: SearchMode::Vector,
+            ..request.clone()
+        })
+    }
+
+    /// Hybrid search: keyword and vector lists fused by weighted reciprocal rank.
+    pub fn hybrid_search(&self, request: &SearchRequest) -> Result<SearchResults> {
+        self.search(&SearchRequest {
+            mode: SearchMode::Hybrid,
+            ..request.clone()
+        })
+    }
+
+    /// One chunk by collection and id.
+    pub fn get_chunk(&self, collection: &str, id: u64) -> Result<Option<Chunk>> {
+        let selected = self.select(&[collection.to_string()])?;
+        let Some(open) = selected.first() else {
+            return Ok(None);
+        };
+        Ok(open
+            .keyword
+            .get_chunks(&[id])?
+            .remove(&id)
+            .map(|mut chunk| {
+                chunk.collection = open.name.clone();
+                chunk
+            }))
+    }
+
+    fn select(&self, names: &[String]) -> Result<Vec<&OpenCollection>> {
+        if names.is_empty() {
+            return Ok(self.collections.iter().collect());
+        }
+        names
+            .iter()
+            .map(|name| {
+                self.collections
+                    .iter()
+                    .find(|c| &c.name == name)
+                    .ok_or_else(|| Error::CollectionNotFound { name: name.clone() })
+            })
+            .collect()
+    }
+
+    /// Paths of `collection` matching the request's glob; None when there is no glob.
+    fn matching_paths(
+        collection: &OpenCollection,
+        request: &SearchRequest,
+    ) -> Result<Option<Vec<String>>> {
+        let Some(glob) = &request.path_glob else {
+            return Ok(None);
+        };
+        let matcher = Glob::new(glob)
+            .map_err(|err| Error::InvalidGlob {
+                glob: glob.clone(),
+                reason: err.kind().to_string(),
+            })?
+            .compile_matcher();
+        Ok(Some(
+            collection
+                .manifest
+                .files
+                .iter()
+                .filter(|(path, record)| {
+                    matcher.is_match(path.as_str())
+                        && (request.languages.is_empty()
+                            || request.languages.contains(&record.language))
+                })
+                .map(|(path, _)| path.clone())
+                .collect(),
+        ))
+    }
+
+    fn keyword_ranked(
+        &self,
+        selected: &[&OpenCollection],
+        request: &SearchRequest,
+        terms: &[String],
+        limit: usize,
+    ) -> Result<Vec<(f32, Chunk, String)>> {
+        let mut ranked = Vec::new();
+        for collection in selected {
+            let paths = Self::matching_paths(collection, request)?;
+            if paths.as_ref().is_some_and(Vec::is_empty) {
+                continue;
+            }
+            let hits = collection.keyword.search(
+                terms,
+                &request.languages,
+                paths.as_deref().unwrap_or(&[]),
+                limit,
+            )?;
+            ranked.extend(
+                hits.into_iter()
+                    .map(|(score, chunk)| (score, chunk, collection.name.clone())),
+            );
+        }
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked.truncate(limit);
+        Ok(ranked)
+    }
+
+    fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
+        let mut slot = self.embedder.lock();
+        let embedder = match &mut *slot {
+            Some(embedder) => embedder,
+            None => {
+                let options = self
+                    .embedder_options
+                    .as_ref()
+                    .ok_or(Error::EmbeddingsDisabled)?;
+                slot.insert(Box::new(OnnxEmbedder::load(options)?))
+            }
+        };
+        let mut vectors = embedder.embed(&[query.to_string()])?;
+        vectors.pop().ok_or_else(|| Error::Embedding {
+            message: "the model returned no vector".to_string(),
+        })
+    }
+
+    fn vector_ranked(
+        &self,
+        selected: &[&OpenCollection],
+        request: &SearchRequest,
+        limit: usize,
+    ) -> Result<Vec<(f32, Chunk, String)>> {
+        if !selected.iter().any(|c| c.vectors.is_ok()) {
+            return Ok(Vec::new());
+        }
+        let query_vector = self.embed_query(&request.query)?;
+        let mut ranked = Vec::new();
+        for collection in selected {
+            let Ok(store) = &collection.vectors else {
+                continue;
+            };
+            let paths = Self::matching_paths(collection, request)?;
+            if paths.as_ref().is_some_and(Vec::is_empty) {
+                continue;
+            }
+            let filter = VectorFilter {
+                languages: request
+                    .languages
+                    .iter()
+                    .map(|l| l.name().to_string())
+                    .collect(),
+                paths: paths.unwrap_or_default(),
+            };
+            let scored = store.search(&query_vector, &filter, limit)?;
+            let ids: Vec<u64> = scored.iter().map(|(id, _)| *id).collect();
+            let mut chunks = collection.keyword.get_chunks(&ids)?;
+            // Chunks no longer in the keyword index (deleted, vector delete pending) are dropped.
+            ranked.extend(scored.into_iter().filter_map(|(id, score)| {
+                chunks
+                    .remove(&id)
+                    .map(|chunk| (score, chunk, collection.name.clone()))
+            }));
+        }
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked.truncate(limit);
+        Ok(ranked)
+    }
+
+    fn fuse(
+        &self,
+        keyword: Vec<(f32, Chunk, String)>,
+        vector: Vec<(f32, Chunk, String)>,
+        limit: usize,
+    ) -> Vec<(f32, Chunk, String)> {
+        let lists = [(keyword, self.keyword_weight), (vector, self.vector_weight)];
+        let mut fused: HashMap<(String, u64), (f32, Chunk)> = HashMap::new();
+        for (list, weight) in lists {
+            let ranked = list
+                .into_iter()
+                .map(|(_, chunk, collection)| (collection, chunk));
+            for ((collection, chunk), score) in
+                ranked.zip(rrf_scores(usize::MAX, self.rrf_k, weight))
+            {
+                fused
+                    .entry((collection, chunk.id))
+                    .and_modify(|entry| entry.0 += score)
+                    .or_insert((score, chunk));
+            }
+        }
+        let mut fused: Vec<(f32, Chunk, String)> = fused
+            .into_iter()
+            .map(|((collection, _), (score, chunk))| (score, chunk, collection))
+            .collect();
+        fused.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| a.2.cmp(&b.2))
+                .then_with(|| a.1.path.cmp(&b.1.path))
+                .then_with(|| a.1.start_line.cmp(&b.1.start_line))
+        });
+        fused.truncate(limit);
+        fused
+    }
+}
+
+/// Reciprocal-rank scores `weight / (k + rank)` for ranks 1, 2, … (at most `n`).
+pub fn rrf_scores(n: usize, k: f32, weight: f32) -> impl Iterator<Item = f32> {
+    (1..=n).map(move |rank| weight / (k + rank as f32))
+}
+
+fn hit(collection: String, chunk: Chunk, score: f32, terms: &[String]) -> SearchHit {
+    let snippet = make_snippet(&chunk.text, chunk.start_line, terms);
+    SearchHit {
+        collection,
+        path: chunk.path,
+        start_line: chunk.start_line,
+        end_line: chunk.end_line,
+        language: chunk.language,
+        symbol: chunk.symbol,
+        kind: chunk.kind,
+        parent: chunk.parent,
+        score,
+        snippet: snippet.text,
+        snippet_start_line: snippet.start_line,
+        highlights: snippet.highlights,
+        chunk_id: chunk.id,
+    }
+}

@@ -1,0 +1,316 @@
+//! The keyword index: one tantivy index per collection, with the code-aware tokenizer.
+//!
+//! The tantivy index is the source of truth for what a hit shows (path, lines, symbol, text): a
+//! vector hit whose chunk is no longer here is dropped. Commits carry the manifest generation as
+//! their payload, so a reader can tell which generation it sees.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery, TermSetQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
+    STRING,
+};
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use crate::chunk::ChunkKind;
+use crate::document::Chunk;
+use crate::error::{Error, Result};
+use crate::lang::Language;
+use crate::tokenizer::{code_tokens, CodeTokenizer, TokenMode, CODE_TOKENIZER};
+
+/// Memory budget of the index writer.
+const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+
+/// Field boosts: a match in a symbol name says more than one in a body.
+const SYMBOL_BOOST: f32 = 3.0;
+const PARENT_BOOST: f32 = 1.2;
+const PATH_BOOST: f32 = 1.5;
+
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    id: Field,
+    path: Field,
+    path_text: Field,
+    language: Field,
+    symbol: Field,
+    kind: Field,
+    parent: Field,
+    start_line: Field,
+    end_line: Field,
+    hash: Field,
+    content: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let code_text = |stored: bool| {
+        let options = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(CODE_TOKENIZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        if stored {
+            options.set_stored()
+        } else {
+            options
+        }
+    };
+    let fields = Fields {
+        id: builder.add_u64_field("id", INDEXED | STORED | FAST),
+        path: builder.add_text_field("path", STRING | STORED),
+        path_text: builder.add_text_field("path_text", code_text(false)),
+        language: builder.add_text_field("language", STRING | STORED),
+        symbol: builder.add_text_field("symbol", code_text(true)),
+        kind: builder.add_text_field("kind", STRING | STORED),
+        parent: builder.add_text_field("parent", code_text(true)),
+        start_line: builder.add_u64_field("start_line", STORED),
+        end_line: builder.add_u64_field("end_line", STORED),
+        hash: builder.add_text_field("hash", STRING | STORED),
+        content: builder.add_text_field("content", code_text(true)),
+    };
+    (builder.build(), fields)
+}
+
+/// Words too common in questions to say anything about code.
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "for", "from", "how", "i", "if",
+    "in", "into", "is", "it", "its", "me", "my", "of", "on", "or", "so", "that", "the", "their",
+    "then", "there", "this", "to", "was", "what", "when", "where", "which", "while", "who", "why",
+    "will", "with", "you",
+];
+
+/// The distinct query terms of a search string, stop words removed (unless nothing else is left).
+pub fn query_terms(query: &str) -> Vec<String> {
+    let mut terms: Vec<String> = Vec::new();
+    for token in code_tokens(query, TokenMode::Query) {
+        if !terms.contains(&token.text) {
+            terms.push(token.text);
+        }
+    }
+    let content_terms: Vec<String> = terms
+        .iter()
+        .filter(|term| !STOP_WORDS.contains(&String::as_str(term)))
+        .cloned()
+        .collect();
+    if content_terms.is_empty() {
+        terms
+    } else {
+        content_terms
+    }
+}
+
+/// A keyword index on disk.
+pub struct KeywordStore {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+impl std::fmt::Debug for KeywordStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeywordStore").finish_non_exhaustive()
+    }
+}
+
+impl KeywordStore {
+    /// Opens the index in `dir`, creating it when absent.
+    pub fn open(dir: &Path) -> Result<Self> {
+        fs_err::create_dir_all(dir).map_err(Error::io(dir))?;
+        let (schema, fields) = schema();
+        let directory = tantivy::directory::MmapDirectory::open(dir)?;
+        let index = Index::open_or_create(directory, schema)?;
+        index
+            .tokenizers()
+            .register(CODE_TOKENIZER, TextAnalyzer::from(CodeTokenizer::default()));
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(KeywordStore {
+            index,
+            reader,
+            fields,
+        })
+    }
+
+    /// Starts a writer (tantivy allows one per index; a second is an error, not a corruption).
+    pub fn writer(&self, threads: usize) -> Result<KeywordWriter> {
+        let writer = self
+            .index
+            .writer_with_num_threads(threads.clamp(1, 8), WRITER_HEAP_BYTES)?;
+        Ok(KeywordWriter {
+            writer,
+            fields: self.fields,
+        })
+    }
+
+    /// Makes the latest commit visible to searches.
+    pub fn reload(&self) -> Result<()> {
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// The generation recorded by the last commit, if any.
+    pub fn committed_generation(&self) -> Result<Option<u64>> {
+        let metas = self.index.load_metas()?;
+        Ok(metas.payload.and_then(|payload| payload.parse().ok()))
+    }
+
+    /// Number of chunks visible to searches.
+    pub fn num_chunks(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// BM25 search over content, symbol, parent and path. `languages` and `paths` restrict hits
+    /// (empty: any).
+    pub fn search(
+        &self,
+        terms: &[String],
+        languages: &[Language],
+        paths: &[String],
+        limit: usize,
+    ) -> Result<Vec<(f32, Chunk)>> {
+        if terms.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for term in terms {
+            for (field, boost) in [
+                (self.fields.content, 1.0),
+                (self.fields.symbol, SYMBOL_BOOST),
+                (self.fields.parent, PARENT_BOOST),
+                (self.fields.path_text, PATH_BOOST),
+            ] {
+                let query = TermQuery::new(
+                    Term::from_field_text(field, term),
+                    IndexRecordOption::WithFreqs,
+                );
+                should.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(query), boost)),
+                ));
+            }
+        }
+        let mut must: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, Box::new(BooleanQuery::new(should)))];
+        if !languages.is_empty() {
+            let language_terms = languages
+                .iter()
+                .map(|language| Term::from_field_text(self.fields.language, language.name()));
+            must.push((Occur::Must, Box::new(TermSetQuery::new(language_terms))));
+        }
+        if !paths.is_empty() {
+            let path_terms = paths
+                .iter()
+                .map(|path| Term::from_field_text(self.fields.path, path));
+            must.push((Occur::Must, Box::new(TermSetQuery::new(path_terms))));
+        }
+        let query = BooleanQuery::new(must);
+        let searcher = self.reader.searcher();
+        let top = searcher.search(&query, &TopDocs::with_limit(limit))?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let document: TantivyDocument = searcher.doc(address)?;
+            if let Some(chunk) = self.chunk_from_document(&document) {
+                hits.push((score, chunk));
+            }
+        }
+        Ok(hits)
+    }
+
+    /// The chunks with the given ids that exist (collection left empty: the caller knows it).
+    pub fn get_chunks(&self, ids: &[u64]) -> Result<HashMap<u64, Chunk>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let terms = ids
+            .iter()
+            .map(|&id| Term::from_field_u64(self.fields.id, id));
+        let searcher = self.reader.searcher();
+        let top = searcher.search(&TermSetQuery::new(terms), &TopDocs::with_limit(ids.len()))?;
+        let mut chunks = HashMap::with_capacity(top.len());
+        for (_, address) in top {
+            let document: TantivyDocument = searcher.doc(address)?;
+            if let Some(chunk) = self.chunk_from_document(&document) {
+                chunks.insert(chunk.id, chunk);
+            }
+        }
+        Ok(chunks)
+    }
+
+    fn chunk_from_document(&self, document: &TantivyDocument) -> Option<Chunk> {
+        let text = |field: Field| {
+            document
+                .get_first(field)
+                .and_then(|value| value.as_str())
+                .map(str::to_string)
+        };
+        let number = |field: Field| document.get_first(field).and_then(|value| value.as_u64());
+        let optional = |field: Field| text(field).filter(|value| !value.is_empty());
+        Some(Chunk {
+            id: number(self.fields.id)?,
+            collection: String::new(),
+            path: text(self.fields.path)?,
+            language: Language::from_name(&text(self.fields.language)?)?,
+            symbol: optional(self.fields.symbol),
+            kind: ChunkKind::from_name(&text(self.fields.kind)?)?,
+            parent: optional(self.fields.parent),
+            start_line: u32::try_from(number(self.fields.start_line)?).ok()?,
+            end_line: u32::try_from(number(self.fields.end_line)?).ok()?,
+            hash: text(self.fields.hash)?,
+            text: text(self.fields.content).unwrap_or_default(),
+        })
+    }
+}
+
+/// Writes to a keyword index; nothing is visible until [`KeywordWriter::commit`].
+pub struct KeywordWriter {
+    writer: IndexWriter,
+    fields: Fields,
+}
+
+impl KeywordWriter {
+    /// Deletes every chunk of `path`.
+    pub fn delete_path(&mut self, path: &str) {
+        self.writer
+            .delete_term(Term::from_field_text(self.fields.path, path));
+    }
+
+    /// Adds one chunk.
+    pub fn add(&mut self, chunk: &Chunk) -> Result<()> {
+        let fields = self.fields;
+        self.writer.add_document(doc!(
+            fields.id => chunk.id,
+            fields.path => chunk.path.as_str(),
+            fields.path_text => chunk.path.as_str(),
+            fields.language => chunk.language.name(),
+            fields.symbol => chunk.symbol.as_deref().unwrap_or(""),
+            fields.kind => chunk.kind.name(),
+            fields.parent => chunk.parent.as_deref().unwrap_or(""),
+            fields.start_line => u64::from(chunk.start_line),
+            fields.end_line => u64::from(chunk.end_line),
+            fields.hash => chunk.hash.as_str(),
+            fields.content => chunk.text.as_str(),
+        ))?;
+        Ok(())
+    }
+
+    /// Deletes everything (for a rebuild).
+    pub fn delete_all(&mut self) -> Result<()> {
+        self.writer.delete_all_documents()?;
+        Ok(())
+    }
+
+    /// Atomically commits all changes, recording `generation`.
+    pub fn commit(mut self, generation: u64) -> Result<()> {
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(&generation.to_string());
+        prepared.commit()?;
+        self.writer.wait_merging_threads()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests of the code index: real stores on disk, the real embedding model.
+
+mod bad_inputs;
+mod incremental;
+mod support;
