@@ -10,22 +10,35 @@
 //! Chunks are always whole lines. Outside the fallback windows they are
 //! ordered, never overlap, and together cover every non-blank line.
 //!
+//! A symbol's chunk starts at the documentation directly above it: comments,
+//! attributes, decorators, Elixir `@doc`/`@spec`, as long as no blank line
+//! separates them from the symbol (a comment separated by a blank line is a
+//! section marker rather than documentation, and stays with the code around
+//! it).
+//!
 //! Size rules (token counts are [`estimate_tokens`] estimates):
-//! * a container (impl, class, trait, module, ...) that fits in
+//! * a container (impl, class, trait, module, namespace, ...) that fits in
 //!   [`ChunkOptions::max_tokens`] is one chunk; a larger one is split into its
 //!   members plus chunks of the container's own kind (named after it) holding
-//!   the header and the leftover members (fields, closing lines). All of them
-//!   get `parent` = the container header, so a tiny header can merge into
-//!   the first member;
+//!   the header and the leftover members (fields, ...). All of them get
+//!   `parent` = the container header (`impl<T> Parser<T>`, `class
+//!   Foo(Base)`), so a tiny header can merge into the first member. Closing
+//!   lines (`}`, `end`) join the member before them;
 //! * any other symbol larger than the budget is cut into consecutive line
 //!   ranges at the shallowest syntax boundaries available (blank lines as a
-//!   last resort), each keeping the symbol's name, kind and parent;
+//!   last resort, never inside a line), each keeping the symbol's name, kind
+//!   and parent; long preambles are cut the same way;
 //! * neighbours at the same nesting level with the same parent merge while
-//!   one of them is smaller than
-//!   [`ChunkOptions::min_tokens`] and the result fits the budget. The merged
-//!   chunk takes the identity (kind, symbol) of its largest named part, or of
-//!   the first part when none is named — so a one-line `use` preamble merged
-//!   into the following function stays that function's chunk.
+//!   one of them is smaller than [`ChunkOptions::min_tokens`] and the result
+//!   fits the budget. The merged chunk takes the identity (kind, symbol) of
+//!   its largest named part, or of the first part when none is named — so a
+//!   short `use` preamble merged into the following function stays that
+//!   function's chunk. Tiny unnamed code (preamble, a container header)
+//!   merges forward into the symbol it introduces when it can.
+//!
+//! Parsing is bounded: sources over 2 MiB are not parsed, each parse has a
+//! deadline (progress callback), the walk is iterative or depth-limited, and
+//! parsers are cached per thread and language.
 
 mod lines;
 mod markdown;

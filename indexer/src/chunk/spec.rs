@@ -415,15 +415,20 @@ fn c_family<'t>(node: Node<'t>, src: &str, depth: usize) -> Role<'t> {
         }
         "declaration" if depth < MAX_UNWRAP => {
             // `struct point { ... } origin;`
-            match node.child_by_field_name("type") {
-                Some(ty) => match c_family(ty, src, depth + 1) {
-                    Role::Symbol(mut symbol) => {
-                        symbol.body = None;
-                        Role::Symbol(symbol)
-                    }
-                    _ => Role::Other,
-                },
-                None => Role::Other,
+            if let Some(Role::Symbol(mut symbol)) = node
+                .child_by_field_name("type")
+                .map(|ty| c_family(ty, src, depth + 1))
+            {
+                symbol.body = None;
+                return Role::Symbol(symbol);
+            }
+            // `int open_handle(const char *path);`: a prototype (header API).
+            match node.child_by_field_name("declarator") {
+                Some(declarator) if is_function_declarator(declarator) => {
+                    let name = c_declarator_name(declarator, src).map(|(_, name)| name);
+                    Role::Symbol(Symbol::new(ChunkKind::Function, node, name))
+                }
+                _ => Role::Other,
             }
         }
         "type_definition" => {
@@ -492,6 +497,26 @@ fn c_function<'t>(node: Node<'t>, src: &str) -> Role<'t> {
     let mut symbol = Symbol::new(kind, node, name);
     symbol.parent = scope;
     Role::Symbol(symbol)
+}
+
+/// Whether a declarator chain declares a function (`f(...)`, `*f(...)`).
+fn is_function_declarator(mut node: Node<'_>) -> bool {
+    for _ in 0..MAX_UNWRAP {
+        match node.kind() {
+            "function_declarator" => return true,
+            "pointer_declarator" | "reference_declarator" | "attributed_declarator" => {
+                match node
+                    .child_by_field_name("declarator")
+                    .or_else(|| node.named_child(0))
+                {
+                    Some(inner) => node = inner,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Follows a C/C++ declarator chain (`*`, `&`, `(...)`, function

@@ -1,0 +1,187 @@
+//! Indexing: initial run split into walk/parse/chunk, keyword commit and embedding; the pipeline's
+//! embedding rate against the raw embedder's; re-index after one changed file; peak RSS; size on
+//! disk. On the public evaluation corpus (with embeddings) and on a larger corpus (the Python
+//! standard library, keyword side only: embedding it would take hours on two cores).
+//!
+//! `cargo bench -p aiex-benches --bench indexing`
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use aiex_benches::{codesearch_dir, config, count_lines, peak_rss_mib, reset_peak_rss};
+use aiex_indexer::embed::{Embedder, OnnxEmbedder, OnnxEmbedderOptions};
+use aiex_indexer::{
+    index_directory, IndexDir, IndexRequest, IndexSummary, SearchRequest, Searcher,
+};
+
+fn run(config: &aiex_config::Config, root: &Path, name: &str, embed: bool) -> (IndexSummary, f64) {
+    let mut request = IndexRequest::new(root);
+    request.name = Some(name.to_string());
+    request.embed = embed;
+    let cancel = AtomicBool::new(false);
+    let started = Instant::now();
+    let summary = index_directory(config, request, &mut |_| {}, &cancel).expect("index");
+    (summary, started.elapsed().as_secs_f64())
+}
+
+fn describe(label: &str, summary: &IndexSummary, seconds: f64) {
+    let t = &summary.timings;
+    println!(
+        "  {label}: {:.2} s total | walk {} ms, read+parse+chunk {} ms, keyword commit {} ms, embed {} ms | {} files changed, {} chunks written, {} embedded",
+        seconds, t.walk_ms, t.chunk_ms, t.keyword_ms, t.embed_ms, summary.changed, summary.chunks_written, summary.embedded
+    );
+}
+
+fn touch_one_file(root: &Path, relative: &str) {
+    let path = root.join(relative);
+    let mut text = std::fs::read_to_string(&path).expect("read");
+    text.push_str("\n// touched by the indexing benchmark\n");
+    std::fs::write(&path, text).expect("write");
+}
+
+fn main() {
+    println!("indexing benchmark; machine: {}", aiex_benches::machine());
+    let scratch = aiex_benches::cache_dir().join("indexing-scratch");
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    // 1. The evaluation corpus, with embeddings.
+    let corpus = codesearch_dir().join("corpus-docs");
+    let work = scratch.join("corpus");
+    copy_dir(&corpus, &work);
+    println!(
+        "\ncorpus: evaluation set, corpus-docs ({} lines)",
+        count_lines(&work)
+    );
+    let data = scratch.join("data");
+    let config = config(&data);
+    reset_peak_rss();
+    let (initial, seconds) = run(&config, &work, "eval", true);
+    describe("initial", &initial, seconds);
+    let pipeline_rate = initial.embedded as f64 / (initial.timings.embed_ms as f64 / 1000.0);
+    println!("  peak RSS while indexing: {:.0} MiB", peak_rss_mib());
+
+    // The raw embedder on the same texts, same batch settings.
+    let searcher = Searcher::open(&config, &[]).expect("open");
+    let sample: Vec<String> = searcher
+        .search(&SearchRequest::new(
+            "fn def self return value",
+            aiex_config::SearchMode::Keyword,
+            512,
+        ))
+        .expect("search")
+        .hits
+        .into_iter()
+        .filter_map(|hit| {
+            searcher
+                .get_chunk(&hit.collection, hit.chunk_id)
+                .ok()
+                .flatten()
+        })
+        .map(|chunk| chunk.embedding_text())
+        .collect();
+    drop(searcher);
+    let mut embedder =
+        OnnxEmbedder::load(&OnnxEmbedderOptions::from_config(&config)).expect("model");
+    let started = Instant::now();
+    embedder.embed(&sample).expect("embed");
+    let raw_rate = sample.len() as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "  embedding: pipeline {:.1} chunks/s, raw embedder {:.1} chunks/s on {} chunks of the same corpus ({:.0}%)",
+        pipeline_rate,
+        raw_rate,
+        sample.len(),
+        100.0 * pipeline_rate / raw_rate
+    );
+    drop(embedder);
+
+    let (unchanged, seconds) = run(&config, &work, "eval", true);
+    describe("no change", &unchanged, seconds);
+    touch_one_file(&work, "serde_json-1.0.154/src/value/mod.rs");
+    let (one, seconds) = run(&config, &work, "eval", true);
+    describe("one file changed", &one, seconds);
+    let status = IndexDir::new(config.index_dir()).status().expect("status");
+    println!(
+        "  index size on disk: {:.1} MiB for {} chunks",
+        status[0].size_bytes as f64 / 1048576.0,
+        status[0].chunks
+    );
+
+    // 2. A larger corpus: the Python standard library, keyword side.
+    let stdlib = python_stdlib();
+    let big = scratch.join("stdlib");
+    copy_dir(&stdlib, &big);
+    println!(
+        "\ncorpus: Python {} standard library ({} lines), keyword side",
+        python_version(),
+        count_lines(&big)
+    );
+    let big_data = scratch.join("data-stdlib");
+    let big_config = aiex_benches::config(&big_data);
+    reset_peak_rss();
+    let (initial, seconds) = run(&big_config, &big, "stdlib", false);
+    describe("initial", &initial, seconds);
+    println!("  peak RSS while indexing: {:.0} MiB", peak_rss_mib());
+    touch_one_file(&big, "json/decoder.py");
+    let (one, seconds) = run(&big_config, &big, "stdlib", false);
+    describe("one file changed", &one, seconds);
+    let status = IndexDir::new(big_config.index_dir())
+        .status()
+        .expect("status");
+    println!(
+        "  index size on disk: {:.1} MiB (keyword only)",
+        status[0].size_bytes as f64 / 1048576.0
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+fn python_stdlib() -> std::path::PathBuf {
+    let output = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
+        ])
+        .output()
+        .expect("python3");
+    std::path::PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+fn python_version() -> String {
+    let output = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .expect("python3");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .trim_start_matches("Python ")
+        .to_string()
+}
+
+/// Copies a tree (regular files only), so the benchmark can modify it.
+fn copy_dir(from: &Path, to: &Path) {
+    let mut stack = vec![from.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            let target = to.join(path.strip_prefix(from).expect("under root"));
+            if file_type.is_dir() {
+                if path
+                    .file_name()
+                    .is_some_and(|name| name == "__pycache__" || name == "site-packages")
+                {
+                    continue;
+                }
+                stack.push(path);
+            } else if file_type.is_file() {
+                std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+                std::fs::copy(&path, &target).expect("copy");
+            }
+        }
+    }
+}
