@@ -55,6 +55,9 @@ pub struct Manifest {
     pub root: PathBuf,
     /// Incremented by every run that changed the keyword index.
     pub generation: u64,
+    /// Chunker version and options the chunks were cut with; a change re-chunks every file.
+    #[serde(default)]
+    pub chunking: String,
     /// Embedding model and dimension the vectors were made with (None until the first embedding).
     pub model_id: Option<String>,
     pub dimension: Option<usize>,
@@ -71,6 +74,7 @@ impl Manifest {
             collection: collection.to_string(),
             root: root.to_path_buf(),
             generation: 0,
+            chunking: String::new(),
             model_id: None,
             dimension: None,
             pending_vector_deletes: Vec::new(),

@@ -201,12 +201,15 @@ pub fn index_directory(
         files: walked.files.len(),
         skipped: summary.skipped_total(),
     });
+    let chunking = chunking_fingerprint(config);
+    let rechunk_all = previous.chunking != chunking;
     let mut unchanged: Vec<(String, FileRecord)> = Vec::new();
     let mut to_read: Vec<WalkedFile> = Vec::new();
     for file in walked.files {
         match previous.files.get(&file.rel_path) {
             Some(record)
-                if record.size == file.size
+                if !rechunk_all
+                    && record.size == file.size
                     && u128::from(record.mtime_ns) == file.mtime_ns
                     && record.language == file.language =>
             {
@@ -219,12 +222,21 @@ pub fn index_directory(
 
     // Read, classify and chunk on the bounded pool.
     let chunk_started = Instant::now();
-    let outcomes = chunk_files(config, &name, &previous, to_read, progress, cancel)?;
+    let outcomes = chunk_files(
+        config,
+        &name,
+        &previous,
+        rechunk_all,
+        to_read,
+        progress,
+        cancel,
+    )?;
     summary.timings.chunk_ms = millis(chunk_started.elapsed());
 
     let mut manifest = Manifest {
         files: unchanged.into_iter().collect(),
         last_run: None,
+        chunking,
         ..previous.clone()
     };
     let mut changed_chunks: Vec<Chunk> = Vec::new();
@@ -400,9 +412,23 @@ fn chunk_options(config: &aiex_config::Config) -> ChunkOptions {
     }
 }
 
+/// Identifies how chunks are cut: a different value means every file must be chunked again.
+fn chunking_fingerprint(config: &aiex_config::Config) -> String {
+    let options = chunk_options(config);
+    format!(
+        "v{}:{}:{}:{}:{}",
+        crate::chunk::CHUNKER_VERSION,
+        options.max_tokens,
+        options.min_tokens,
+        options.window_lines,
+        options.window_overlap
+    )
+}
+
 fn read_and_chunk(
     collection: &str,
     previous: &Manifest,
+    rechunk_all: bool,
     file: &WalkedFile,
     options: &ChunkOptions,
 ) -> FileOutcome {
@@ -414,10 +440,11 @@ fn read_and_chunk(
         }
     };
     let hash = blake3::hash(&bytes).to_hex().to_string();
-    if previous
-        .files
-        .get(&file.rel_path)
-        .is_some_and(|record| record.hash == hash && record.language == file.language)
+    if !rechunk_all
+        && previous
+            .files
+            .get(&file.rel_path)
+            .is_some_and(|record| record.hash == hash && record.language == file.language)
     {
         return FileOutcome::Same { hash };
     }
@@ -435,6 +462,7 @@ fn chunk_files(
     config: &aiex_config::Config,
     collection: &str,
     previous: &Manifest,
+    rechunk_all: bool,
     files: Vec<WalkedFile>,
     progress: &mut dyn FnMut(IndexProgress),
     cancel: &AtomicBool,
@@ -458,7 +486,8 @@ fn chunk_files(
                     if cancel.load(Ordering::Relaxed) {
                         return;
                     }
-                    let outcome = read_and_chunk(collection, previous, &file, &options);
+                    let outcome =
+                        read_and_chunk(collection, previous, rechunk_all, &file, &options);
                     // The receiver only goes away when the run is abandoned.
                     let _ = sender.send((file, outcome));
                 });

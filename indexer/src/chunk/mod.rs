@@ -47,9 +47,15 @@ mod treesitter;
 mod window;
 
 #[cfg(test)]
+mod robustness_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::lang::Language;
+
+/// Version of the chunker's output: bump it when a change here cuts files differently, so that
+/// existing collections are re-chunked by their next indexing run.
+pub const CHUNKER_VERSION: u32 = 1;
 use lines::Lines;
 
 /// What a chunk contains.

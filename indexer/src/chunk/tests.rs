@@ -1,7 +1,5 @@
 #![allow(clippy::unwrap_used)]
 
-use proptest::prelude::*;
-
 use super::*;
 
 const RUST: &str = include_str!("../../tests/fixtures/chunk/sample.rs");
@@ -18,7 +16,7 @@ const ELIXIR: &str = include_str!("../../tests/fixtures/chunk/sample.ex");
 const MARKDOWN: &str = include_str!("../../tests/fixtures/chunk/sample.md");
 const TOML: &str = include_str!("../../tests/fixtures/chunk/sample.toml");
 
-const FIXTURES: &[(Language, &str, &str)] = &[
+pub(super) const FIXTURES: &[(Language, &str, &str)] = &[
     (Language::Rust, "rust", RUST),
     (Language::Python, "python", PYTHON),
     (Language::JavaScript, "javascript", JAVASCRIPT),
@@ -34,12 +32,12 @@ const FIXTURES: &[(Language, &str, &str)] = &[
     (Language::Toml, "toml", TOML),
 ];
 
-fn opts() -> ChunkOptions {
+pub(super) fn opts() -> ChunkOptions {
     ChunkOptions::default()
 }
 
 /// `L12-40 method parse (impl Document)`
-fn summary(chunks: &[RawChunk]) -> Vec<String> {
+pub(super) fn summary(chunks: &[RawChunk]) -> Vec<String> {
     chunks
         .iter()
         .map(|c| {
@@ -58,7 +56,7 @@ fn summary(chunks: &[RawChunk]) -> Vec<String> {
 
 /// Source lines as the chunker sees them: split on `\n` (a `\r` before it
 /// belongs to the terminator), no extra empty line after a final terminator.
-fn source_lines(src: &str) -> Vec<&str> {
+pub(super) fn source_lines(src: &str) -> Vec<&str> {
     let mut lines: Vec<&str> = src.split('\n').collect();
     if src.ends_with('\n') {
         lines.pop();
@@ -130,7 +128,7 @@ fn check(src: &str, chunks: &[RawChunk], opts: &ChunkOptions, windows: bool) {
     }
 }
 
-fn chunk_checked(lang: Language, src: &str, opts: &ChunkOptions) -> Vec<RawChunk> {
+pub(super) fn chunk_checked(lang: Language, src: &str, opts: &ChunkOptions) -> Vec<RawChunk> {
     let chunks = chunk_source(lang, src, opts);
     let windows = chunks.iter().all(|c| c.kind == ChunkKind::Block);
     check(src, &chunks, opts, windows);
@@ -421,122 +419,6 @@ fn windows_prefer_blank_lines() {
 }
 
 #[test]
-fn mostly_broken_source_falls_back_to_windows() {
-    let src = ")))) ]]] }}} ((( @@@ ### !!! ;;; \n".repeat(80);
-    let chunks = chunk_checked(Language::Rust, &src, &opts());
-    assert!(!chunks.is_empty());
-    assert!(
-        chunks.iter().all(|c| c.kind == ChunkKind::Block),
-        "{:?}",
-        summary(&chunks)
-    );
-}
-
-#[test]
-fn a_few_syntax_errors_still_chunk_by_symbol() {
-    let src = format!(
-        concat!(
-            "fn good() -> u32 {{\n    1\n}}\n\n",
-            "fn broken( {{\n    let x = ;\n}}\n\n",
-            "{}\nfn also_good() {{}}\n",
-        ),
-        "// filler comment line\n".repeat(10)
-    );
-    let chunks = chunk_checked(Language::Rust, &src, &opts());
-    assert!(
-        chunks.iter().any(|c| c.kind != ChunkKind::Block),
-        "{:?}",
-        summary(&chunks)
-    );
-}
-
-#[test]
-fn deep_nesting_does_not_overflow() {
-    let depth = 10_000;
-    let cases = [
-        (
-            Language::JavaScript,
-            format!("const x = {}1{};\n", "[".repeat(depth), "]".repeat(depth)),
-        ),
-        (
-            Language::Rust,
-            format!(
-                "fn f() {{\n{}\n{}\n}}\n",
-                "{".repeat(depth),
-                "}".repeat(depth)
-            ),
-        ),
-        (
-            Language::Rust,
-            format!("{}{}", "mod m {\n".repeat(5_000), "}\n".repeat(5_000)),
-        ),
-        (
-            Language::Python,
-            format!("x = {}1{}\n", "(".repeat(depth), ")".repeat(depth)),
-        ),
-        (
-            Language::C,
-            format!(
-                "{}int x;\n{}",
-                "#ifdef A\n".repeat(3_000),
-                "#endif\n".repeat(3_000)
-            ),
-        ),
-        (Language::Markdown, format!("{}deep\n", "> ".repeat(depth))),
-        (
-            Language::Ruby,
-            format!("{}{}", "module M\n".repeat(3_000), "end\n".repeat(3_000)),
-        ),
-    ];
-    for (lang, src) in cases {
-        let started = std::time::Instant::now();
-        let chunks = chunk_checked(lang, &src, &opts());
-        assert!(!chunks.is_empty(), "{lang}");
-        assert!(
-            started.elapsed().as_secs() < 30,
-            "{lang} took {:?}",
-            started.elapsed()
-        );
-    }
-}
-
-#[test]
-fn odd_inputs() {
-    for &lang in Language::all() {
-        assert!(chunk_source(lang, "", &opts()).is_empty());
-        assert!(chunk_source(lang, " \n\t\r\n  \n", &opts()).is_empty());
-        // CRLF, no trailing newline, multi-byte characters, a long line.
-        let src = format!(
-            concat!(
-                "fn café() {{\r\n    let s = \"日本語 ✓\";\r\n}}\r\n\r\n",
-                "// {}\r\nstruct Ünïcode;",
-            ),
-            "é".repeat(50_000)
-        );
-        let chunks = chunk_checked(lang, &src, &opts());
-        assert!(!chunks.is_empty());
-        assert!(chunks.iter().all(|c| !c.text.ends_with('\r')));
-    }
-    let chunks = chunk_checked(Language::Rust, "fn a() {}", &opts());
-    assert_eq!(summary(&chunks), ["L1-1 function a"]);
-}
-
-#[test]
-fn nonsensical_options_are_clamped() {
-    let opts = ChunkOptions {
-        max_tokens: 0,
-        min_tokens: 10,
-        window_lines: 0,
-        window_overlap: 5,
-    };
-    for &(lang, _, src) in FIXTURES {
-        let chunks = chunk_source(lang, src, &opts);
-        assert!(!chunks.is_empty());
-    }
-    chunk_checked(Language::Text, "a\nb\nc\n", &opts);
-}
-
-#[test]
 fn estimate_tokens_sanity() {
     assert_eq!(estimate_tokens(""), 0);
     assert_eq!(estimate_tokens("   \n\t "), 0);
@@ -568,62 +450,4 @@ fn kind_names_round_trip() {
         assert_eq!(serde_json::from_str::<ChunkKind>(&json).unwrap(), kind);
     }
     assert_eq!(ChunkKind::from_name("nope"), None);
-}
-
-#[test]
-fn parsers_are_reused_across_calls_and_threads() {
-    let handles: Vec<_> = (0..4)
-        .map(|_| {
-            std::thread::spawn(|| {
-                for _ in 0..5 {
-                    for &(lang, _, src) in FIXTURES {
-                        assert!(!chunk_source(lang, src, &ChunkOptions::default()).is_empty());
-                    }
-                }
-            })
-        })
-        .collect();
-    for handle in handles {
-        handle.join().unwrap();
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 64,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn arbitrary_text_never_panics(
-        src in "(?s).{0,400}",
-        lang in prop::sample::select(vec![
-            Language::Rust, Language::Python, Language::JavaScript, Language::Tsx,
-            Language::Cpp, Language::Ruby, Language::Elixir, Language::Markdown,
-            Language::Toml, Language::Text,
-        ]),
-        max in 1usize..64,
-    ) {
-        let opts = ChunkOptions { max_tokens: max, min_tokens: max / 4, ..ChunkOptions::default() };
-        chunk_checked(lang, &src, &opts);
-    }
-
-    #[test]
-    fn code_like_text_never_panics(
-        parts in prop::collection::vec(prop::sample::select(vec![
-            "fn f() {", "}", "class A:", "    def m(self):", "        pass", "impl X {",
-            "struct S;", "// c", "#[a]", "\n", "\r\n", "  ", "{", "(", ")", "\"", "'",
-            "é", "日本", "# h", "def", "end", "module M", "do", "@doc \"x\"", "#ifdef X",
-        ]), 0..120),
-        lang in prop::sample::select(vec![
-            Language::Rust, Language::Python, Language::JavaScript, Language::TypeScript,
-            Language::Go, Language::Java, Language::C, Language::Ruby, Language::Elixir,
-            Language::Markdown,
-        ]),
-    ) {
-        let src: String = parts.concat();
-        let opts = ChunkOptions { max_tokens: 16, min_tokens: 4, ..ChunkOptions::default() };
-        chunk_checked(lang, &src, &opts);
-    }
 }

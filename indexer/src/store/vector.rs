@@ -149,8 +149,18 @@ impl EdgeVectorStore {
         } else {
             EdgeShard::new(dir, config)
         }
-        .map_err(|err| Error::Vector {
-            message: format!("opening vector store {}: {err}", dir.display()),
+        .map_err(|err| {
+            let err = err.to_string();
+            // qdrant's WAL directory is locked by its owner process.
+            let message = if err.contains("WouldBlock") {
+                format!(
+                    "vector store {} is in use by another process (an indexing run or a server)",
+                    dir.display()
+                )
+            } else {
+                format!("opening vector store {}: {err}", dir.display())
+            };
+            Error::Vector { message }
         })?;
         let store = EdgeVectorStore {
             shard,
