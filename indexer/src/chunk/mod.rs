@@ -55,7 +55,7 @@ use crate::lang::Language;
 
 /// Version of the chunker's output: bump it when a change here cuts files differently, so that
 /// existing collections are re-chunked by their next indexing run.
-pub const CHUNKER_VERSION: u32 = 1;
+pub const CHUNKER_VERSION: u32 = 2;
 use lines::Lines;
 
 /// What a chunk contains.
@@ -438,6 +438,19 @@ pub(crate) fn split_lines(
     max_tokens: usize,
     rank: &dyn Fn(usize) -> u32,
 ) -> Vec<(usize, usize)> {
+    split_lines_keeping(lines, lo, hi, max_tokens, rank, lo)
+}
+
+/// [`split_lines`], with the first range reaching at least line `keep_through`: a symbol's
+/// documentation stays with its signature even when the two exceed the budget together.
+pub(crate) fn split_lines_keeping(
+    lines: &Lines<'_>,
+    lo: usize,
+    hi: usize,
+    max_tokens: usize,
+    rank: &dyn Fn(usize) -> u32,
+    keep_through: usize,
+) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut start = lo;
     while start <= hi {
@@ -451,11 +464,27 @@ pub(crate) fn split_lines(
         while end < hi && lines.tokens(start, end + 1) <= max_tokens {
             end += 1;
         }
+        if start == lo && end < keep_through.min(hi) {
+            end = keep_through.min(hi);
+            if end == hi {
+                out.push((start, hi));
+                break;
+            }
+            // Cut right after the kept lines.
+            out.push((start, end));
+            start = end + 1;
+            continue;
+        }
         let pieces_left = remaining.div_ceil(max_tokens).max(2);
         let target = remaining / pieces_left;
         let floor = target / 2;
         let mut best: Option<(usize, u32, usize)> = None; // (cut, rank, distance)
-        for cut in (start + 1)..=(end + 1).min(hi) {
+        let first_cut = if start == lo {
+            (keep_through + 1).max(start + 1)
+        } else {
+            start + 1
+        };
+        for cut in first_cut..=(end + 1).min(hi) {
             let size = lines.tokens(start, cut - 1);
             if size < floor && cut <= end {
                 continue;
@@ -474,7 +503,7 @@ pub(crate) fn split_lines(
         }
         let cut = best
             .map_or(end + 1, |(cut, _, _)| cut)
-            .clamp(start + 1, hi + 1);
+            .clamp(first_cut.min(hi + 1), hi + 1);
         out.push((start, cut - 1));
         start = cut;
     }

@@ -8,7 +8,7 @@ use tree_sitter::{Node, ParseOptions, ParseState, Parser, Tree};
 
 use super::lines::Lines;
 use super::spec::{self, Role, Symbol};
-use super::{split_lines, ChunkKind, ChunkOptions, Piece};
+use super::{split_lines_keeping, ChunkKind, ChunkOptions, Piece};
 use crate::lang::Language;
 
 /// Sources larger than this are not parsed (they are almost always generated
@@ -331,7 +331,7 @@ impl<'t> Walker<'_, 't> {
         }
         let (kind, symbol) = scope.leftover.clone();
         let first = self.out.len();
-        self.push_split(kind, symbol, scope.parent.clone(), lo, hi, scope.id);
+        self.push_split(kind, symbol, scope.parent.clone(), lo, hi, lo, scope.id);
         for piece in &mut self.out[first..] {
             piece.filler = true;
         }
@@ -374,11 +374,25 @@ impl<'t> Walker<'_, 't> {
                 };
                 self.scope(&items, lo, hi, lo + 1, &inner, nesting + 1);
             }
-            _ => self.push_split(kind, symbol.name.clone(), parent, lo, hi, scope.id),
+            _ => {
+                // The first piece keeps the documentation together with the declaration line.
+                let keep_through = rows(symbol.decl, self.lines).0.clamp(lo, hi);
+                self.push_split(
+                    kind,
+                    symbol.name.clone(),
+                    parent,
+                    lo,
+                    hi,
+                    keep_through,
+                    scope.id,
+                );
+            }
         }
     }
 
-    /// Pushes `lo..=hi` as one piece, or as several within the token budget.
+    /// Pushes `lo..=hi` as one piece, or as several within the token budget, the first reaching
+    /// at least line `keep_through`.
+    #[allow(clippy::too_many_arguments)]
     fn push_split(
         &mut self,
         kind: ChunkKind,
@@ -386,6 +400,7 @@ impl<'t> Walker<'_, 't> {
         parent: Option<String>,
         lo: usize,
         hi: usize,
+        keep_through: usize,
         scope: usize,
     ) {
         if self.lines.tokens(lo, hi) <= self.opts.max_tokens {
@@ -398,7 +413,9 @@ impl<'t> Walker<'_, 't> {
             .depths
             .get_or_insert_with(|| line_depths(self.root, lines));
         let rank = |line: usize| depth_rank(depths, lines, line);
-        for (start, end) in split_lines(lines, lo, hi, self.opts.max_tokens, &rank) {
+        for (start, end) in
+            split_lines_keeping(lines, lo, hi, self.opts.max_tokens, &rank, keep_through)
+        {
             self.out
                 .push(Piece::new(kind, symbol.clone(), parent.clone(), start, end).in_scope(scope));
         }
