@@ -1,4 +1,4 @@
-//! An indexed chunk: a [`RawChunk`](crate::chunk::RawChunk) placed in a collection and a file, with
+//! An indexed chunk: a [`RawChunk`] placed in a collection and a file, with
 //! its identity.
 
 use serde::Serialize;
