@@ -84,8 +84,42 @@ fn main() {
                 println!("    {language:<7} {}", scores.row());
             }
         }
+        // How fusion parameters move hybrid quality (the defaults are the first row). A vector
+        // store has one owner at a time: close this searcher before opening others.
+        drop(searcher);
+        println!("  hybrid fusion sweep (rrf_k, keyword_weight, vector_weight):");
+        for (k, keyword_weight, vector_weight) in FUSION_SWEEP {
+            let config = aiex_tests::config(
+                &data_dir,
+                &[
+                    ("search.rrf_k", k),
+                    ("search.keyword_weight", keyword_weight),
+                    ("search.vector_weight", vector_weight),
+                ],
+            );
+            let searcher = Searcher::open(&config, &[]).expect("open");
+            let mut scores = Scores::default();
+            for query in &queries {
+                let request = SearchRequest::new(query.query.clone(), SearchMode::Hybrid, 10);
+                let results = searcher.search(&request).expect("search");
+                scores.add(rank_of_answer(query, &results.hits));
+            }
+            println!(
+                "    k={k:<3} kw={keyword_weight:<4} vec={vector_weight:<4} {}",
+                scores.row()
+            );
+        }
     }
 }
+
+const FUSION_SWEEP: [(&str, &str, &str); 6] = [
+    ("60", "1.0", "1.0"),
+    ("20", "1.0", "1.0"),
+    ("60", "1.0", "1.5"),
+    ("60", "1.5", "1.0"),
+    ("10", "1.0", "1.0"),
+    ("20", "1.0", "1.5"),
+];
 
 /// 1-based rank of the first hit that contains the answer line in the answer file.
 fn rank_of_answer(query: &EvalQuery, hits: &[aiex_indexer::SearchHit]) -> Option<usize> {

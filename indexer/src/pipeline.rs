@@ -246,6 +246,13 @@ pub fn index_directory(
         match outcome {
             FileOutcome::Skipped(reason) => {
                 *summary.skipped.entry(reason).or_default() += 1;
+                // A file that cannot be read right now keeps what was indexed of it: a transient
+                // error (permissions, a file being replaced) must not lose it.
+                if reason == SkipReason::Unreadable {
+                    if let Some(record) = previous.files.get(&file.rel_path) {
+                        manifest.files.insert(file.rel_path, record.clone());
+                    }
+                }
             }
             FileOutcome::Same { hash } => {
                 if let Some(record) = previous.files.get(&file.rel_path) {
