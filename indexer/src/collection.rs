@@ -207,6 +207,9 @@ impl IndexDir {
         self.manifest(name)?;
         let paths = self.collection_paths(name);
         let _lock = WriteLock::acquire(name, &paths)?;
+        // The manifest goes first: a collection without one is gone for every reader, and an
+        // interrupted removal leaves only stores that the next run of `index` discards.
+        fs_err::remove_file(&paths.manifest).map_err(Error::io(&paths.manifest))?;
         fs_err::remove_dir_all(&paths.dir).map_err(Error::io(&paths.dir))
     }
 }

@@ -130,6 +130,19 @@ impl Manifest {
             .count()
     }
 
+    /// Sorts and deduplicates the pending vector deletes, and drops ids that are live again (a
+    /// chunk deleted by an earlier run, its vector delete still pending, may be back).
+    pub fn tidy_pending_deletes(&mut self) {
+        let live: std::collections::HashSet<u64> = self
+            .files
+            .values()
+            .flat_map(|file| file.chunks.iter().map(|chunk| chunk.id))
+            .collect();
+        self.pending_vector_deletes.retain(|id| !live.contains(id));
+        self.pending_vector_deletes.sort_unstable();
+        self.pending_vector_deletes.dedup();
+    }
+
     /// Whether every chunk has its vector and no deletion is pending.
     pub fn vectors_complete(&self) -> bool {
         self.pending_vector_deletes.is_empty()

@@ -174,22 +174,25 @@ pub fn index_directory(
             }
         }
     }
-    if request.rebuild {
+    // Walk first: invalid globs fail here, before anything on disk is touched.
+    let walk_started = Instant::now();
+    let walked = walk(&root, &WalkOptions::from(&config.index))?;
+    if request.rebuild || previous.is_none() {
+        // Without a manifest nothing in the stores can be trusted (a rebuild, or a collection whose
+        // removal was interrupted). The manifest goes first, so a crash here leaves no manifest
+        // pointing at half-deleted stores.
+        if paths.manifest.exists() {
+            fs_err::remove_file(&paths.manifest).map_err(Error::io(&paths.manifest))?;
+        }
         for dir in [&paths.keyword, &paths.vectors] {
             if dir.exists() {
                 fs_err::remove_dir_all(dir).map_err(Error::io(dir))?;
             }
         }
-        if paths.manifest.exists() {
-            fs_err::remove_file(&paths.manifest).map_err(Error::io(&paths.manifest))?;
-        }
         previous = None;
     }
     let previous = previous.unwrap_or_else(|| Manifest::new(&name, &root));
 
-    // Walk.
-    let walk_started = Instant::now();
-    let walked = walk(&root, &WalkOptions::from(&config.index))?;
     let mut summary = IndexSummary {
         collection: name.clone(),
         root: root.clone(),
@@ -203,6 +206,10 @@ pub fn index_directory(
     });
     let chunking = chunking_fingerprint(config);
     let rechunk_all = previous.chunking != chunking;
+    let walked_unreadable = crate::walk::Walk {
+        unreadable: walked.unreadable,
+        ..crate::walk::Walk::default()
+    };
     let mut unchanged: Vec<(String, FileRecord)> = Vec::new();
     let mut to_read: Vec<WalkedFile> = Vec::new();
     for file in walked.files {
@@ -239,6 +246,7 @@ pub fn index_directory(
         chunking,
         ..previous.clone()
     };
+    let mut kept_unreadable = 0usize;
     let mut changed_chunks: Vec<Chunk> = Vec::new();
     let mut changed_paths: Vec<String> = Vec::new();
     for (file, outcome) in outcomes {
@@ -251,6 +259,7 @@ pub fn index_directory(
                 if reason == SkipReason::Unreadable {
                     if let Some(record) = previous.files.get(&file.rel_path) {
                         manifest.files.insert(file.rel_path, record.clone());
+                        kept_unreadable += 1;
                     }
                 }
             }
@@ -307,6 +316,13 @@ pub fn index_directory(
             }
         }
     }
+    // Files under directories the walk could not read keep what was indexed of them.
+    for (path, record) in &previous.files {
+        if !manifest.files.contains_key(path) && walked_unreadable.is_unreadable(path) {
+            manifest.files.insert(path.clone(), record.clone());
+            kept_unreadable += 1;
+        }
+    }
     let deleted_paths: Vec<String> = previous
         .files
         .keys()
@@ -315,7 +331,7 @@ pub fn index_directory(
         .collect();
     summary.changed = summary.added + summary.modified;
     summary.deleted = deleted_paths.len();
-    summary.unchanged = manifest.files.len() - summary.changed;
+    summary.unchanged = manifest.files.len() - summary.changed - kept_unreadable;
 
     // Vectors of chunks that no longer exist must leave the vector store.
     let live_ids: HashSet<u64> = manifest
@@ -334,8 +350,6 @@ pub fn index_directory(
             );
         }
     }
-    manifest.pending_vector_deletes.sort_unstable();
-    manifest.pending_vector_deletes.dedup();
 
     // Keyword side: committed, and searchable, before any embedding.
     let keyword_started = Instant::now();
@@ -348,8 +362,14 @@ pub fn index_directory(
             // The keyword index is not at the manifest's generation (a crash between the two
             // commits, or a fresh index): rewrite every chunk from source to converge.
             writer.delete_all()?;
-            summary.chunks_written +=
-                rewrite_unchanged(config, &name, &root, &manifest, &changed_paths, &mut writer)?;
+            summary.chunks_written += rewrite_unchanged(
+                config,
+                &name,
+                &root,
+                &mut manifest,
+                &changed_paths,
+                &mut writer,
+            )?;
         } else {
             for path in changed_paths.iter().chain(&deleted_paths) {
                 writer.delete_path(path);
@@ -364,6 +384,7 @@ pub fn index_directory(
         keyword.reload()?;
     }
     drop(changed_chunks);
+    manifest.tidy_pending_deletes();
     manifest.save(&paths.manifest)?;
     summary.generation = manifest.generation;
     summary.timings.keyword_ms = millis(keyword_started.elapsed());
@@ -520,34 +541,64 @@ fn chunk_files(
 }
 
 /// Re-adds the chunks of files that did not change, from their sources (used when the keyword index
-/// must be rebuilt to match the manifest). Files that vanished or changed meanwhile are re-chunked
-/// as they are now; their records are updated.
+/// must be rebuilt to match the manifest). Files that vanished, became unreadable or changed
+/// meanwhile get their records updated to what is written now, so manifest and index agree.
 fn rewrite_unchanged(
     config: &aiex_config::Config,
     collection: &str,
     root: &Path,
-    manifest: &Manifest,
+    manifest: &mut Manifest,
     changed_paths: &[String],
     writer: &mut crate::store::keyword::KeywordWriter,
 ) -> Result<usize> {
     let changed: HashSet<&String> = changed_paths.iter().collect();
     let options = chunk_options(config);
+    let paths: Vec<String> = manifest
+        .files
+        .keys()
+        .filter(|path| !changed.contains(path))
+        .cloned()
+        .collect();
     let mut written = 0;
-    for (path, record) in &manifest.files {
-        if changed.contains(path) {
-            continue;
-        }
-        let abs_path = root.join(path);
-        let Ok(bytes) = fs_err::read(&abs_path) else {
+    for path in paths {
+        let Some(record) = manifest.files.get(&path) else {
             continue;
         };
-        let Ok(text) = classify_content(bytes) else {
+        let text = fs_err::read(root.join(&path))
+            .ok()
+            .and_then(|bytes| classify_content(bytes).ok());
+        let chunks = text.map(|text| {
+            let raw_chunks = chunk_source(record.language, &text, &options);
+            Chunk::from_raw_chunks(collection, &path, record.language, raw_chunks)
+        });
+        let old: HashMap<u64, ChunkRecord> =
+            record.chunks.iter().map(|c| (c.id, c.clone())).collect();
+        let Some(chunks) = chunks else {
+            manifest.pending_vector_deletes.extend(old.keys());
+            manifest.files.remove(&path);
             continue;
         };
-        let raw_chunks = chunk_source(record.language, &text, &options);
-        for chunk in Chunk::from_raw_chunks(collection, path, record.language, raw_chunks) {
-            writer.add(&chunk)?;
+        let mut records = Vec::with_capacity(chunks.len());
+        for chunk in &chunks {
+            writer.add(chunk)?;
             written += 1;
+            records.push(ChunkRecord {
+                id: chunk.id,
+                start_line: chunk.start_line,
+                end_line: chunk.end_line,
+                embedded: old.get(&chunk.id).is_some_and(|previous| {
+                    previous.embedded
+                        && previous.start_line == chunk.start_line
+                        && previous.end_line == chunk.end_line
+                }),
+            });
+        }
+        let new_ids: HashSet<u64> = records.iter().map(|c| c.id).collect();
+        manifest
+            .pending_vector_deletes
+            .extend(old.keys().filter(|id| !new_ids.contains(id)));
+        if let Some(record) = manifest.files.get_mut(&path) {
+            record.chunks = records;
         }
     }
     Ok(written)
@@ -620,8 +671,13 @@ fn embed_pending(
                     got: embedder.dimension(),
                 });
             }
-            manifest.model_id = Some(embedder.model_id().to_string());
-            manifest.dimension = Some(embedder.dimension());
+            if manifest.model_id.as_deref() != Some(embedder.model_id()) {
+                // Recorded before the first vector is written, so vectors of this model are
+                // never mistaken for another model's after a crash.
+                manifest.model_id = Some(embedder.model_id().to_string());
+                manifest.dimension = Some(embedder.dimension());
+                manifest.save(manifest_path)?;
+            }
             let texts: Vec<String> = to_embed
                 .iter()
                 .map(|chunk| chunk.embedding_text())

@@ -5,10 +5,9 @@
 //! from a blocking context.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use globset::Glob;
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -24,6 +23,7 @@ use crate::manifest::Manifest;
 use crate::snippet::make_snippet;
 use crate::store::keyword::{query_terms, KeywordStore};
 use crate::store::vector::{open_store, VectorFilter, VectorStore};
+use crate::walk::compile_glob;
 
 /// A search.
 #[derive(Debug, Clone)]
@@ -88,11 +88,18 @@ struct OpenCollection {
     name: String,
     manifest: Manifest,
     keyword: KeywordStore,
-    vectors: std::result::Result<Arc<dyn VectorStore>, String>,
+    vectors_dir: std::path::PathBuf,
+    /// Opened on first use: a vector store has one owner process at a time, so keyword searches
+    /// never take it (an indexing run can then embed while its keyword index is searched).
+    vectors: OnceLock<std::result::Result<Arc<dyn VectorStore>, String>>,
 }
+
+/// Most results a search returns.
+pub const MAX_LIMIT: usize = 1000;
 
 /// Collections opened for searching, and the query embedder (loaded on first vector search).
 pub struct Searcher {
+    config: aiex_config::Config,
     collections: Vec<OpenCollection>,
     embedder: Mutex<Option<Box<dyn Embedder>>>,
     embedder_options: Option<OnnxEmbedderOptions>,
@@ -112,7 +119,7 @@ impl std::fmt::Debug for Searcher {
 
 /// Candidates fetched from each side before fusion.
 fn candidate_count(limit: usize) -> usize {
-    (limit * 4).max(50)
+    limit.saturating_mul(4).max(50)
 }
 
 impl Searcher {
@@ -130,23 +137,16 @@ impl Searcher {
             let manifest = index_dir.manifest(&name)?;
             let paths = index_dir.collection_paths(&name);
             let keyword = KeywordStore::open(&paths.keyword)?;
-            let vectors = if !config.embedding.enabled {
-                Err("embeddings are disabled".to_string())
-            } else if manifest.embedded_count() == 0 {
-                Err("no vectors yet".to_string())
-            } else {
-                open_store(config, &paths.vectors)
-                    .map(Arc::from)
-                    .map_err(|err| err.to_string())
-            };
             collections.push(OpenCollection {
                 name,
                 manifest,
                 keyword,
-                vectors,
+                vectors_dir: paths.vectors,
+                vectors: OnceLock::new(),
             });
         }
         Ok(Searcher {
+            config: config.clone(),
             collections,
             embedder: Mutex::new(None),
             embedder_options: config
@@ -156,6 +156,33 @@ impl Searcher {
             rrf_k: config.search.rrf_k,
             keyword_weight: config.search.keyword_weight,
             vector_weight: config.search.vector_weight,
+        })
+    }
+
+    /// The vector store of `collection`, opened on first use, or why it cannot be used.
+    fn vectors<'c>(
+        &self,
+        collection: &'c OpenCollection,
+    ) -> &'c std::result::Result<Arc<dyn VectorStore>, String> {
+        collection.vectors.get_or_init(|| {
+            let config = &self.config;
+            if !config.embedding.enabled {
+                return Err("embeddings are disabled".to_string());
+            }
+            if collection.manifest.embedded_count() == 0 {
+                return Err("no vectors yet".to_string());
+            }
+            if let Some(indexed) = &collection.manifest.model_id {
+                if *indexed != config.embedding.model_id {
+                    return Err(format!(
+                        "embedded with model `{indexed}`, but `{}` is configured",
+                        config.embedding.model_id
+                    ));
+                }
+            }
+            open_store(config, &collection.vectors_dir)
+                .map(Arc::from)
+                .map_err(|err| err.to_string())
         })
     }
 
@@ -184,7 +211,7 @@ impl Searcher {
         let wants_vectors = matches!(request.mode, SearchMode::Vector | SearchMode::Hybrid);
         if wants_vectors {
             for collection in &selected {
-                match &collection.vectors {
+                match self.vectors(collection) {
                     Err(reason) => results
                         .vectors_unavailable
                         .push((collection.name.clone(), reason.clone())),
@@ -195,18 +222,34 @@ impl Searcher {
                 }
             }
         }
-        let limit = request.limit.max(1);
+        let limit = request.limit.clamp(1, MAX_LIMIT);
         let candidates = candidate_count(limit);
         let fused: Vec<(f32, Chunk, String)> = match request.mode {
             SearchMode::Keyword => self.keyword_ranked(&selected, request, &terms, limit)?,
-            SearchMode::Vector => self.vector_ranked(&selected, request, limit)?,
+            SearchMode::Vector => {
+                self.vector_ranked(&selected, request, limit, &mut results.vectors_unavailable)?
+            }
             SearchMode::Hybrid => {
                 let keyword = self.keyword_ranked(&selected, request, &terms, candidates)?;
-                let vector = if selected.iter().any(|c| c.vectors.is_ok()) {
-                    self.vector_ranked(&selected, request, candidates)?
-                } else {
-                    Vec::new()
-                };
+                // Hybrid degrades to keywords when the vector side fails (model missing, store
+                // in use); the failure is reported in `vectors_unavailable`.
+                let vector = self
+                    .vector_ranked(
+                        &selected,
+                        request,
+                        candidates,
+                        &mut results.vectors_unavailable,
+                    )
+                    .unwrap_or_else(|err| {
+                        for collection in &selected {
+                            if self.vectors(collection).is_ok() {
+                                results
+                                    .vectors_unavailable
+                                    .push((collection.name.clone(), err.to_string()));
+                            }
+                        }
+                        Vec::new()
+                    });
                 self.fuse(keyword, vector, limit)
             }
         };
@@ -282,12 +325,7 @@ impl Searcher {
         let Some(glob) = &request.path_glob else {
             return Ok(None);
         };
-        let matcher = Glob::new(glob)
-            .map_err(|err| Error::InvalidGlob {
-                glob: glob.clone(),
-                reason: err.kind().to_string(),
-            })?
-            .compile_matcher();
+        let matcher = compile_glob(glob)?.compile_matcher();
         Ok(Some(
             collection
                 .manifest
@@ -350,19 +388,22 @@ impl Searcher {
         })
     }
 
+    /// Vector hits over the collections whose vectors can be used; a collection whose store fails
+    /// is reported in `unavailable` and skipped.
     fn vector_ranked(
         &self,
         selected: &[&OpenCollection],
         request: &SearchRequest,
         limit: usize,
+        unavailable: &mut Vec<(String, String)>,
     ) -> Result<Vec<(f32, Chunk, String)>> {
-        if !selected.iter().any(|c| c.vectors.is_ok()) {
+        if !selected.iter().any(|c| self.vectors(c).is_ok()) {
             return Ok(Vec::new());
         }
         let query_vector = self.embed_query(&request.query)?;
         let mut ranked = Vec::new();
         for collection in selected {
-            let Ok(store) = &collection.vectors else {
+            let Ok(store) = self.vectors(collection) else {
                 continue;
             };
             let paths = Self::matching_paths(collection, request)?;
@@ -377,7 +418,13 @@ impl Searcher {
                     .collect(),
                 paths: paths.unwrap_or_default(),
             };
-            let scored = store.search(&query_vector, &filter, limit)?;
+            let scored = match store.search(&query_vector, &filter, limit) {
+                Ok(scored) => scored,
+                Err(err) => {
+                    unavailable.push((collection.name.clone(), err.to_string()));
+                    continue;
+                }
+            };
             let ids: Vec<u64> = scored.iter().map(|(id, _)| *id).collect();
             let mut chunks = collection.keyword.get_chunks(&ids)?;
             // Chunks no longer in the keyword index (deleted, vector delete pending) are dropped.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -100,6 +100,52 @@ impl From<&aiex_config::IndexConfig> for WalkOptions {
 pub struct Walk {
     pub files: Vec<WalkedFile>,
     pub skipped: SkipCounts,
+    /// Paths (relative, `/`-separated) the walk could not read: what was indexed under them is
+    /// kept rather than taken for deleted.
+    pub unreadable: Vec<String>,
+}
+
+impl Walk {
+    /// Whether `rel_path` is, or lies under, a path the walk could not read.
+    pub fn is_unreadable(&self, rel_path: &str) -> bool {
+        self.unreadable.iter().any(|prefix| {
+            rel_path == prefix
+                || (rel_path.starts_with(prefix.as_str())
+                    && rel_path.as_bytes().get(prefix.len()) == Some(&b'/'))
+        })
+    }
+}
+
+/// The path an `ignore` error is about, relative to `root`.
+fn error_path(err: &ignore::Error, root: &Path) -> Option<String> {
+    match err {
+        ignore::Error::WithPath { path, .. } => path
+            .strip_prefix(root)
+            .ok()
+            .and_then(Path::to_str)
+            .map(|p| p.replace(std::path::MAIN_SEPARATOR, "/")),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err, root)
+        }
+        _ => None,
+    }
+}
+
+/// Compiles a user glob. `*` does not cross `/`; a pattern without `/` matches a file name at any
+/// depth (as in `.gitignore`: `*.rs`, `Cargo.toml`).
+pub fn compile_glob(pattern: &str) -> Result<Glob> {
+    let anchored = if pattern.contains('/') {
+        pattern.trim_start_matches('/').to_string()
+    } else {
+        format!("**/{pattern}")
+    };
+    GlobBuilder::new(&anchored)
+        .literal_separator(true)
+        .build()
+        .map_err(|err| Error::InvalidGlob {
+            glob: pattern.to_string(),
+            reason: err.kind().to_string(),
+        })
 }
 
 fn glob_set(globs: &[String]) -> Result<Option<GlobSet>> {
@@ -108,11 +154,7 @@ fn glob_set(globs: &[String]) -> Result<Option<GlobSet>> {
     }
     let mut builder = GlobSetBuilder::new();
     for glob in globs {
-        let parsed = Glob::new(glob).map_err(|err| Error::InvalidGlob {
-            glob: glob.clone(),
-            reason: err.kind().to_string(),
-        })?;
-        builder.add(parsed);
+        builder.add(compile_glob(glob)?);
     }
     builder.build().map(Some).map_err(|err| Error::InvalidGlob {
         glob: globs.join(","),
@@ -157,6 +199,9 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walk> {
             Err(err) => {
                 tracing::warn!(error = %err, "skipping unreadable entry");
                 *walk.skipped.entry(SkipReason::Unreadable).or_default() += 1;
+                if let Some(path) = error_path(&err, root).filter(|p| !p.is_empty()) {
+                    walk.unreadable.push(path);
+                }
                 continue;
             }
         };
@@ -210,6 +255,7 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walk> {
             Ok(metadata) => metadata,
             Err(_) => {
                 skip(SkipReason::Unreadable);
+                walk.unreadable.push(rel_path);
                 continue;
             }
         };
@@ -284,6 +330,33 @@ fn looks_minified(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_follow_gitignore_conventions() {
+        let matches = |pattern: &str, path: &str| {
+            compile_glob(pattern)
+                .expect("glob")
+                .compile_matcher()
+                .is_match(path)
+        };
+        assert!(matches("*.rs", "src/deep/lib.rs"));
+        assert!(matches("src/*.rs", "src/lib.rs"));
+        assert!(!matches("src/*.rs", "src/deep/lib.rs"));
+        assert!(matches("src/**/*.rs", "src/deep/lib.rs"));
+        assert!(matches("/docs/**", "docs/a/b.md"));
+        assert!(compile_glob("[").is_err());
+    }
+
+    #[test]
+    fn unreadable_prefixes() {
+        let walk = Walk {
+            unreadable: vec!["secret".into()],
+            ..Walk::default()
+        };
+        assert!(walk.is_unreadable("secret/a.rs"));
+        assert!(walk.is_unreadable("secret"));
+        assert!(!walk.is_unreadable("secretive.rs"));
+    }
 
     #[test]
     fn classifies_content() {

@@ -147,3 +147,75 @@ fn bad_requests_are_clear_errors() {
     let hits = search(&no_model, "add_numbers", SearchMode::Keyword);
     assert!(hits.iter().any(|hit| hit.collection == "needs-model"));
 }
+
+#[test]
+fn failed_rebuild_loses_nothing_and_searches_degrade() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let repo = tempfile::tempdir().expect("tempdir");
+    let config = aiex_tests::config(data.path(), &[]);
+    good_repo(repo.path());
+    let first = index(&config, repo.path());
+    assert!(first.vectors_complete);
+
+    // An invalid glob fails the run before anything on disk is touched, even with --rebuild.
+    let bad_glob = aiex_tests::config(data.path(), &[("index.include", "[\"src/[\"]")]);
+    let cancel = AtomicBool::new(false);
+    let mut rebuild = IndexRequest::new(repo.path());
+    rebuild.rebuild = true;
+    let err = index_directory(&bad_glob, rebuild, &mut |_| {}, &cancel).expect_err("bad glob");
+    assert!(matches!(err, Error::InvalidGlob { .. }), "{err}");
+    assert_eq!(
+        search(&config, "add_numbers", SearchMode::Hybrid)[0].path,
+        "src/lib.rs"
+    );
+
+    // Keyword searches do not take the vector store, so an indexing run can embed meanwhile.
+    let searcher = aiex_indexer::Searcher::open(&config, &[]).expect("open");
+    std::fs::write(
+        repo.path().join("src/more.rs"),
+        "pub fn more_numbers() -> u8 { 7 }\n",
+    )
+    .expect("write");
+    let second = index(&config, repo.path());
+    assert_eq!((second.added, second.embedded), (1, 1));
+    let hits = searcher
+        .search(&aiex_indexer::SearchRequest::new(
+            "add_numbers",
+            SearchMode::Keyword,
+            5,
+        ))
+        .expect("keyword search");
+    assert_eq!(hits.hits[0].path, "src/lib.rs");
+    drop(searcher);
+
+    // Hybrid search without a usable model falls back to keywords and says why.
+    let no_model = aiex_tests::config(
+        data.path(),
+        &[("embedding.model_dir", "/nonexistent/model")],
+    );
+    let searcher = aiex_indexer::Searcher::open(&no_model, &[]).expect("open");
+    let results = searcher
+        .search(&aiex_indexer::SearchRequest::new(
+            "add_numbers",
+            SearchMode::Hybrid,
+            5,
+        ))
+        .expect("hybrid degrades");
+    assert_eq!(results.hits[0].path, "src/lib.rs");
+    assert!(
+        results
+            .vectors_unavailable
+            .iter()
+            .any(|(_, reason)| reason.contains("scripts/setup")),
+        "{:?}",
+        results.vectors_unavailable
+    );
+    // ...while a vector-only search is a clear error.
+    assert!(searcher
+        .search(&aiex_indexer::SearchRequest::new(
+            "add_numbers",
+            SearchMode::Vector,
+            5
+        ))
+        .is_err());
+}

@@ -22,8 +22,10 @@ use crate::error::{Error, Result};
 use crate::lang::Language;
 use crate::tokenizer::{code_tokens, CodeTokenizer, TokenMode, CODE_TOKENIZER};
 
-/// Memory budget of the index writer.
-const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+/// Memory budget of each indexing thread (tantivy requires at least 15 MB per thread).
+const WRITER_HEAP_BYTES_PER_THREAD: usize = 48 * 1024 * 1024;
+/// More indexing threads than this do not speed up commits of chunk-sized documents.
+const MAX_WRITER_THREADS: usize = 4;
 
 /// Field boosts: a match in a symbol name says more than one in a body.
 const SYMBOL_BOOST: f32 = 3.0;
@@ -139,9 +141,10 @@ impl KeywordStore {
 
     /// Starts a writer (tantivy allows one per index; a second is an error, not a corruption).
     pub fn writer(&self, threads: usize) -> Result<KeywordWriter> {
+        let threads = threads.clamp(1, MAX_WRITER_THREADS);
         let writer = self
             .index
-            .writer_with_num_threads(threads.clamp(1, 8), WRITER_HEAP_BYTES)?;
+            .writer_with_num_threads(threads, threads * WRITER_HEAP_BYTES_PER_THREAD)?;
         Ok(KeywordWriter {
             writer,
             fields: self.fields,

@@ -112,7 +112,9 @@ pub struct EdgeStoreOptions {
 
 /// The embedded implementation: one `qdrant-edge` shard.
 pub struct EdgeVectorStore {
-    shard: EdgeShard,
+    /// Always `Some` until dropped: `Drop` takes it out to contain a panic in the shard's own
+    /// flush-on-drop.
+    shard_slot: Option<EdgeShard>,
     /// Serialises writes and flushes: `EdgeShard::flush` expects no concurrent update.
     write_lock: Mutex<()>,
     options: EdgeStoreOptions,
@@ -121,7 +123,7 @@ pub struct EdgeVectorStore {
 impl std::fmt::Debug for EdgeVectorStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EdgeVectorStore")
-            .field("path", &self.shard.path())
+            .field("path", &self.shard_slot.as_ref().map(EdgeShard::path))
             .finish()
     }
 }
@@ -163,12 +165,12 @@ impl EdgeVectorStore {
             Error::Vector { message }
         })?;
         let store = EdgeVectorStore {
-            shard,
+            shard_slot: Some(shard),
             write_lock: Mutex::new(()),
             options,
         };
         let stored_dimension = store
-            .shard
+            .shard()
             .config()
             .vectors
             .get(DENSE_VECTOR)
@@ -192,7 +194,7 @@ impl EdgeVectorStore {
             .map(|name| (*name, PayloadSchemaType::Keyword))
             .chain([("start_line", PayloadSchemaType::Integer)]);
         for (name, schema) in fields {
-            self.shard
+            self.shard()
                 .update(UpdateOperation::FieldIndexOperation(
                     FieldIndexOperations::CreateIndex(CreateIndex {
                         field_name: json_path(name)?,
@@ -202,6 +204,13 @@ impl EdgeVectorStore {
                 .map_err(Error::vector)?;
         }
         Ok(())
+    }
+
+    #[allow(clippy::expect_used)]
+    fn shard(&self) -> &EdgeShard {
+        self.shard_slot
+            .as_ref()
+            .expect("the shard is present until the store is dropped")
     }
 
     fn point_ids(ids: &[u64]) -> Vec<PointId> {
@@ -247,7 +256,7 @@ impl VectorStore for EdgeVectorStore {
             persisted.push(PointStruct::new(point.id, vectors, payload).into());
         }
         let _guard = self.write_lock.lock();
-        self.shard
+        self.shard()
             .update(UpdateOperation::PointOperation(
                 PointOperations::UpsertPoints(PointInsertOperations::PointsList(persisted)),
             ))
@@ -259,7 +268,7 @@ impl VectorStore for EdgeVectorStore {
             return Ok(());
         }
         let _guard = self.write_lock.lock();
-        self.shard
+        self.shard()
             .update(UpdateOperation::PointOperation(
                 PointOperations::DeletePoints {
                     ids: Self::point_ids(ids),
@@ -270,7 +279,7 @@ impl VectorStore for EdgeVectorStore {
 
     fn vectors(&self, ids: &[u64]) -> Result<HashMap<u64, Vec<f32>>> {
         let records = self
-            .shard
+            .shard()
             .retrieve(
                 &Self::point_ids(ids),
                 Some(WithPayloadInterface::Bool(false)),
@@ -299,7 +308,7 @@ impl VectorStore for EdgeVectorStore {
 
     fn existing(&self, ids: &[u64]) -> Result<HashSet<u64>> {
         let records = self
-            .shard
+            .shard()
             .retrieve(
                 &Self::point_ids(ids),
                 Some(WithPayloadInterface::Bool(false)),
@@ -341,7 +350,7 @@ impl VectorStore for EdgeVectorStore {
             with_vector: Some(WithVector::Bool(false)),
             score_threshold: None,
         };
-        let points = self.shard.search(request).map_err(Error::vector)?;
+        let points = self.shard().search(request).map_err(Error::vector)?;
         Ok(points
             .into_iter()
             .filter_map(|point| numeric_id(&point.id).map(|id| (id, point.score)))
@@ -354,14 +363,14 @@ impl VectorStore for EdgeVectorStore {
             return Ok(false);
         }
         let _guard = self.write_lock.lock();
-        self.shard.optimize().map_err(Error::vector)
+        self.shard().optimize().map_err(Error::vector)
     }
 
     fn flush(&self) -> Result<()> {
         let _guard = self.write_lock.lock();
         // `EdgeShard::flush` panics instead of returning errors; keep a panic there from unwinding
         // through the caller's stack with locks held.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.shard.flush())).map_err(
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.shard().flush())).map_err(
             |_| Error::Vector {
                 message: "flushing the vector store failed".to_string(),
             },
@@ -369,11 +378,25 @@ impl VectorStore for EdgeVectorStore {
     }
 
     fn info(&self) -> Result<VectorStoreInfo> {
-        let info = self.shard.info();
+        let info = self.shard().info();
         Ok(VectorStoreInfo {
             points: info.points_count,
             indexed_vectors: info.indexed_vectors_count,
             segments: info.segments_count,
         })
+    }
+}
+
+impl Drop for EdgeVectorStore {
+    fn drop(&mut self) {
+        let _guard = self.write_lock.lock();
+        if let Some(shard) = self.shard_slot.take() {
+            // `EdgeShard` flushes on drop and panics if that fails (disk full, …); what was not
+            // flushed is replayed from the WAL or recomputed by the next run.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(shard))).is_err()
+            {
+                tracing::error!("flushing the vector store on close failed");
+            }
+        }
     }
 }
