@@ -124,8 +124,11 @@ fn json_hit(hit: &SearchHit) -> JsonHit<'_> {
 
 fn write_hit(out: &mut impl Write, rank: usize, hit: &SearchHit) -> std::io::Result<()> {
     let symbol = match (&hit.symbol, &hit.parent) {
-        (Some(symbol), Some(parent)) => format!("  {} {symbol} in {parent}", hit.kind.name()),
-        (Some(symbol), None) => format!("  {} {symbol}", hit.kind.name()),
+        // A container's own chunk has its header as parent: `struct Foo` in `pub struct Foo`.
+        (Some(symbol), Some(parent)) if !parent.contains(symbol.as_str()) => {
+            format!("  {} {symbol} in {parent}", hit.kind.name())
+        }
+        (Some(symbol), _) => format!("  {} {symbol}", hit.kind.name()),
         (None, _) => String::new(),
     };
     writeln!(
