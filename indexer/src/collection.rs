@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::manifest::{LastRun, Manifest};
+use crate::manifest::{CollectionKind, LastRun, Manifest};
 
 /// Where a collection lives on disk.
 #[derive(Debug, Clone)]
@@ -115,6 +115,7 @@ impl WriteLock {
 #[derive(Debug, Clone, Serialize)]
 pub struct CollectionStatus {
     pub name: String,
+    pub kind: CollectionKind,
     pub root: PathBuf,
     pub generation: u64,
     pub files: usize,
@@ -178,6 +179,17 @@ impl IndexDir {
         })
     }
 
+    /// Names of the collections of `kind`, sorted.
+    pub fn collection_names_of(&self, kind: CollectionKind) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for name in self.collection_names()? {
+            if self.manifest(&name)?.kind == kind {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
     /// Status of every collection.
     pub fn status(&self) -> Result<Vec<CollectionStatus>> {
         self.collection_names()?
@@ -186,6 +198,7 @@ impl IndexDir {
                 let manifest = self.manifest(&name)?;
                 let paths = self.collection_paths(&name);
                 Ok(CollectionStatus {
+                    kind: manifest.kind,
                     root: manifest.root.clone(),
                     generation: manifest.generation,
                     files: manifest.files.len(),

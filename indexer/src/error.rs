@@ -20,6 +20,12 @@ pub enum Error {
         existing: PathBuf,
         requested: PathBuf,
     },
+    #[error("collection `{name}` holds {existing}, not {requested}; pick another name")]
+    CollectionKindMismatch {
+        name: String,
+        existing: &'static str,
+        requested: &'static str,
+    },
     #[error("invalid glob `{glob}`: {reason}")]
     InvalidGlob { glob: String, reason: String },
     #[error(
@@ -82,6 +88,7 @@ impl Error {
             | Error::CollectionNotFound { .. }
             | Error::InvalidCollectionName { .. }
             | Error::CollectionRootMismatch { .. }
+            | Error::CollectionKindMismatch { .. }
             | Error::InvalidGlob { .. }
             | Error::SetupMissing { .. }
             | Error::ModelMismatch { .. }

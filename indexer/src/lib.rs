@@ -28,5 +28,6 @@ pub use collection::{CollectionStatus, IndexDir};
 pub use document::Chunk;
 pub use error::{Error, Result};
 pub use lang::Language;
+pub use manifest::CollectionKind;
 pub use pipeline::{index_directory, IndexProgress, IndexRequest, IndexSummary};
 pub use search::{SearchHit, SearchRequest, SearchResults, Searcher};

@@ -46,11 +46,33 @@ pub struct LastRun {
     pub skipped: SkipCounts,
 }
 
+/// What a collection holds: it decides which search source serves it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CollectionKind {
+    /// A source repository (the `code` source).
+    #[default]
+    Code,
+    /// A documentation set (the `docs` source).
+    Docs,
+}
+
+impl CollectionKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CollectionKind::Code => "code",
+            CollectionKind::Docs => "docs",
+        }
+    }
+}
+
 /// The manifest of one collection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub schema_version: u32,
     pub collection: String,
+    #[serde(default)]
+    pub kind: CollectionKind,
     /// Canonical path of the indexed directory.
     pub root: PathBuf,
     /// Incremented by every run that changed the keyword index.
@@ -72,6 +94,7 @@ impl Manifest {
         Manifest {
             schema_version: SCHEMA_VERSION,
             collection: collection.to_string(),
+            kind: CollectionKind::Code,
             root: root.to_path_buf(),
             generation: 0,
             chunking: String::new(),

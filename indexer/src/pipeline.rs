@@ -19,7 +19,7 @@ use crate::collection::{default_name, validate_name, IndexDir, WriteLock};
 use crate::document::Chunk;
 use crate::embed::{Embedder, OnnxEmbedder, OnnxEmbedderOptions};
 use crate::error::{Error, Result};
-use crate::manifest::{ChunkRecord, FileRecord, LastRun, Manifest};
+use crate::manifest::{ChunkRecord, CollectionKind, FileRecord, LastRun, Manifest};
 use crate::store::keyword::KeywordStore;
 use crate::store::vector::{open_store, VectorPayload, VectorPoint, VectorStore};
 use crate::walk::{classify_content, walk, SkipCounts, SkipReason, WalkOptions, WalkedFile};
@@ -40,6 +40,8 @@ pub struct IndexRequest {
     pub embed: bool,
     /// An embedder to use instead of loading the configured model.
     pub embedder: Option<Box<dyn Embedder>>,
+    /// Code repository or documentation set.
+    pub kind: CollectionKind,
 }
 
 impl IndexRequest {
@@ -50,6 +52,7 @@ impl IndexRequest {
             rebuild: false,
             embed: true,
             embedder: None,
+            kind: CollectionKind::Code,
         }
     }
 }
@@ -154,6 +157,13 @@ pub fn index_directory(
 
     let mut previous = Manifest::load(&paths.manifest)?;
     if let Some(manifest) = &previous {
+        if manifest.kind != request.kind {
+            return Err(Error::CollectionKindMismatch {
+                name,
+                existing: manifest.kind.name(),
+                requested: request.kind.name(),
+            });
+        }
         if manifest.root != root {
             return Err(Error::CollectionRootMismatch {
                 name,
@@ -191,7 +201,10 @@ pub fn index_directory(
         }
         previous = None;
     }
-    let previous = previous.unwrap_or_else(|| Manifest::new(&name, &root));
+    let previous = previous.unwrap_or_else(|| Manifest {
+        kind: request.kind,
+        ..Manifest::new(&name, &root)
+    });
 
     let mut summary = IndexSummary {
         collection: name.clone(),

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
 use aiex_config::SearchMode;
@@ -86,7 +86,8 @@ pub struct SearchResults {
 
 struct OpenCollection {
     name: String,
-    manifest: Manifest,
+    manifest_path: std::path::PathBuf,
+    manifest: RwLock<Manifest>,
     keyword: KeywordStore,
     vectors_dir: std::path::PathBuf,
     /// Opened on first use: a vector store has one owner process at a time, so keyword searches
@@ -139,7 +140,8 @@ impl Searcher {
             let keyword = KeywordStore::open(&paths.keyword)?;
             collections.push(OpenCollection {
                 name,
-                manifest,
+                manifest_path: paths.manifest.clone(),
+                manifest: RwLock::new(manifest),
                 keyword,
                 vectors_dir: paths.vectors,
                 vectors: OnceLock::new(),
@@ -169,10 +171,11 @@ impl Searcher {
             if !config.embedding.enabled {
                 return Err("embeddings are disabled".to_string());
             }
-            if collection.manifest.embedded_count() == 0 {
+            let manifest = collection.manifest.read();
+            if manifest.embedded_count() == 0 {
                 return Err("no vectors yet".to_string());
             }
-            if let Some(indexed) = &collection.manifest.model_id {
+            if let Some(indexed) = &manifest.model_id {
                 if *indexed != config.embedding.model_id {
                     return Err(format!(
                         "embedded with model `{indexed}`, but `{}` is configured",
@@ -190,6 +193,24 @@ impl Searcher {
     pub fn with_embedder(self, embedder: Box<dyn Embedder>) -> Self {
         *self.embedder.lock() = Some(embedder);
         self
+    }
+
+    /// Picks up new generations written by indexing runs since the searcher was opened (the
+    /// keyword index's commit records its generation), and returns a token that changes with any
+    /// of them: caches key local results by it.
+    pub fn refresh(&self) -> Result<String> {
+        let mut token = String::new();
+        for collection in &self.collections {
+            let committed = collection.keyword.committed_generation()?.unwrap_or(0);
+            if committed != collection.manifest.read().generation {
+                collection.keyword.reload()?;
+                if let Some(manifest) = Manifest::load(&collection.manifest_path)? {
+                    *collection.manifest.write() = manifest;
+                }
+            }
+            token.push_str(&format!("{}:{committed};", collection.name));
+        }
+        Ok(token)
     }
 
     pub fn collection_names(&self) -> Vec<String> {
@@ -215,7 +236,7 @@ impl Searcher {
                     Err(reason) => results
                         .vectors_unavailable
                         .push((collection.name.clone(), reason.clone())),
-                    Ok(_) if !collection.manifest.vectors_complete() => {
+                    Ok(_) if !collection.manifest.read().vectors_complete() => {
                         results.vectors_incomplete.push(collection.name.clone());
                     }
                     Ok(_) => {}
@@ -329,6 +350,7 @@ impl Searcher {
         Ok(Some(
             collection
                 .manifest
+                .read()
                 .files
                 .iter()
                 .filter(|(path, record)| {

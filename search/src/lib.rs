@@ -1,9 +1,23 @@
-//! `aiex-search` owns **the query**: a coordinator that fans one query out to code, docs and web
-//! sources in parallel, each with its own deadline, fuses and deduplicates their results, and caches
-//! them.
+//! `aiex-search` owns **the query**: a [`Coordinator`](coordinator::Coordinator) fans one query out
+//! to code, docs and web sources in parallel, each with its own deadline inside an overall budget,
+//! streams their results as typed [`SearchEvent`](event::SearchEvent)s as they arrive, fuses them
+//! (weighted reciprocal rank, trusted-domain boost), deduplicates (normalised URLs, near-identical
+//! text) and caches per source (moka; local entries keyed by index generation, web entries by TTL).
 //!
-//! Today the code source is the indexer's read primitives ([`aiex_indexer::Searcher`]: keyword,
-//! vector and hybrid search over collections), re-exported here so that callers depend on this crate
-//! for searching; the coordinator, the docs and web sources and the cache build on it.
+//! Threading: the coordinator is async (tokio); local sources run the indexer's blocking search on
+//! a bounded rayon pool, never on async workers.
+
+pub mod cache;
+pub mod coordinator;
+pub mod event;
+pub mod fusion;
+pub mod hit;
+pub mod source;
+pub mod sources;
+pub mod urlnorm;
 
 pub use aiex_indexer::search::{SearchHit, SearchRequest, SearchResults, Searcher};
+pub use coordinator::{CoordinatedSearch, Coordinator, CoordinatorOptions};
+pub use event::SearchEvent;
+pub use hit::Hit;
+pub use source::{Source, SourceError, SourceQuery};

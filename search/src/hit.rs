@@ -1,0 +1,73 @@
+//! A result from any source, in one shape.
+
+use serde::Serialize;
+
+/// One result. Local hits (code, docs) carry a collection, path and lines; web hits a URL.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// The source that produced it: `code`, `docs`, `web:serper`, `web:tavily`.
+    pub source: String,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    pub snippet: String,
+    /// Byte ranges of `snippet` that match the query.
+    pub highlights: Vec<(usize, usize)>,
+    /// The source's own score in `results` events; the fused score in `merged`.
+    pub score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+}
+
+impl Hit {
+    /// Identity for deduplication: the normalised URL of a web hit, or collection, path and lines
+    /// of a local one.
+    pub fn key(&self) -> String {
+        match &self.url {
+            Some(url) => crate::urlnorm::normalize_url(url),
+            None => format!(
+                "{}:{}:{}-{}",
+                self.collection.as_deref().unwrap_or(""),
+                self.path.as_deref().unwrap_or(""),
+                self.start_line.unwrap_or(0),
+                self.end_line.unwrap_or(0)
+            ),
+        }
+    }
+
+    /// Approximate heap size, for the cache's byte bound.
+    pub fn approx_bytes(&self) -> usize {
+        let optional = |value: &Option<String>| value.as_ref().map_or(0, String::len);
+        std::mem::size_of::<Hit>()
+            + self.source.len()
+            + self.title.len()
+            + self.snippet.len()
+            + optional(&self.url)
+            + optional(&self.collection)
+            + optional(&self.path)
+            + optional(&self.language)
+            + optional(&self.symbol)
+            + optional(&self.kind)
+            + optional(&self.published)
+            + self.highlights.len() * 16
+    }
+
+    /// Whether the hit is usable: a finite score and something to show.
+    pub fn is_sane(&self) -> bool {
+        self.score.is_finite() && !(self.title.is_empty() && self.snippet.is_empty())
+    }
+}

@@ -1,0 +1,140 @@
+//! Code and docs sources: hybrid (or keyword/vector) search over local collections, run on the
+//! bounded CPU pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aiex_config::SearchMode;
+use aiex_indexer::{Language, SearchHit, SearchRequest, Searcher};
+
+use crate::hit::Hit;
+use crate::source::{BoxFuture, Source, SourceError, SourceQuery};
+
+/// Runs `work` on `pool` and awaits its result without blocking an async worker.
+pub async fn run_cpu<T: Send + 'static>(
+    pool: &rayon::ThreadPool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SourceError> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    pool.spawn(move || {
+        // The receiver is gone when the search was abandoned: nothing to report then.
+        let _ = sender.send(work());
+    });
+    receiver
+        .await
+        .map_err(|_| SourceError::Failed("the search worker stopped".to_string()))
+}
+
+/// Local collections of one kind, searched with one mode.
+pub struct LocalSource {
+    name: String,
+    searcher: Arc<Searcher>,
+    mode: SearchMode,
+    pool: Arc<rayon::ThreadPool>,
+    ttl: Duration,
+}
+
+impl LocalSource {
+    pub fn new(
+        name: impl Into<String>,
+        searcher: Arc<Searcher>,
+        mode: SearchMode,
+        pool: Arc<rayon::ThreadPool>,
+        ttl: Duration,
+    ) -> Self {
+        LocalSource {
+            name: name.into(),
+            searcher,
+            mode,
+            pool,
+            ttl,
+        }
+    }
+}
+
+fn to_hit(source: &str, hit: SearchHit) -> Hit {
+    let title = match &hit.symbol {
+        Some(symbol) => format!("{} {symbol}", hit.kind.name()),
+        None => hit.path.clone(),
+    };
+    Hit {
+        source: source.to_string(),
+        title,
+        url: None,
+        collection: Some(hit.collection),
+        path: Some(hit.path),
+        start_line: Some(hit.start_line),
+        end_line: Some(hit.end_line),
+        language: Some(hit.language.name().to_string()),
+        symbol: hit.symbol,
+        kind: Some(hit.kind.name().to_string()),
+        snippet: hit.snippet,
+        highlights: hit.highlights,
+        score: hit.score,
+        published: None,
+    }
+}
+
+impl Source for LocalSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn cache_token(&self) -> String {
+        self.searcher.refresh().unwrap_or_default()
+    }
+
+    fn cache_ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn search<'a>(
+        &'a self,
+        query: &'a SourceQuery,
+    ) -> BoxFuture<'a, Result<Vec<Hit>, SourceError>> {
+        Box::pin(async move {
+            let own = self.searcher.collection_names();
+            // Collections named in the request that are not this source's are another source's.
+            let collections: Vec<String> = if query.collections.is_empty() {
+                own
+            } else {
+                query
+                    .collections
+                    .iter()
+                    .filter(|name| own.contains(name))
+                    .cloned()
+                    .collect()
+            };
+            if collections.is_empty() {
+                return Ok(Vec::new());
+            }
+            let languages = query
+                .languages
+                .iter()
+                .map(|name| {
+                    Language::from_name(name).ok_or_else(|| {
+                        SourceError::Unavailable(format!("unknown language `{name}`"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let request = SearchRequest {
+                query: query.query.clone(),
+                mode: self.mode,
+                collections,
+                languages,
+                path_glob: query.path_glob.clone(),
+                limit: query.limit,
+            };
+            let searcher = self.searcher.clone();
+            let results = run_cpu(&self.pool, move || searcher.search(&request))
+                .await?
+                .map_err(|err| SourceError::Failed(err.to_string()))?;
+            let name = self.name.clone();
+            Ok(results
+                .hits
+                .into_iter()
+                .map(|hit| to_hit(&name, hit))
+                .collect())
+        })
+    }
+}

@@ -1,0 +1,3 @@
+//! The sources: local collections (code, docs) and the web providers.
+
+pub mod local;

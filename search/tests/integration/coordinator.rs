@@ -1,0 +1,261 @@
+//! The coordinator with sources that are fast, slow, failing, hanging, panicking or return garbage.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aiex_search::source::BoxFuture;
+use aiex_search::{
+    CoordinatedSearch, Coordinator, CoordinatorOptions, Hit, SearchEvent, Source, SourceError,
+    SourceQuery,
+};
+
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Fast,
+    Slow(Duration),
+    Fail,
+    Hang,
+    Panic,
+    Garbage,
+}
+
+struct Fake {
+    name: String,
+    behaviour: Behaviour,
+    calls: AtomicUsize,
+}
+
+fn hit(source: &str, n: usize) -> Hit {
+    Hit {
+        source: source.to_string(),
+        title: format!("{source} result {n}"),
+        url: Some(format!("https://{}.example/{n}", source.replace(':', "-"))),
+        collection: None,
+        path: None,
+        start_line: None,
+        end_line: None,
+        language: None,
+        symbol: None,
+        kind: None,
+        snippet: format!("snippet {n} from {source} about shared state"),
+        highlights: Vec::new(),
+        score: 1.0 / (n + 1) as f32,
+        published: None,
+    }
+}
+
+impl Source for Fake {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn search<'a>(
+        &'a self,
+        query: &'a SourceQuery,
+    ) -> BoxFuture<'a, Result<Vec<Hit>, SourceError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            let hits = (0..query.limit.min(3))
+                .map(|n| hit(&self.name, n))
+                .collect();
+            match self.behaviour {
+                Behaviour::Fast => Ok(hits),
+                Behaviour::Slow(delay) => {
+                    tokio::time::sleep(delay).await;
+                    Ok(hits)
+                }
+                Behaviour::Fail => Err(SourceError::Failed("provider said 503".into())),
+                Behaviour::Hang => std::future::pending().await,
+                Behaviour::Panic => panic!("source bug"),
+                Behaviour::Garbage => {
+                    let mut garbage = hit(&self.name, 0);
+                    garbage.score = f32::NAN;
+                    let mut empty = hit(&self.name, 1);
+                    empty.title.clear();
+                    empty.snippet.clear();
+                    let mut huge = hit(&self.name, 2);
+                    huge.snippet = "é".repeat(10_000);
+                    Ok(vec![garbage, empty, huge])
+                }
+            }
+        })
+    }
+}
+
+fn fake(name: &str, behaviour: Behaviour) -> Arc<Fake> {
+    Arc::new(Fake {
+        name: name.to_string(),
+        behaviour,
+        calls: AtomicUsize::new(0),
+    })
+}
+
+fn coordinator(sources: Vec<Arc<Fake>>, deadline: Duration, budget: Duration) -> Arc<Coordinator> {
+    let sources: Vec<Arc<dyn Source>> = sources.into_iter().map(|s| s as Arc<dyn Source>).collect();
+    Arc::new(Coordinator::new(
+        sources,
+        CoordinatorOptions {
+            budget,
+            default_deadline: deadline,
+            ..CoordinatorOptions::default()
+        },
+    ))
+}
+
+fn search(sources: &[&str]) -> CoordinatedSearch {
+    CoordinatedSearch {
+        query: SourceQuery::new("share state between threads", 5),
+        sources: sources.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[tokio::test]
+async fn bad_sources_never_delay_or_fail_the_good_ones() {
+    let coordinator = coordinator(
+        vec![
+            fake("code", Behaviour::Fast),
+            fake("docs", Behaviour::Slow(Duration::from_millis(50))),
+            fake("web:serper", Behaviour::Hang),
+            fake("web:tavily", Behaviour::Fail),
+            fake("web:panics", Behaviour::Panic),
+            fake("web:garbage", Behaviour::Garbage),
+        ],
+        Duration::from_millis(300),
+        Duration::from_secs(5),
+    );
+    let started = Instant::now();
+    let mut receiver = coordinator.search(search(&[]));
+    let mut events = Vec::new();
+    let mut first_results_at = None;
+    while let Some(event) = receiver.recv().await {
+        if first_results_at.is_none() && matches!(event, SearchEvent::Results { .. }) {
+            first_results_at = Some(started.elapsed());
+        }
+        events.push(event);
+    }
+    let elapsed = started.elapsed();
+    // The hanging source is cut at its deadline; the fast one arrives long before.
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+    assert!(first_results_at.expect("results") < Duration::from_millis(250));
+
+    let ids: Vec<u64> = events.iter().map(SearchEvent::id).collect();
+    assert_eq!(
+        ids,
+        (1..=ids.len() as u64).collect::<Vec<_>>(),
+        "monotonic ids"
+    );
+    let started_sources = events
+        .iter()
+        .filter(|e| matches!(e, SearchEvent::SourceStarted { .. }))
+        .count();
+    assert_eq!(started_sources, 6);
+    let failed: Vec<(&str, &str)> = events
+        .iter()
+        .filter_map(|e| match e {
+            SearchEvent::SourceFailed { source, error, .. } => {
+                Some((source.as_str(), error.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    assert!(failed
+        .iter()
+        .any(|(s, e)| *s == "web:serper" && e.contains("deadline")));
+    assert!(failed
+        .iter()
+        .any(|(s, e)| *s == "web:tavily" && e.contains("503")));
+    assert!(failed.iter().any(|(s, _)| *s == "web:panics"));
+    let garbage = events.iter().find_map(|e| match e {
+        SearchEvent::Results { source, hits, .. } if source == "web:garbage" => Some(hits),
+        _ => None,
+    });
+    let garbage = garbage.expect("garbage source still reports");
+    assert_eq!(garbage.len(), 1, "NaN and empty hits dropped");
+    assert!(garbage[0].snippet.len() <= 2_000);
+
+    let Some(SearchEvent::Merged { hits, .. }) = events.iter().rev().nth(1) else {
+        panic!("merged before done: {events:?}");
+    };
+    assert_eq!(hits.len(), 5);
+    let sources: std::collections::HashSet<&str> = hits.iter().map(|h| h.source.as_str()).collect();
+    assert!(sources.contains("code") && sources.contains("docs"));
+    assert!(matches!(events.last(), Some(SearchEvent::Done { .. })));
+}
+
+#[tokio::test]
+async fn overall_budget_cuts_everything_left() {
+    let coordinator = coordinator(
+        vec![
+            fake("code", Behaviour::Fast),
+            fake("web:serper", Behaviour::Hang),
+        ],
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+    );
+    let started = Instant::now();
+    let events = coordinator.search_all(search(&[])).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(events.iter().any(|e| matches!(e,
+        SearchEvent::SourceFailed { source, error, .. } if source == "web:serper" && error.contains("budget"))));
+    assert!(matches!(events.last(), Some(SearchEvent::Done { .. })));
+}
+
+#[tokio::test]
+async fn selects_sources_and_caches() {
+    let code = fake("code", Behaviour::Fast);
+    let serper = fake("web:serper", Behaviour::Fast);
+    let tavily = fake("web:tavily", Behaviour::Fast);
+    let coordinator = coordinator(
+        vec![code.clone(), serper.clone(), tavily.clone()],
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    );
+    let events = coordinator.search_all(search(&["web", "nope"])).await;
+    let started: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            SearchEvent::SourceStarted { source, .. } => Some(source.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, ["web:serper", "web:tavily"]);
+    assert!(events.iter().any(|e| matches!(e,
+        SearchEvent::SourceFailed { source, error, .. } if source == "nope" && error.contains("available"))));
+    assert_eq!(code.calls.load(Ordering::SeqCst), 0);
+
+    let again = coordinator.search_all(search(&["web"])).await;
+    assert!(again
+        .iter()
+        .all(|e| !matches!(e, SearchEvent::Results { cached: false, .. })));
+    assert_eq!(
+        serper.calls.load(Ordering::SeqCst),
+        1,
+        "second search served from cache"
+    );
+    let stats = coordinator.cache_stats();
+    assert_eq!(stats.hits, 2);
+    assert!(stats.hit_ratio() > 0.0);
+}
+
+#[tokio::test]
+async fn dropping_the_receiver_cancels() {
+    let coordinator = coordinator(
+        vec![fake("web:serper", Behaviour::Slow(Duration::from_secs(30)))],
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    );
+    let mut receiver = coordinator.search(search(&[]));
+    let first = receiver.recv().await;
+    assert!(matches!(first, Some(SearchEvent::SourceStarted { .. })));
+    drop(receiver);
+    // Nothing to observe but that the runtime shuts down promptly (no task holds it for 30 s).
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the search coordinator.
+
+mod coordinator;
+mod local;
