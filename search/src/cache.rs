@@ -11,11 +11,11 @@ use moka::Expiry;
 use serde::Serialize;
 
 use crate::hit::Hit;
-use crate::source::SourceQuery;
+use crate::source::{SourceQuery, SourceResults};
 
 #[derive(Debug)]
 struct Entry {
-    hits: Vec<Hit>,
+    results: SourceResults,
     ttl: Duration,
 }
 
@@ -73,7 +73,14 @@ impl ResultCache {
         let cache = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|key: &String, entry: &Arc<Entry>| {
-                let bytes = key.len() + entry.hits.iter().map(Hit::approx_bytes).sum::<usize>();
+                let bytes = key.len()
+                    + entry
+                        .results
+                        .hits
+                        .iter()
+                        .map(Hit::approx_bytes)
+                        .sum::<usize>()
+                    + entry.results.notes.iter().map(String::len).sum::<usize>();
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryTtl)
@@ -102,11 +109,11 @@ impl ResultCache {
         format!("{source}\u{1f}{token}\u{1f}{request}")
     }
 
-    pub fn get(&self, key: &str) -> Option<Vec<Hit>> {
+    pub fn get(&self, key: &str) -> Option<SourceResults> {
         match self.cache.get(key) {
             Some(entry) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(entry.hits.clone())
+                Some(entry.results.clone())
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
@@ -115,11 +122,11 @@ impl ResultCache {
         }
     }
 
-    pub fn insert(&self, key: String, hits: Vec<Hit>, ttl: Duration) {
+    pub fn insert(&self, key: String, results: SourceResults, ttl: Duration) {
         if ttl.is_zero() {
             return;
         }
-        self.cache.insert(key, Arc::new(Entry { hits, ttl }));
+        self.cache.insert(key, Arc::new(Entry { results, ttl }));
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -161,7 +168,11 @@ mod tests {
     fn counts_and_expires() {
         let cache = ResultCache::new(1 << 20);
         assert!(cache.get("k").is_none());
-        cache.insert("k".into(), Vec::new(), Duration::from_millis(50));
+        cache.insert(
+            "k".into(),
+            SourceResults::default(),
+            Duration::from_millis(50),
+        );
         assert!(cache.get("k").is_some());
         std::thread::sleep(Duration::from_millis(120));
         assert!(cache.get("k").is_none());

@@ -13,7 +13,7 @@ use crate::cache::{CacheStats, ResultCache};
 use crate::event::{SearchEvent, SourceTiming, Timings};
 use crate::fusion::{fuse, FusionParams, RankedList};
 use crate::hit::Hit;
-use crate::source::{Source, SourceError, SourceQuery};
+use crate::source::{Source, SourceError, SourceQuery, SourceResults};
 
 /// Longest snippet kept from any source.
 const MAX_SNIPPET_BYTES: usize = 2_000;
@@ -54,7 +54,10 @@ pub struct CoordinatedSearch {
 }
 
 enum Outcome {
-    Hits { hits: Vec<Hit>, cached: bool },
+    Hits {
+        results: SourceResults,
+        cached: bool,
+    },
     Failed(String),
 }
 
@@ -203,7 +206,8 @@ impl Coordinator {
             reported[index] = true;
             let source = selected[index].name().to_string();
             let event = match outcome {
-                Outcome::Hits { hits, cached } => {
+                Outcome::Hits { results, cached } => {
+                    let SourceResults { hits, notes } = results;
                     timings.sources.push(SourceTiming {
                         source: source.clone(),
                         ms,
@@ -221,6 +225,7 @@ impl Coordinator {
                         hits,
                         took_ms: ms,
                         cached,
+                        notes,
                     }
                 }
                 Outcome::Failed(error) => {
@@ -298,19 +303,25 @@ impl Coordinator {
     ) -> Outcome {
         let token = source.cache_token();
         let key = ResultCache::key(source.name(), &token, &query);
-        if let Some(hits) = self.cache.get(&key) {
-            return Outcome::Hits { hits, cached: true };
+        if let Some(results) = self.cache.get(&key) {
+            return Outcome::Hits {
+                results,
+                cached: true,
+            };
         }
         let ttl = source.cache_ttl();
         let name = source.name().to_string();
         let task = tokio::spawn(async move { source.search(&query).await });
         let abort = task.abort_handle();
         match tokio::time::timeout(deadline, task).await {
-            Ok(Ok(Ok(hits))) => {
-                let hits = sanitize(hits);
-                self.cache.insert(key, hits.clone(), ttl);
+            Ok(Ok(Ok(results))) => {
+                let results = SourceResults {
+                    hits: sanitize(results.hits),
+                    notes: results.notes,
+                };
+                self.cache.insert(key, results.clone(), ttl);
                 Outcome::Hits {
-                    hits,
+                    results,
                     cached: false,
                 }
             }

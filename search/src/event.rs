@@ -36,6 +36,8 @@ pub enum SearchEvent {
         hits: Vec<Hit>,
         took_ms: f64,
         cached: bool,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<String>,
     },
     SourceFailed {
         id: u64,

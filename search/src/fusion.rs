@@ -189,6 +189,7 @@ mod tests {
             symbol: None,
             kind: None,
             snippet: snippet.to_string(),
+            snippet_line: None,
             highlights: Vec::new(),
             score: 1.0,
             published: None,

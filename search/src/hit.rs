@@ -25,6 +25,9 @@ pub struct Hit {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     pub snippet: String,
+    /// Local hits: the line of the snippet's first line in the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snippet_line: Option<u32>,
     /// Byte ranges of `snippet` that match the query.
     pub highlights: Vec<(usize, usize)>,
     /// The source's own score in `results` events; the fused score in `merged`.

@@ -20,4 +20,4 @@ pub use aiex_indexer::search::{SearchHit, SearchRequest, SearchResults, Searcher
 pub use coordinator::{CoordinatedSearch, Coordinator, CoordinatorOptions};
 pub use event::SearchEvent;
 pub use hit::Hit;
-pub use source::{Source, SourceError, SourceQuery};
+pub use source::{Source, SourceError, SourceQuery, SourceResults};

@@ -58,6 +58,23 @@ pub enum SourceError {
     Garbage(String),
 }
 
+/// What a source found, and anything the user should know about how (partial vectors, a
+/// fallback to keywords, …).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceResults {
+    pub hits: Vec<Hit>,
+    pub notes: Vec<String>,
+}
+
+impl From<Vec<Hit>> for SourceResults {
+    fn from(hits: Vec<Hit>) -> Self {
+        SourceResults {
+            hits,
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// A place results come from.
 pub trait Source: Send + Sync {
     /// `code`, `docs`, `web:serper`, …
@@ -69,6 +86,8 @@ pub trait Source: Send + Sync {
     /// How long this source's results stay cached.
     fn cache_ttl(&self) -> Duration;
     /// Searches; the coordinator applies the deadline and catches panics.
-    fn search<'a>(&'a self, query: &'a SourceQuery)
-        -> BoxFuture<'a, Result<Vec<Hit>, SourceError>>;
+    fn search<'a>(
+        &'a self,
+        query: &'a SourceQuery,
+    ) -> BoxFuture<'a, Result<SourceResults, SourceError>>;
 }

@@ -115,7 +115,7 @@ pub fn run(config: &aiex_config::Config, args: &IndexArgs) -> anyhow::Result<()>
 }
 
 /// Shows progress as a bar on a terminal, as occasional plain lines otherwise.
-struct Reporter {
+pub(crate) struct Reporter {
     bar: Option<ProgressBar>,
     last_line: Instant,
     stage: &'static str,
@@ -123,7 +123,7 @@ struct Reporter {
 }
 
 impl Reporter {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -144,7 +144,7 @@ impl Reporter {
         }
     }
 
-    fn report(&mut self, event: IndexProgress) {
+    pub(crate) fn report(&mut self, event: IndexProgress) {
         let (stage, done, total) = match event {
             IndexProgress::Walked { files, skipped } => {
                 self.line(&format!("found {files} files ({skipped} skipped)"));
@@ -204,14 +204,14 @@ impl Reporter {
         }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
     }
 }
 
-fn write_summary(out: &mut impl Write, summary: &IndexSummary) -> std::io::Result<()> {
+pub(crate) fn write_summary(out: &mut impl Write, summary: &IndexSummary) -> std::io::Result<()> {
     let seconds = |ms: u64| ms as f64 / 1000.0;
     writeln!(
         out,
@@ -293,6 +293,7 @@ fn print_status(index_dir: &IndexDir, json: bool) -> anyhow::Result<()> {
             )
         };
         writeln!(stdout, "{}", collection.name)?;
+        writeln!(stdout, "  kind:       {}", collection.kind.name())?;
         writeln!(stdout, "  root:       {}", collection.root.display())?;
         writeln!(stdout, "  files:      {}", collection.files)?;
         writeln!(stdout, "  chunks:     {}", collection.chunks)?;

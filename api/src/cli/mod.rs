@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing and the commands.
 
 mod config_cmd;
+mod docs_cmd;
 mod index_cmd;
 mod search_cmd;
 
@@ -32,6 +33,11 @@ pub enum Command {
     Index(index_cmd::IndexArgs),
     /// Search indexed collections.
     Search(search_cmd::SearchArgs),
+    /// Index, list and remove documentation sets (searched by the `docs` source).
+    Docs {
+        #[command(subcommand)]
+        command: docs_cmd::DocsCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -79,6 +85,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(args) => {
             let config = load_config(&cli, args.overrides())?;
             search_cmd::run(&config, args)
+        }
+        Command::Docs { command } => {
+            let config = load_config(&cli, Vec::new())?;
+            docs_cmd::run(&config, command)
         }
         Command::Config { command } => {
             let config = load_config(&cli, Vec::new())?;

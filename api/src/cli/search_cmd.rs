@@ -1,20 +1,34 @@
 use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
 use aiex_config::SearchMode;
-use aiex_indexer::{Language, SearchHit, SearchRequest, Searcher};
+use aiex_indexer::{CollectionKind, IndexDir, Language, Searcher};
+use aiex_search::fusion::FusionParams;
+use aiex_search::sources::local::LocalSource;
+use aiex_search::{
+    CoordinatedSearch, Coordinator, CoordinatorOptions, Hit, SearchEvent, Source, SourceQuery,
+};
+
+/// How long local results stay cached (a re-index invalidates them anyway).
+const LOCAL_CACHE_TTL: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     /// What to look for: words, identifiers, or a question.
     #[arg(value_name = "QUERY")]
     pub query: String,
+    /// Sources to ask, comma-separated: code, docs (default: every source that has collections).
+    #[arg(long, value_delimiter = ',', value_name = "SOURCES")]
+    pub sources: Vec<String>,
     /// Collection to search (repeatable; default: all).
     #[arg(long = "collection", value_name = "NAME")]
     pub collections: Vec<String>,
-    /// keyword (BM25), vector (embeddings) or hybrid (both, fused).
+    /// keyword (BM25), vector (embeddings) or hybrid (both, fused) for local sources.
     #[arg(long)]
     pub mode: Option<SearchMode>,
     /// Only hits in this language (repeatable): rust, python, ts, …
@@ -26,9 +40,15 @@ pub struct SearchArgs {
     /// Number of hits.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// One JSON object per hit.
-    #[arg(long)]
+    /// One JSON object per hit of the final list.
+    #[arg(long, conflicts_with = "events")]
     pub json: bool,
+    /// The search's events, one JSON object per line, as they happen.
+    #[arg(long)]
+    pub events: bool,
+    /// After the results: per-source timings, cache hits, and ranks before and after fusion.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 impl SearchArgs {
@@ -47,101 +67,257 @@ impl SearchArgs {
 /// The `--json` line of one hit.
 #[derive(Serialize)]
 struct JsonHit<'a> {
-    collection: &'a str,
-    path: &'a str,
-    start_line: u32,
-    end_line: u32,
-    language: Language,
+    source: &'a str,
+    collection: Option<&'a str>,
+    path: Option<&'a str>,
+    start_line: Option<u32>,
+    end_line: Option<u32>,
+    language: Option<&'a str>,
     symbol: Option<&'a str>,
-    kind: &'a str,
+    kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    title: &'a str,
     score: f32,
     snippet: &'a str,
 }
 
-pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()> {
-    let languages = args
-        .languages
-        .iter()
-        .map(|name| {
-            Language::from_name(name).ok_or_else(|| {
-                let known: Vec<&str> = Language::all().iter().map(|l| l.name()).collect();
-                anyhow::anyhow!("unknown language `{name}` (known: {})", known.join(", "))
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let searcher = Searcher::open(config, &args.collections)?;
-    if searcher.collection_names().is_empty() {
-        anyhow::bail!("no collections yet: run `aiex-research index PATH` first");
-    }
-    let request = SearchRequest {
-        query: args.query.clone(),
-        mode: config.search.mode,
-        collections: args.collections.clone(),
-        languages,
-        path_glob: args.path_glob.clone(),
-        limit: config.search.limit,
-    };
-    let results = searcher.search(&request)?;
-    for name in &results.vectors_incomplete {
-        eprintln!(
-            "note: vectors of `{name}` are still being computed; vector results may be partial"
-        );
-    }
-    for (name, reason) in &results.vectors_unavailable {
-        eprintln!("note: `{name}` searched by keywords only ({reason})");
-    }
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        for hit in &results.hits {
-            serde_json::to_writer(&mut stdout, &json_hit(hit))?;
-            writeln!(stdout)?;
-        }
-    } else {
-        if results.hits.is_empty() {
-            writeln!(stdout, "no results")?;
-        }
-        for (rank, hit) in results.hits.iter().enumerate() {
-            write_hit(&mut stdout, rank + 1, hit)?;
-        }
-    }
-    stdout.flush()?;
-    Ok(())
-}
-
-fn json_hit(hit: &SearchHit) -> JsonHit<'_> {
+fn json_hit(hit: &Hit) -> JsonHit<'_> {
     JsonHit {
-        collection: &hit.collection,
-        path: &hit.path,
+        source: &hit.source,
+        collection: hit.collection.as_deref(),
+        path: hit.path.as_deref(),
         start_line: hit.start_line,
         end_line: hit.end_line,
-        language: hit.language,
+        language: hit.language.as_deref(),
         symbol: hit.symbol.as_deref(),
-        kind: hit.kind.name(),
+        kind: hit.kind.as_deref(),
+        url: hit.url.as_deref(),
+        title: &hit.title,
         score: hit.score,
         snippet: &hit.snippet,
     }
 }
 
-fn write_hit(out: &mut impl Write, rank: usize, hit: &SearchHit) -> std::io::Result<()> {
-    let symbol = match (&hit.symbol, &hit.parent) {
-        // A container's own chunk has its header as parent: `struct Foo` in `pub struct Foo`.
-        (Some(symbol), Some(parent)) if !parent.contains(symbol.as_str()) => {
-            format!("  {} {symbol} in {parent}", hit.kind.name())
+/// Local sources over the collections of each kind (those named by `--collection`, or all).
+fn local_sources(
+    config: &aiex_config::Config,
+    requested: &[String],
+) -> anyhow::Result<Vec<Arc<dyn Source>>> {
+    let index_dir = IndexDir::new(config.index_dir());
+    for name in requested {
+        index_dir.manifest(name)?;
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(if config.index.threads == 0 {
+                std::thread::available_parallelism().map_or(1, usize::from)
+            } else {
+                config.index.threads
+            })
+            .thread_name(|index| format!("aiex-search-{index}"))
+            .build()
+            .context("starting the search pool")?,
+    );
+    let mut sources: Vec<Arc<dyn Source>> = Vec::new();
+    for kind in [CollectionKind::Code, CollectionKind::Docs] {
+        let names: Vec<String> = index_dir
+            .collection_names_of(kind)?
+            .into_iter()
+            .filter(|name| requested.is_empty() || requested.contains(name))
+            .collect();
+        if names.is_empty() {
+            continue;
         }
-        (Some(symbol), _) => format!("  {} {symbol}", hit.kind.name()),
-        (None, _) => String::new(),
+        let searcher = Arc::new(Searcher::open(config, &names)?);
+        sources.push(Arc::new(LocalSource::new(
+            kind.name(),
+            searcher,
+            config.search.mode,
+            Arc::clone(&pool),
+            LOCAL_CACHE_TTL,
+        )));
+    }
+    Ok(sources)
+}
+
+pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()> {
+    for name in &args.languages {
+        if Language::from_name(name).is_none() {
+            let known: Vec<&str> = Language::all().iter().map(|l| l.name()).collect();
+            anyhow::bail!("unknown language `{name}` (known: {})", known.join(", "));
+        }
+    }
+    let sources = local_sources(config, &args.collections)?;
+    if sources.is_empty() {
+        anyhow::bail!("no collections yet: run `aiex-research index PATH` first");
+    }
+    let coordinator = Arc::new(Coordinator::new(
+        sources,
+        CoordinatorOptions {
+            fusion: FusionParams {
+                rrf_k: config.search.rrf_k,
+                ..FusionParams::default()
+            },
+            ..CoordinatorOptions::default()
+        },
+    ));
+    let mut query = SourceQuery::new(args.query.clone(), config.search.limit);
+    query.collections = args.collections.clone();
+    query.languages = args.languages.clone();
+    query.path_glob = args.path_glob.clone();
+    let search = CoordinatedSearch {
+        query,
+        sources: args.sources.clone(),
     };
-    writeln!(
-        out,
-        "{rank:>2}. {}:{}:{}-{}{symbol}  ({:.4})",
-        hit.collection, hit.path, hit.start_line, hit.end_line, hit.score
-    )?;
-    for (offset, line) in hit.snippet.lines().enumerate() {
-        writeln!(
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let events = runtime.block_on(print_events(&coordinator, search, args))?;
+    let mut stdout = std::io::stdout().lock();
+    let merged = events.iter().find_map(|event| match event {
+        SearchEvent::Merged { hits, .. } => Some(hits),
+        _ => None,
+    });
+    let empty = Vec::new();
+    let merged = merged.unwrap_or(&empty);
+    if args.json {
+        for hit in merged {
+            serde_json::to_writer(&mut stdout, &json_hit(hit))?;
+            writeln!(stdout)?;
+        }
+    } else if !args.events {
+        if merged.is_empty() {
+            writeln!(stdout, "no results")?;
+        }
+        for (rank, hit) in merged.iter().enumerate() {
+            write_hit(&mut stdout, rank + 1, hit)?;
+        }
+    }
+    if args.explain {
+        write_explain(&mut stdout, &events)?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Collects the events, printing them (`--events`) or progress and notes (stderr) as they come.
+async fn print_events(
+    coordinator: &Arc<Coordinator>,
+    search: CoordinatedSearch,
+    args: &SearchArgs,
+) -> anyhow::Result<Vec<SearchEvent>> {
+    let mut receiver = coordinator.search(search);
+    let mut events = Vec::new();
+    while let Some(event) = receiver.recv().await {
+        if args.events {
+            let mut stdout = std::io::stdout().lock();
+            serde_json::to_writer(&mut stdout, &event)?;
+            writeln!(stdout)?;
+            stdout.flush()?;
+        } else {
+            match &event {
+                SearchEvent::Results { notes, .. } => {
+                    for note in notes {
+                        eprintln!("note: {note}");
+                    }
+                }
+                SearchEvent::SourceFailed { source, error, .. } => {
+                    eprintln!("warning: source `{source}` failed: {error}");
+                }
+                _ => {}
+            }
+        }
+        events.push(event);
+    }
+    Ok(events)
+}
+
+fn write_hit(out: &mut impl Write, rank: usize, hit: &Hit) -> std::io::Result<()> {
+    let symbol = match (&hit.symbol, &hit.kind) {
+        (Some(symbol), Some(kind)) => format!("  {kind} {symbol}"),
+        _ => String::new(),
+    };
+    match (&hit.url, &hit.path) {
+        (Some(url), _) => writeln!(
             out,
-            "    {:>5} | {line}",
-            hit.snippet_start_line as usize + offset
-        )?;
+            "{rank:>2}. [{}] {}  {url}  ({:.4})",
+            hit.source, hit.title, hit.score
+        )?,
+        (None, Some(path)) => writeln!(
+            out,
+            "{rank:>2}. {}:{path}:{}-{}{symbol}  ({:.4})",
+            hit.collection.as_deref().unwrap_or(""),
+            hit.start_line.unwrap_or(0),
+            hit.end_line.unwrap_or(0),
+            hit.score
+        )?,
+        (None, None) => writeln!(
+            out,
+            "{rank:>2}. [{}] {}  ({:.4})",
+            hit.source, hit.title, hit.score
+        )?,
+    }
+    let first_line = hit.snippet_line.unwrap_or(0) as usize;
+    for (offset, line) in hit.snippet.lines().enumerate() {
+        if hit.snippet_line.is_some() {
+            writeln!(out, "    {:>5} | {line}", first_line + offset)?;
+        } else {
+            writeln!(out, "          {line}")?;
+        }
     }
     writeln!(out)
+}
+
+fn write_explain(out: &mut impl Write, events: &[SearchEvent]) -> std::io::Result<()> {
+    writeln!(out, "explain:")?;
+    let mut lists: Vec<(&str, &Vec<Hit>)> = Vec::new();
+    for event in events {
+        match event {
+            SearchEvent::Results {
+                source,
+                hits,
+                took_ms,
+                cached,
+                ..
+            } => {
+                writeln!(
+                    out,
+                    "  source {source}: {} hits in {took_ms:.2} ms{}",
+                    hits.len(),
+                    if *cached { " (cache hit)" } else { "" }
+                )?;
+                lists.push((source, hits));
+            }
+            SearchEvent::SourceFailed { source, error, .. } => {
+                writeln!(out, "  source {source}: failed: {error}")?;
+            }
+            SearchEvent::Merged { hits, .. } => {
+                writeln!(out, "  ranks (fused <- per source):")?;
+                for (rank, hit) in hits.iter().enumerate() {
+                    let key = hit.key();
+                    let before: Vec<String> = lists
+                        .iter()
+                        .filter_map(|(source, list)| {
+                            list.iter()
+                                .position(|other| other.key() == key)
+                                .map(|position| format!("{source} #{}", position + 1))
+                        })
+                        .collect();
+                    writeln!(out, "    #{} <- {}  {key}", rank + 1, before.join(", "))?;
+                }
+            }
+            SearchEvent::Done { timings, .. } => {
+                writeln!(
+                    out,
+                    "  fusion {:.2} ms, total {:.2} ms",
+                    timings.fusion_ms, timings.total_ms
+                )?;
+            }
+            SearchEvent::SourceStarted { .. } => {}
+        }
+    }
+    Ok(())
 }

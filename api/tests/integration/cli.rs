@@ -171,3 +171,105 @@ fn config_show_layers_and_redacts() {
         "flag sets data_dir: {text}"
     );
 }
+
+#[test]
+fn docs_sets_sources_events_and_explain() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let repo = tempfile::tempdir().expect("tempdir");
+    let docs = tempfile::tempdir().expect("tempdir");
+    small_repo(repo.path());
+    aiex_tests::write_files(
+        docs.path(),
+        &[(
+            "guide/threads.md",
+            "# Threads\n\n## Sharing state\n\nWrap the value in a Mutex inside an Arc to share state between threads.\n",
+        )],
+    );
+    run_ok(
+        aiex(data.path())
+            .arg("index")
+            .arg(repo.path())
+            .args(["--name", "code", "--no-embed"]),
+    );
+    let added = run_ok(
+        aiex(data.path())
+            .args(["docs", "add", "guide"])
+            .arg(docs.path())
+            .arg("--no-embed"),
+    );
+    assert!(stdout(&added).contains("indexed `guide`"));
+    let list = stdout(&run_ok(aiex(data.path()).args(["docs", "list"])));
+    assert!(list.starts_with("guide"), "{list}");
+    assert!(!list.contains("code "), "{list}");
+
+    // Docs only.
+    let docs_hits = run_ok(aiex(data.path()).args([
+        "search",
+        "share state between threads",
+        "--sources",
+        "docs",
+        "--json",
+        "--mode",
+        "keyword",
+    ]));
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&docs_hits).lines().next().expect("a hit")).expect("json");
+    assert_eq!(first["source"], "docs");
+    assert_eq!(first["path"], "guide/threads.md");
+    assert_eq!(first["kind"], "section");
+    assert!(first["snippet"].as_str().is_some_and(|s| s.contains("Mutex")), "{first}");
+
+    // Events: typed, with increasing ids, ending with done.
+    let events =
+        run_ok(aiex(data.path()).args(["search", "queue table", "--events", "--mode", "keyword"]));
+    let events: Vec<serde_json::Value> = stdout(&events)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("event json"))
+        .collect();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "source_started").count(),
+        2,
+        "{types:?}"
+    );
+    assert_eq!(&types[types.len() - 2..], ["merged", "done"]);
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|e| e["id"].as_u64().expect("id"))
+        .collect();
+    assert!(ids.windows(2).all(|pair| pair[1] == pair[0] + 1), "{ids:?}");
+
+    // Explain, and an unknown source reported without failing the search.
+    let explained = run_ok(aiex(data.path()).args([
+        "search",
+        "queue",
+        "--sources",
+        "code,web",
+        "--explain",
+        "--mode",
+        "keyword",
+    ]));
+    let text = stdout(&explained);
+    assert!(
+        text.contains("explain:") && text.contains("source code:") && text.contains("<- code #1"),
+        "{text}"
+    );
+    assert!(String::from_utf8_lossy(&explained.stderr).contains("source `web` failed"));
+
+    let removed = aiex(data.path())
+        .args(["docs", "remove", "code"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        removed.status.code(),
+        Some(2),
+        "a code collection is not a docs set"
+    );
+    run_ok(aiex(data.path()).args(["docs", "remove", "guide"]));
+    assert!(
+        stdout(&run_ok(aiex(data.path()).args(["docs", "list"]))).contains("no documentation sets")
+    );
+}

@@ -8,7 +8,7 @@ use aiex_config::SearchMode;
 use aiex_indexer::{Language, SearchHit, SearchRequest, Searcher};
 
 use crate::hit::Hit;
-use crate::source::{BoxFuture, Source, SourceError, SourceQuery};
+use crate::source::{BoxFuture, Source, SourceError, SourceQuery, SourceResults};
 
 /// Runs `work` on `pool` and awaits its result without blocking an async worker.
 pub async fn run_cpu<T: Send + 'static>(
@@ -69,6 +69,7 @@ fn to_hit(source: &str, hit: SearchHit) -> Hit {
         symbol: hit.symbol,
         kind: Some(hit.kind.name().to_string()),
         snippet: hit.snippet,
+        snippet_line: Some(hit.snippet_start_line),
         highlights: hit.highlights,
         score: hit.score,
         published: None,
@@ -91,7 +92,7 @@ impl Source for LocalSource {
     fn search<'a>(
         &'a self,
         query: &'a SourceQuery,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, SourceError>> {
+    ) -> BoxFuture<'a, Result<SourceResults, SourceError>> {
         Box::pin(async move {
             let own = self.searcher.collection_names();
             // Collections named in the request that are not this source's are another source's.
@@ -106,7 +107,7 @@ impl Source for LocalSource {
                     .collect()
             };
             if collections.is_empty() {
-                return Ok(Vec::new());
+                return Ok(SourceResults::default());
             }
             let languages = query
                 .languages
@@ -129,12 +130,30 @@ impl Source for LocalSource {
             let results = run_cpu(&self.pool, move || searcher.search(&request))
                 .await?
                 .map_err(|err| SourceError::Failed(err.to_string()))?;
+            let mut notes: Vec<String> = results
+                .vectors_incomplete
+                .iter()
+                .map(|name| {
+                    format!(
+                        "vectors of `{name}` are still being computed; vector results may be partial"
+                    )
+                })
+                .collect();
+            notes.extend(
+                results
+                    .vectors_unavailable
+                    .iter()
+                    .map(|(name, reason)| format!("`{name}` searched by keywords only ({reason})")),
+            );
             let name = self.name.clone();
-            Ok(results
-                .hits
-                .into_iter()
-                .map(|hit| to_hit(&name, hit))
-                .collect())
+            Ok(SourceResults {
+                hits: results
+                    .hits
+                    .into_iter()
+                    .map(|hit| to_hit(&name, hit))
+                    .collect(),
+                notes,
+            })
         })
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aiex_search::source::BoxFuture;
 use aiex_search::{
     CoordinatedSearch, Coordinator, CoordinatorOptions, Hit, SearchEvent, Source, SourceError,
-    SourceQuery,
+    SourceQuery, SourceResults,
 };
 
 #[derive(Clone, Copy)]
@@ -39,6 +39,7 @@ fn hit(source: &str, n: usize) -> Hit {
         symbol: None,
         kind: None,
         snippet: format!("snippet {n} from {source} about shared state"),
+        snippet_line: None,
         highlights: Vec::new(),
         score: 1.0 / (n + 1) as f32,
         published: None,
@@ -57,13 +58,13 @@ impl Source for Fake {
     fn search<'a>(
         &'a self,
         query: &'a SourceQuery,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, SourceError>> {
+    ) -> BoxFuture<'a, Result<SourceResults, SourceError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
-            let hits = (0..query.limit.min(3))
+            let hits: Vec<Hit> = (0..query.limit.min(3))
                 .map(|n| hit(&self.name, n))
                 .collect();
-            match self.behaviour {
+            let results = match self.behaviour {
                 Behaviour::Fast => Ok(hits),
                 Behaviour::Slow(delay) => {
                     tokio::time::sleep(delay).await;
@@ -82,7 +83,8 @@ impl Source for Fake {
                     huge.snippet = "é".repeat(10_000);
                     Ok(vec![garbage, empty, huge])
                 }
-            }
+            };
+            results.map(SourceResults::from)
         })
     }
 }
