@@ -21,8 +21,8 @@ pub use error::{ConfigError, Problem, Result, Source};
 pub use load::LoadOptions;
 pub use model::{
     default_data_dir, ChunkConfig, Config, EmbeddingConfig, IndexConfig, SearchConfig, SearchMode,
-    VectorBackend, VectorConfig, APP_DIR, CONFIG_VERSION, DEFAULT_MODEL_ID, DEFAULT_RUNTIME_FILE,
-    FALLBACK_DATA_DIR,
+    VectorBackend, VectorConfig, WebConfig, APP_DIR, CONFIG_VERSION, DEFAULT_MODEL_ID,
+    DEFAULT_RUNTIME_FILE, FALLBACK_DATA_DIR,
 };
 pub use secret::{Secret, REDACTED};
 

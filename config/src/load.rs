@@ -370,6 +370,8 @@ mod tests {
         config.embedding.runtime_path = Some("/r".into());
         config.vector.url = Some("http://x".into());
         config.vector.api_key = Some("k".into());
+        config.web.serper_api_key = Some("k".into());
+        config.web.tavily_api_key = Some("k".into());
         let layers = Layers::new(&config).expect("all keys");
         assert_eq!(layers.values.len(), FIELDS.len());
     }

@@ -37,6 +37,8 @@ pub struct Config {
     pub vector: VectorConfig,
     /// Query defaults.
     pub search: SearchConfig,
+    /// Web search providers.
+    pub web: WebConfig,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             embedding: EmbeddingConfig::default(),
             vector: VectorConfig::default(),
             search: SearchConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -279,6 +282,14 @@ pub struct SearchConfig {
     pub keyword_weight: f32,
     /// Weight of the vector ranking in fusion, >= 0.
     pub vector_weight: f32,
+    /// Overall time budget of one search across all sources, in milliseconds.
+    pub budget_ms: u64,
+    /// Deadline of a local source (code, docs), in milliseconds.
+    pub local_deadline_ms: u64,
+    /// Deadline of a web source, in milliseconds.
+    pub web_deadline_ms: u64,
+    /// Upper bound of the result cache, in bytes.
+    pub cache_bytes: u64,
 }
 
 impl Default for SearchConfig {
@@ -289,7 +300,67 @@ impl Default for SearchConfig {
             rrf_k: 60.0,
             keyword_weight: 1.0,
             vector_weight: 1.0,
+            budget_ms: 8_000,
+            local_deadline_ms: 2_000,
+            web_deadline_ms: 6_000,
+            cache_bytes: 64 * 1024 * 1024,
         }
+    }
+}
+
+/// Web search providers (Serper, Tavily). Without keys, web sources are absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Serper API key; several keys, comma-separated, rotate when one is rate-limited.
+    pub serper_api_key: Option<Secret>,
+    /// Tavily API key(s), comma-separated.
+    pub tavily_api_key: Option<Secret>,
+    pub serper_url: String,
+    pub tavily_url: String,
+    /// Per-request timeout, in milliseconds.
+    pub timeout_ms: u64,
+    /// Requests per minute per key (0: unlimited).
+    pub requests_per_minute: u32,
+    /// Retries after a 429, a 5xx or a network error.
+    pub max_retries: u32,
+    /// How long web results stay cached, in seconds.
+    pub cache_ttl_secs: u64,
+    /// Domains whose results are boosted; empty means the built-in list (docs.rs,
+    /// doc.rust-lang.org, official language docs, GitHub, Stack Overflow, ...).
+    pub trusted_domains: Vec<String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            serper_api_key: None,
+            tavily_api_key: None,
+            serper_url: "https://google.serper.dev".to_owned(),
+            tavily_url: "https://api.tavily.com".to_owned(),
+            timeout_ms: 5_000,
+            requests_per_minute: 60,
+            max_retries: 2,
+            cache_ttl_secs: 3_600,
+            trusted_domains: Vec::new(),
+        }
+    }
+}
+
+impl WebConfig {
+    /// The keys of a comma-separated secret.
+    pub fn keys(secret: Option<&Secret>) -> Vec<String> {
+        secret
+            .map(|secret| {
+                secret
+                    .expose()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|key| !key.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

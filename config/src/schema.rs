@@ -87,6 +87,19 @@ pub(crate) const FIELDS: &[Field] = &[
     req("search.rrf_k", Kind::Float),
     req("search.keyword_weight", Kind::Float),
     req("search.vector_weight", Kind::Float),
+    req("search.budget_ms", U64),
+    req("search.local_deadline_ms", U64),
+    req("search.web_deadline_ms", U64),
+    req("search.cache_bytes", U64),
+    opt("web.serper_api_key", Kind::Secret),
+    opt("web.tavily_api_key", Kind::Secret),
+    req("web.serper_url", Kind::Str),
+    req("web.tavily_url", Kind::Str),
+    req("web.timeout_ms", U64),
+    req("web.requests_per_minute", U32),
+    req("web.max_retries", U32),
+    req("web.cache_ttl_secs", U64),
+    req("web.trusted_domains", Kind::StrList),
 ];
 
 /// The known key `key`, if any.

@@ -173,6 +173,21 @@ pub(crate) fn issues(config: &Config) -> Vec<Issue> {
         );
     }
 
+    out.positive("search.budget_ms", search.budget_ms);
+    out.positive("search.local_deadline_ms", search.local_deadline_ms);
+    out.positive("search.web_deadline_ms", search.web_deadline_ms);
+
+    let web = &config.web;
+    for (key, url) in [
+        ("web.serper_url", &web.serper_url),
+        ("web.tavily_url", &web.tavily_url),
+    ] {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            out.push(key, "must start with http:// or https://");
+        }
+    }
+    out.positive("web.timeout_ms", web.timeout_ms);
+
     out.0
 }
 

@@ -141,6 +141,26 @@ fn local_sources(
     Ok(sources)
 }
 
+/// Deadlines, budget, fusion and cache settings from the configuration.
+pub fn coordinator_options(config: &aiex_config::Config) -> CoordinatorOptions {
+    let search = &config.search;
+    let local = Duration::from_millis(search.local_deadline_ms);
+    let mut fusion = FusionParams {
+        rrf_k: search.rrf_k,
+        ..FusionParams::default()
+    };
+    if !config.web.trusted_domains.is_empty() {
+        fusion.trusted_domains = config.web.trusted_domains.clone();
+    }
+    CoordinatorOptions {
+        budget: Duration::from_millis(search.budget_ms),
+        default_deadline: Duration::from_millis(search.web_deadline_ms),
+        deadlines: [("code".to_string(), local), ("docs".to_string(), local)].into(),
+        fusion,
+        cache_bytes: search.cache_bytes,
+    }
+}
+
 pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()> {
     for name in &args.languages {
         if Language::from_name(name).is_none() {
@@ -152,16 +172,7 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
     if sources.is_empty() {
         anyhow::bail!("no collections yet: run `aiex-research index PATH` first");
     }
-    let coordinator = Arc::new(Coordinator::new(
-        sources,
-        CoordinatorOptions {
-            fusion: FusionParams {
-                rrf_k: config.search.rrf_k,
-                ..FusionParams::default()
-            },
-            ..CoordinatorOptions::default()
-        },
-    ));
+    let coordinator = Arc::new(Coordinator::new(sources, coordinator_options(config)));
     let mut query = SourceQuery::new(args.query.clone(), config.search.limit);
     query.collections = args.collections.clone();
     query.languages = args.languages.clone();

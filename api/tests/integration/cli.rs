@@ -217,7 +217,12 @@ fn docs_sets_sources_events_and_explain() {
     assert_eq!(first["source"], "docs");
     assert_eq!(first["path"], "guide/threads.md");
     assert_eq!(first["kind"], "section");
-    assert!(first["snippet"].as_str().is_some_and(|s| s.contains("Mutex")), "{first}");
+    assert!(
+        first["snippet"]
+            .as_str()
+            .is_some_and(|s| s.contains("Mutex")),
+        "{first}"
+    );
 
     // Events: typed, with increasing ids, ending with done.
     let events =
