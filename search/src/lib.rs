@@ -9,12 +9,14 @@
 
 pub mod cache;
 pub mod coordinator;
+pub mod enhance;
 pub mod event;
 pub mod fusion;
 pub mod hit;
 pub mod source;
 pub mod sources;
 pub mod urlnorm;
+pub mod web;
 
 pub use aiex_indexer::search::{SearchHit, SearchRequest, SearchResults, Searcher};
 pub use coordinator::{CoordinatedSearch, Coordinator, CoordinatorOptions};

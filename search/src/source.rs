@@ -27,6 +27,8 @@ pub struct SourceQuery {
     pub exclude_domains: Vec<String>,
     /// Web sources: `day`, `week`, `month` or `year`.
     pub time_range: Option<String>,
+    /// Web sources: the query to send instead of `query` (with its language context added).
+    pub web_query: Option<String>,
 }
 
 impl SourceQuery {
@@ -40,6 +42,7 @@ impl SourceQuery {
             include_domains: Vec::new(),
             exclude_domains: Vec::new(),
             time_range: None,
+            web_query: None,
         }
     }
 }

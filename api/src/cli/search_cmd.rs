@@ -8,8 +8,10 @@ use serde::Serialize;
 
 use aiex_config::SearchMode;
 use aiex_indexer::{CollectionKind, IndexDir, Language, Searcher};
+use aiex_search::enhance::enhance;
 use aiex_search::fusion::FusionParams;
 use aiex_search::sources::local::LocalSource;
+use aiex_search::sources::web::WebSource;
 use aiex_search::{
     CoordinatedSearch, Coordinator, CoordinatorOptions, Hit, SearchEvent, Source, SourceQuery,
 };
@@ -23,6 +25,7 @@ pub struct SearchArgs {
     #[arg(value_name = "QUERY")]
     pub query: String,
     /// Sources to ask, comma-separated: code, docs (default: every source that has collections).
+    /// (`web` too when a Serper or Tavily key is configured).
     #[arg(long, value_delimiter = ',', value_name = "SOURCES")]
     pub sources: Vec<String>,
     /// Collection to search (repeatable; default: all).
@@ -40,6 +43,15 @@ pub struct SearchArgs {
     /// Number of hits.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Web results only from this domain (repeatable).
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    pub include_domains: Vec<String>,
+    /// No web results from this domain (repeatable).
+    #[arg(long = "exclude-domain", value_name = "DOMAIN")]
+    pub exclude_domains: Vec<String>,
+    /// Web results from the last day, week, month or year.
+    #[arg(long, value_name = "RANGE")]
+    pub since: Option<String>,
     /// One JSON object per hit of the final list.
     #[arg(long, conflicts_with = "events")]
     pub json: bool,
@@ -97,6 +109,29 @@ fn json_hit(hit: &Hit) -> JsonHit<'_> {
         score: hit.score,
         snippet: &hit.snippet,
     }
+}
+
+/// The languages of the collections searched, most chunks first.
+fn collection_languages(
+    config: &aiex_config::Config,
+    requested: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let index_dir = IndexDir::new(config.index_dir());
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for name in index_dir.collection_names()? {
+        if !requested.is_empty() && !requested.contains(&name) {
+            continue;
+        }
+        for file in index_dir.manifest(&name)?.files.values() {
+            *counts.entry(file.language.name().to_string()).or_default() += file.chunks.len();
+        }
+    }
+    let mut languages: Vec<(String, usize)> = counts.into_iter().collect();
+    languages.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(languages
+        .into_iter()
+        .map(|(language, _)| language)
+        .collect())
 }
 
 /// Local sources over the collections of each kind (those named by `--collection`, or all).
@@ -168,18 +203,45 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
             anyhow::bail!("unknown language `{name}` (known: {})", known.join(", "));
         }
     }
-    let sources = local_sources(config, &args.collections)?;
+    let mut sources = local_sources(config, &args.collections)?;
+    let web = WebSource::from_config(config).context("configuring web search")?;
+    let wants_web = args.sources.is_empty() || args.sources.iter().any(|s| s.starts_with("web"));
+    let mut requested = args.sources.clone();
+    match web {
+        Some(web) => sources.push(Arc::new(web)),
+        None if wants_web && !args.sources.is_empty() => {
+            eprintln!(
+                "note: web search is not configured (set web.serper_api_key or web.tavily_api_key)"
+            );
+            requested.retain(|s| !s.starts_with("web"));
+            if requested.is_empty() {
+                anyhow::bail!("no source left to ask");
+            }
+        }
+        None => {}
+    }
     if sources.is_empty() {
         anyhow::bail!("no collections yet: run `aiex-research index PATH` first");
     }
+    // Only web queries and --explain use the collections' languages.
+    let languages = if sources.iter().any(|s| s.name().starts_with("web")) || args.explain {
+        collection_languages(config, &args.collections)?
+    } else {
+        Vec::new()
+    };
+    let enhancement = enhance(&args.query, &args.languages, &languages);
     let coordinator = Arc::new(Coordinator::new(sources, coordinator_options(config)));
     let mut query = SourceQuery::new(args.query.clone(), config.search.limit);
     query.collections = args.collections.clone();
     query.languages = args.languages.clone();
     query.path_glob = args.path_glob.clone();
+    query.include_domains = args.include_domains.clone();
+    query.exclude_domains = args.exclude_domains.clone();
+    query.time_range = args.since.clone();
+    query.web_query = Some(enhancement.web_query.clone());
     let search = CoordinatedSearch {
         query,
-        sources: args.sources.clone(),
+        sources: requested,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -208,7 +270,24 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
         }
     }
     if args.explain {
+        writeln!(stdout, "explain:")?;
+        writeln!(
+            stdout,
+            "  query: code terms {:?}; web query {:?}{}",
+            enhancement.code_terms,
+            enhancement.web_query,
+            match (&enhancement.context, enhancement.context_from) {
+                (Some(context), Some(from)) => format!(" (context {context} from {from})"),
+                _ => String::new(),
+            }
+        )?;
         write_explain(&mut stdout, &events)?;
+        let stats = coordinator.cache_stats();
+        writeln!(
+            stdout,
+            "  cache: {} hits, {} misses, {} entries",
+            stats.hits, stats.misses, stats.entries
+        )?;
     }
     stdout.flush()?;
     Ok(())
@@ -283,7 +362,6 @@ fn write_hit(out: &mut impl Write, rank: usize, hit: &Hit) -> std::io::Result<()
 }
 
 fn write_explain(out: &mut impl Write, events: &[SearchEvent]) -> std::io::Result<()> {
-    writeln!(out, "explain:")?;
     let mut lists: Vec<(&str, &Vec<Hit>)> = Vec::new();
     for event in events {
         match event {

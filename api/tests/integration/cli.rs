@@ -262,7 +262,7 @@ fn docs_sets_sources_events_and_explain() {
         text.contains("explain:") && text.contains("source code:") && text.contains("<- code #1"),
         "{text}"
     );
-    assert!(String::from_utf8_lossy(&explained.stderr).contains("source `web` failed"));
+    assert!(String::from_utf8_lossy(&explained.stderr).contains("web search is not configured"));
 
     let removed = aiex(data.path())
         .args(["docs", "remove", "code"])
@@ -276,5 +276,113 @@ fn docs_sets_sources_events_and_explain() {
     run_ok(aiex(data.path()).args(["docs", "remove", "guide"]));
     assert!(
         stdout(&run_ok(aiex(data.path()).args(["docs", "list"]))).contains("no documentation sets")
+    );
+}
+
+/// A one-shot stand-in for Tavily's `/search` that answers in Tavily's exact format and hands the
+/// request it saw (head and body) back to the test.
+fn fake_tavily() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0u8; length];
+        let _ = reader.read_exact(&mut body);
+        let _ = sender.send(format!("{head}\n{}", String::from_utf8_lossy(&body)));
+        let response = r#"{"query":"q","answer":null,"images":[],"results":[{"title":"Shared-State Concurrency - The Rust Programming Language","url":"https://doc.rust-lang.org/book/ch16-03-shared-state.html?utm_source=x","content":"Mutex<T> and Arc<T> let several threads share state.","score":0.91,"raw_content":null}],"response_time":"0.84","request_id":"abc"}"#;
+        let mut stream = reader.into_inner();
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{response}",
+            response.len()
+        );
+    });
+    (url, receiver)
+}
+
+#[test]
+fn web_source_joins_when_configured() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let repo = tempfile::tempdir().expect("tempdir");
+    small_repo(repo.path());
+    run_ok(
+        aiex(data.path())
+            .arg("index")
+            .arg(repo.path())
+            .args(["--name", "code", "--no-embed"]),
+    );
+
+    // Without keys, web is absent and says so.
+    let output = run_ok(aiex(data.path()).args([
+        "search",
+        "table",
+        "--sources",
+        "code,web",
+        "--mode",
+        "keyword",
+    ]));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("web search is not configured"));
+
+    let (url, requests) = fake_tavily();
+    let output = run_ok(
+        aiex(data.path())
+            .env("AIEX__WEB__TAVILY_API_KEY", "tvly-secret-test-key")
+            .env("AIEX__WEB__TAVILY_URL", &url)
+            .args([
+                "search",
+                "share state between threads",
+                "--mode",
+                "keyword",
+                "--lang",
+                "rust",
+                "--json",
+                "--explain",
+            ]),
+    );
+    let request = requests
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("request");
+    assert!(request.contains("POST /search"), "{request}");
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("authorization: bearer tvly-secret-test-key"),
+        "{request}"
+    );
+    assert!(
+        request.contains("share state between threads Rust"),
+        "context added: {request}"
+    );
+    let text = stdout(&output);
+    let web_hit = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|hit| hit["source"] == "web:tavily")
+        .expect("a web hit");
+    assert!(web_hit["url"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("https://doc.rust-lang.org/")));
+    assert!(text.contains("source web:tavily: 1 hits"), "{text}");
+    let everything = format!("{text}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        !everything.contains("tvly-secret-test-key"),
+        "the key never shows"
     );
 }

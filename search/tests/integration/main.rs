@@ -2,3 +2,5 @@
 
 mod coordinator;
 mod local;
+#[path = "../web/mod.rs"]
+mod web;
