@@ -1,11 +1,9 @@
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
-use anyhow::Context;
 use clap::Subcommand;
 
-use aiex_indexer::{index_directory, CollectionKind, IndexDir, IndexRequest};
+use aiex_indexer::{CollectionKind, IndexDir, IndexRequest};
 
 #[derive(Debug, Subcommand)]
 pub enum DocsCommand {
@@ -43,23 +41,7 @@ pub fn run(config: &aiex_config::Config, command: &DocsCommand) -> anyhow::Resul
             request.name = Some(name.clone());
             request.kind = CollectionKind::Docs;
             request.embed = !no_embed;
-            let mut reporter = super::index_cmd::Reporter::new();
-            let cancel = AtomicBool::new(false);
-            let summary = index_directory(
-                config,
-                request,
-                &mut |event| reporter.report(event),
-                &cancel,
-            )
-            .with_context(|| format!("indexing documentation {}", path.display()));
-            reporter.finish();
-            let summary = summary?;
-            if *json {
-                serde_json::to_writer(&mut stdout, &summary)?;
-                writeln!(stdout)?;
-            } else {
-                super::index_cmd::write_summary(&mut stdout, &summary)?;
-            }
+            super::index_cmd::run_index(config, request, *json)?;
         }
         DocsCommand::List { json } => {
             let docs: Vec<_> = index_dir

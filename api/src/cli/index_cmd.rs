@@ -92,6 +92,16 @@ pub fn run(config: &aiex_config::Config, args: &IndexArgs) -> anyhow::Result<()>
     request.name = args.name.clone();
     request.rebuild = args.rebuild;
     request.embed = !args.no_embed;
+    run_index(config, request, args.json)
+}
+
+/// Runs one indexing request with progress on stderr and the summary (text or JSON) on stdout.
+pub(crate) fn run_index(
+    config: &aiex_config::Config,
+    request: IndexRequest,
+    json: bool,
+) -> anyhow::Result<()> {
+    let path = request.root.clone();
     let mut reporter = Reporter::new();
     let cancel = AtomicBool::new(false);
     let summary = index_directory(
@@ -104,7 +114,7 @@ pub fn run(config: &aiex_config::Config, args: &IndexArgs) -> anyhow::Result<()>
     reporter.finish();
     let summary = summary?;
     let mut stdout = std::io::stdout().lock();
-    if args.json {
+    if json {
         serde_json::to_writer(&mut stdout, &summary)?;
         writeln!(stdout)?;
     } else {
@@ -115,7 +125,7 @@ pub fn run(config: &aiex_config::Config, args: &IndexArgs) -> anyhow::Result<()>
 }
 
 /// Shows progress as a bar on a terminal, as occasional plain lines otherwise.
-pub(crate) struct Reporter {
+struct Reporter {
     bar: Option<ProgressBar>,
     last_line: Instant,
     stage: &'static str,
@@ -123,7 +133,7 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -144,7 +154,7 @@ impl Reporter {
         }
     }
 
-    pub(crate) fn report(&mut self, event: IndexProgress) {
+    fn report(&mut self, event: IndexProgress) {
         let (stage, done, total) = match event {
             IndexProgress::Walked { files, skipped } => {
                 self.line(&format!("found {files} files ({skipped} skipped)"));
@@ -204,14 +214,14 @@ impl Reporter {
         }
     }
 
-    pub(crate) fn finish(&self) {
+    fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
     }
 }
 
-pub(crate) fn write_summary(out: &mut impl Write, summary: &IndexSummary) -> std::io::Result<()> {
+fn write_summary(out: &mut impl Write, summary: &IndexSummary) -> std::io::Result<()> {
     let seconds = |ms: u64| ms as f64 / 1000.0;
     writeln!(
         out,

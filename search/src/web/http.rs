@@ -437,3 +437,31 @@ pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
         serde_json::Value::Object(_) => "an object",
     }
 }
+
+/// Ranks a provider's result entries: entries `parse` rejects (no link) are skipped, the first
+/// `limit` are numbered 1, 2, …; a non-empty array of which no entry is usable is malformed.
+pub(crate) fn ranked_results(
+    items: &[serde_json::Value],
+    limit: usize,
+    parse: impl Fn(&serde_json::Value) -> Option<super::WebResult>,
+    provider: &'static str,
+    unusable: &str,
+) -> Result<Vec<super::WebResult>, WebError> {
+    let results: Vec<super::WebResult> = items
+        .iter()
+        .filter_map(parse)
+        .take(limit)
+        .enumerate()
+        .map(|(index, result)| super::WebResult {
+            rank: index + 1,
+            ..result
+        })
+        .collect();
+    if results.is_empty() && !items.is_empty() {
+        return Err(WebError::Malformed {
+            provider,
+            message: unusable.to_owned(),
+        });
+    }
+    Ok(results)
+}

@@ -182,23 +182,13 @@ fn interpret(response: RawResponse, limit: usize) -> Result<Vec<WebResult>, WebE
             })
         }
     };
-    let results: Vec<WebResult> = organic
-        .iter()
-        .filter_map(organic_result)
-        .take(limit)
-        .enumerate()
-        .map(|(index, result)| WebResult {
-            rank: index + 1,
-            ..result
-        })
-        .collect();
-    if results.is_empty() && !organic.is_empty() {
-        return Err(WebError::Malformed {
-            provider: PROVIDER,
-            message: "no `organic` entry has a `link`".to_owned(),
-        });
-    }
-    Ok(results)
+    super::http::ranked_results(
+        organic,
+        limit,
+        organic_result,
+        PROVIDER,
+        "no `organic` entry has a `link`",
+    )
 }
 
 /// One `organic[]` entry, or `None` for an entry without a link. The rank is set by the caller.

@@ -163,23 +163,13 @@ fn interpret(response: RawResponse, limit: usize) -> Result<Vec<WebResult>, WebE
             })
         }
     };
-    let results: Vec<WebResult> = items
-        .iter()
-        .filter_map(search_result)
-        .take(limit)
-        .enumerate()
-        .map(|(index, result)| WebResult {
-            rank: index + 1,
-            ..result
-        })
-        .collect();
-    if results.is_empty() && !items.is_empty() {
-        return Err(WebError::Malformed {
-            provider: PROVIDER,
-            message: "no `results` entry has a `url`".to_owned(),
-        });
-    }
-    Ok(results)
+    super::http::ranked_results(
+        items,
+        limit,
+        search_result,
+        PROVIDER,
+        "no `results` entry has a `url`",
+    )
 }
 
 /// One `results[]` entry, or `None` for an entry without a URL. The rank is set by the caller.
