@@ -57,6 +57,14 @@ impl<'a> Lines<'a> {
         self.starts.get(line).copied().unwrap_or(self.src.len())
     }
 
+    /// 0-based line holding byte `offset` (the last line for offsets past the
+    /// end).
+    pub(crate) fn line_of(&self, offset: usize) -> usize {
+        self.starts
+            .partition_point(|&start| start <= offset)
+            .saturating_sub(1)
+    }
+
     /// Byte offset just past the content of `line` (before `\r\n` / `\n`).
     pub(crate) fn content_end(&self, line: usize) -> usize {
         let next = self.starts.get(line + 1).copied().unwrap_or(self.src.len());

@@ -40,12 +40,15 @@
 //! deadline (progress callback), the walk is iterative or depth-limited, and
 //! parsers are cached per thread and language.
 
+mod html;
 mod lines;
 mod markdown;
 mod spec;
 mod treesitter;
 mod window;
 
+#[cfg(test)]
+mod html_tests;
 #[cfg(test)]
 mod robustness_tests;
 #[cfg(test)]
@@ -55,7 +58,8 @@ use crate::lang::Language;
 
 /// Version of the chunker's output: bump it when a change here cuts files differently, so that
 /// existing collections are re-chunked by their next indexing run.
-pub const CHUNKER_VERSION: u32 = 2;
+pub const CHUNKER_VERSION: u32 = 3;
+pub use html::extract_links;
 use lines::Lines;
 
 /// What a chunk contains.
@@ -189,6 +193,7 @@ pub struct RawChunk {
     /// terminator (`\n` or `\r\n`); `text == source[start_byte..end_byte]`.
     pub end_byte: usize,
     /// Exact source text of lines `start_line..=end_line`.
+    /// HTML pages are the exception: their `text` is the section's extracted text, not markup.
     pub text: String,
 }
 
@@ -285,6 +290,7 @@ pub fn chunk_source(language: Language, source: &str, opts: &ChunkOptions) -> Ve
     let opts = sanitize(opts);
     let lines = Lines::new(source);
     let pieces = match language {
+        Language::Html => return html::chunk(&lines, &opts),
         Language::Markdown => markdown::chunk(&lines, &opts),
         Language::Toml => Some(window::toml_sections(&lines, &opts)),
         lang if lang.has_grammar() => treesitter::chunk(lang, &lines, &opts),

@@ -140,6 +140,11 @@ fn check(src: &str, chunks: &[RawChunk], opts: &ChunkOptions, windows: bool) {
 
 pub(super) fn chunk_checked(lang: Language, src: &str, opts: &ChunkOptions) -> Vec<RawChunk> {
     let chunks = chunk_source(lang, src, opts);
+    if lang == Language::Html {
+        // HTML chunks hold extracted text, not the source lines they locate.
+        super::html_tests::check_html(src, &chunks, opts);
+        return chunks;
+    }
     let windows = chunks.iter().all(|c| c.kind == ChunkKind::Block);
     check(src, &chunks, opts, windows);
     chunks
