@@ -3,12 +3,13 @@
 //! [`chunk_source`] cuts a file into [`RawChunk`]s that follow the code's
 //! structure: one chunk per function, method, type, module, ... (found with
 //! tree-sitter), top-level code between symbols as [`ChunkKind::Preamble`]
-//! chunks, and Markdown by heading sections. Languages without a grammar,
+//! chunks, Markdown by heading sections, and HTML by the heading sections of
+//! its extracted text (see `html.rs`). Languages without a grammar,
 //! unparseable files and pathological inputs fall back to overlapping line
 //! windows ([`ChunkKind::Block`]).
 //!
-//! Chunks are always whole lines. Outside the fallback windows they are
-//! ordered, never overlap, and together cover every non-blank line.
+//! Chunks are always whole lines. Outside the fallback windows and HTML pages
+//! they are ordered, never overlap, and together cover every non-blank line.
 //!
 //! A symbol's chunk starts at the documentation directly above it: comments,
 //! attributes, decorators, Elixir `@doc`/`@spec`, as long as no blank line
