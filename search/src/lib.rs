@@ -1,6 +1,6 @@
-//! `aiex-search` owns **the query**: a [`Coordinator`](coordinator::Coordinator) fans one query out
+//! `aiex-search` owns **the query**: a [`Coordinator`] fans one query out
 //! to code, docs and web sources in parallel, each with its own deadline inside an overall budget,
-//! streams their results as typed [`SearchEvent`](event::SearchEvent)s as they arrive, fuses them
+//! streams their results as typed [`SearchEvent`]s as they arrive, fuses them
 //! (weighted reciprocal rank, trusted-domain boost), deduplicates (normalised URLs, near-identical
 //! text) and caches per source (moka; local entries keyed by index generation, web entries by TTL).
 //!
