@@ -38,22 +38,10 @@ impl Source for SimulatedWeb {
             let jitter = query.query.len() as u64 * 7919 % 100;
             tokio::time::sleep(Duration::from_millis(100 + jitter)).await;
             let hits = (0..5)
-                .map(|n| Hit {
-                    source: "web:simulated".into(),
-                    title: format!("result {n}"),
-                    url: Some(format!("https://example.test/{}/{n}", query.query.len())),
-                    collection: None,
-                    path: None,
-                    start_line: None,
-                    end_line: None,
-                    language: None,
-                    symbol: None,
-                    kind: None,
-                    snippet: format!("{} {n}", query.query),
-                    snippet_line: None,
-                    highlights: Vec::new(),
-                    score: 1.0,
-                    published: None,
+                .map(|n| {
+                    let url = format!("https://example.test/{}/{n}", query.query.len());
+                    let snippet = format!("{} {n}", query.query);
+                    Hit::web("web:simulated", &url, &format!("result {n}"), &snippet, 1.0)
                 })
                 .collect::<Vec<_>>();
             Ok(SourceResults::from(hits))

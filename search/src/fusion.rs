@@ -177,23 +177,7 @@ mod tests {
     use proptest::prelude::*;
 
     pub(crate) fn web(source: &str, url: &str, snippet: &str) -> Hit {
-        Hit {
-            source: source.to_string(),
-            title: url.to_string(),
-            url: Some(url.to_string()),
-            collection: None,
-            path: None,
-            start_line: None,
-            end_line: None,
-            language: None,
-            symbol: None,
-            kind: None,
-            snippet: snippet.to_string(),
-            snippet_line: None,
-            highlights: Vec::new(),
-            score: 1.0,
-            published: None,
-        }
+        Hit::web(source, url, url, snippet, 1.0)
     }
 
     fn list(source: &str, hits: Vec<Hit>) -> RankedList {

@@ -37,6 +37,27 @@ pub struct Hit {
 }
 
 impl Hit {
+    /// A web result: `source` (`web:tavily`), page URL and title, the provider's snippet and score.
+    pub fn web(source: &str, url: &str, title: &str, snippet: &str, score: f32) -> Hit {
+        Hit {
+            source: source.to_string(),
+            title: title.to_string(),
+            url: Some(url.to_string()),
+            collection: None,
+            path: None,
+            start_line: None,
+            end_line: None,
+            language: None,
+            symbol: None,
+            kind: None,
+            snippet: snippet.to_string(),
+            snippet_line: None,
+            highlights: Vec::new(),
+            score,
+            published: None,
+        }
+    }
+
     /// Identity for deduplication: the normalised URL of a web hit, or collection, path and lines
     /// of a local one.
     pub fn key(&self) -> String {

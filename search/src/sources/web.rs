@@ -74,23 +74,12 @@ impl WebSource {
 }
 
 fn to_hit(result: WebResult) -> Hit {
+    // Serper gives no score: the rank stands in, best first.
+    let score = result.score.unwrap_or(1.0 / result.rank.max(1) as f32);
+    let source = format!("web:{}", result.provider);
     Hit {
-        source: format!("web:{}", result.provider),
-        title: result.title,
-        url: Some(result.url),
-        collection: None,
-        path: None,
-        start_line: None,
-        end_line: None,
-        language: None,
-        symbol: None,
-        kind: None,
-        snippet: result.snippet,
-        snippet_line: None,
-        highlights: Vec::new(),
-        // Serper gives no score: the rank stands in, best first.
-        score: result.score.unwrap_or(1.0 / result.rank.max(1) as f32),
         published: result.published,
+        ..Hit::web(&source, &result.url, &result.title, &result.snippet, score)
     }
 }
 

@@ -27,23 +27,13 @@ struct Fake {
 }
 
 fn hit(source: &str, n: usize) -> Hit {
-    Hit {
-        source: source.to_string(),
-        title: format!("{source} result {n}"),
-        url: Some(format!("https://{}.example/{n}", source.replace(':', "-"))),
-        collection: None,
-        path: None,
-        start_line: None,
-        end_line: None,
-        language: None,
-        symbol: None,
-        kind: None,
-        snippet: format!("snippet {n} from {source} about shared state"),
-        snippet_line: None,
-        highlights: Vec::new(),
-        score: 1.0 / (n + 1) as f32,
-        published: None,
-    }
+    Hit::web(
+        source,
+        &format!("https://{}.example/{n}", source.replace(':', "-")),
+        &format!("{source} result {n}"),
+        &format!("snippet {n} from {source} about shared state"),
+        1.0 / (n + 1) as f32,
+    )
 }
 
 impl Source for Fake {
