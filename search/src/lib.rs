@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod coordinator;
+pub mod crawl;
 pub mod enhance;
 pub mod event;
 pub mod fusion;

@@ -1,16 +1,27 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Subcommand;
+
+use aiex_search::crawl::{crawl, CrawlOptions};
 
 use aiex_indexer::{CollectionKind, IndexDir, IndexRequest};
 
 #[derive(Debug, Subcommand)]
 pub enum DocsCommand {
-    /// Index a documentation set (a directory of Markdown and HTML, e.g. rustdoc output) as NAME.
+    /// Index a documentation set as NAME: a directory of Markdown and HTML (e.g. rustdoc output),
+    /// or a site URL, crawled politely (same host, robots.txt, depth and page limits).
     Add {
         name: String,
-        path: PathBuf,
+        #[arg(value_name = "PATH_OR_URL")]
+        source: String,
+        /// Crawl: most pages fetched.
+        #[arg(long, default_value_t = 200)]
+        max_pages: usize,
+        /// Crawl: most link hops from the start page.
+        #[arg(long, default_value_t = 3)]
+        max_depth: usize,
         /// Only update the keyword index now.
         #[arg(long)]
         no_embed: bool,
@@ -33,10 +44,35 @@ pub fn run(config: &aiex_config::Config, command: &DocsCommand) -> anyhow::Resul
     match command {
         DocsCommand::Add {
             name,
-            path,
+            source,
+            max_pages,
+            max_depth,
             no_embed,
             json,
         } => {
+            let path = if source.starts_with("http://") || source.starts_with("https://") {
+                aiex_indexer::collection::validate_name(name)?;
+                let mirror = config.data_dir.join("mirrors").join(name);
+                let options = CrawlOptions {
+                    max_pages: *max_pages,
+                    max_depth: *max_depth,
+                    ..CrawlOptions::default()
+                };
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting the async runtime")?;
+                let report = runtime
+                    .block_on(crawl(source, &mirror, &options))
+                    .with_context(|| format!("crawling {source}"))?;
+                eprintln!(
+                    "crawled {source}: {} pages ({} disallowed by robots.txt, {} skipped, {} failed)",
+                    report.fetched, report.skipped_robots, report.skipped_other, report.failed
+                );
+                mirror
+            } else {
+                PathBuf::from(source)
+            };
             let mut request = IndexRequest::new(path);
             request.name = Some(name.clone());
             request.kind = CollectionKind::Docs;

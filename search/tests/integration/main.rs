@@ -1,6 +1,7 @@
 //! Integration tests of the search coordinator.
 
 mod coordinator;
+mod crawl;
 mod local;
 #[path = "../web/mod.rs"]
 mod web;

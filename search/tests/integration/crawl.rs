@@ -1,0 +1,114 @@
+//! The docs-site crawl against a local site: same host, depth and page limits, robots.txt.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aiex_search::crawl::{crawl, CrawlOptions};
+use axum::extract::State;
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+fn page(title: &str, links: &[&str]) -> String {
+    let anchors: String = links
+        .iter()
+        .map(|l| format!("<a href=\"{l}\">{l}</a>\n"))
+        .collect();
+    format!("<html><head><title>{title}</title></head><body><main><h1>{title}</h1><p>About {title}.</p>\n{anchors}</main></body></html>")
+}
+
+async fn serve(State(hits): State<Arc<AtomicUsize>>, uri: Uri) -> Response {
+    hits.fetch_add(1, Ordering::SeqCst);
+    let html =
+        |body: String| ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+    match uri.path() {
+        "/robots.txt" => "User-agent: *\nDisallow: /private/\n".into_response(),
+        "/" => html(page(
+            "Home",
+            &[
+                "/guide/a.html",
+                "guide/b.html#part",
+                "/private/x.html",
+                "https://elsewhere.test/",
+                "/deep1.html",
+                "/data.json",
+            ],
+        )),
+        "/guide/a.html" => html(page("Guide A", &["/", "b.html"])),
+        "/guide/b.html" => html(page("Guide B", &["a.html"])),
+        "/deep1.html" => html(page("Deep 1", &["/deep2.html"])),
+        "/deep2.html" => html(page("Deep 2", &["/deep3.html"])),
+        "/deep3.html" => html(page("Deep 3", &[])),
+        "/private/x.html" => html(page("Private", &[])),
+        "/data.json" => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn site() -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new()
+        .fallback(serve)
+        .with_state(Arc::clone(&hits));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, hits)
+}
+
+fn options(max_pages: usize, max_depth: usize) -> CrawlOptions {
+    CrawlOptions {
+        max_pages,
+        max_depth,
+        delay: Duration::from_millis(5),
+        ..CrawlOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn crawls_within_limits_and_rules() {
+    let (url, _) = site().await;
+    let mirror = tempfile::tempdir().expect("tempdir");
+    let report = crawl(&url, mirror.path(), &options(100, 2))
+        .await
+        .expect("crawl");
+    let root = mirror.path();
+    for kept in [
+        "index.html",
+        "guide/a.html",
+        "guide/b.html",
+        "deep1.html",
+        "deep2.html",
+    ] {
+        assert!(root.join(kept).is_file(), "{kept} mirrored: {report:?}");
+    }
+    assert!(!root.join("deep3.html").exists(), "beyond max depth");
+    assert!(!root.join("private/x.html").exists(), "robots.txt");
+    assert!(!root.join("data.json.html").exists(), "not HTML");
+    assert_eq!(report.fetched, 5, "{report:?}");
+    assert_eq!(report.skipped_robots, 1);
+    assert_eq!(report.skipped_other, 1);
+    let text = std::fs::read_to_string(root.join("guide/a.html")).expect("read");
+    assert!(text.contains("Guide A"));
+}
+
+#[tokio::test]
+async fn page_limit_and_bad_urls() {
+    let (url, hits) = site().await;
+    let mirror = tempfile::tempdir().expect("tempdir");
+    let report = crawl(&url, mirror.path(), &options(2, 5))
+        .await
+        .expect("crawl");
+    assert_eq!(report.fetched, 2);
+    assert!(hits.load(Ordering::SeqCst) <= 3, "robots.txt + two pages");
+    assert!(crawl("file:///etc", mirror.path(), &options(2, 2))
+        .await
+        .is_err());
+    assert!(crawl("not a url", mirror.path(), &options(2, 2))
+        .await
+        .is_err());
+}
