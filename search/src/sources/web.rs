@@ -73,14 +73,38 @@ impl WebSource {
     }
 }
 
-fn to_hit(result: WebResult) -> Hit {
+fn to_hit(result: WebResult, terms: &[String]) -> Hit {
     // Serper gives no score: the rank stands in, best first.
     let score = result.score.unwrap_or(1.0 / result.rank.max(1) as f32);
     let source = format!("web:{}", result.provider);
     Hit {
         published: result.published,
+        highlights: highlights(&result.snippet, terms),
         ..Hit::web(&source, &result.url, &result.title, &result.snippet, score)
     }
+}
+
+/// Byte ranges of `text` that match query terms (outermost ranges, in order).
+pub fn highlights(text: &str, terms: &[String]) -> Vec<(usize, usize)> {
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    aiex_indexer::tokenizer::for_each_code_token(
+        text,
+        aiex_indexer::tokenizer::TokenMode::Index,
+        |token| {
+            if terms.contains(&token.text) {
+                ranges.push((token.offset_from, token.offset_to));
+            }
+        },
+    );
+    ranges.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (from, to) in ranges {
+        match merged.last_mut() {
+            Some(last) if from < last.1 => last.1 = last.1.max(to),
+            _ => merged.push((from, to)),
+        }
+    }
+    merged
 }
 
 impl Source for WebSource {
@@ -126,9 +150,27 @@ impl Source for WebSource {
                     WebError::Malformed { .. } => SourceError::Garbage(err.to_string()),
                     _ => SourceError::Failed(err.to_string()),
                 })?;
+            let terms = aiex_indexer::store::keyword::query_terms(&query.query);
             Ok(SourceResults::from(
-                results.into_iter().map(to_hit).collect::<Vec<_>>(),
+                results
+                    .into_iter()
+                    .map(|result| to_hit(result, &terms))
+                    .collect::<Vec<_>>(),
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn highlights_query_terms_in_web_snippets() {
+        let terms = aiex_indexer::store::keyword::query_terms("share state between threads");
+        let text = "Sharing state: a Mutex shares state between threads safely.";
+        let ranges = highlights(text, &terms);
+        let words: Vec<&str> = ranges.iter().map(|&(a, b)| &text[a..b]).collect();
+        assert_eq!(words, ["state", "state", "between", "threads"]);
     }
 }
