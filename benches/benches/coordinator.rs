@@ -2,7 +2,8 @@
 //! indexed), cache hits, time to first results beside a slow web source (150±50 ms, simulated:
 //! no provider is reachable from here), and throughput at 1/8/64 concurrent queries.
 //!
-//! `cargo bench -p aiex-benches --bench coordinator` (uses the index of the retrieval benchmark).
+//! `scripts/setup --with-rust-doc && cargo bench -p aiex-benches --bench coordinator` (uses the
+//! index of the retrieval benchmark, and adds the Rust book as a documentation set).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +58,13 @@ fn main() {
     let corpus = codesearch_dir();
     let data_dir = aiex_benches::cache_dir().join("data-docs");
     ensure_indexed(&data_dir, &corpus.join("corpus-docs"), "codesearch-docs");
+    match aiex_benches::rust_book() {
+        Some(book) => {
+            let summary = aiex_benches::ensure_docs_indexed(&data_dir, &book, "rust-book");
+            println!("docs: the Rust book, {} chunks", summary.chunks);
+        }
+        None => println!("docs: none (run `scripts/setup --with-rust-doc` to add the Rust book)"),
+    }
     let config = aiex_benches::config(&data_dir);
     let pool = Arc::new(
         rayon::ThreadPoolBuilder::new()

@@ -67,13 +67,39 @@ pub fn config(data_dir: &Path) -> aiex_config::Config {
 
 /// Indexes `root` as `name` into `data_dir` (incrementally: a second call only checks).
 pub fn ensure_indexed(data_dir: &Path, root: &Path, name: &str) -> aiex_indexer::IndexSummary {
-    let config = config(data_dir);
+    index_kind(
+        &config(data_dir),
+        root,
+        name,
+        aiex_indexer::CollectionKind::Code,
+    )
+}
+
+/// The Rust book from Debian's rust-doc (`scripts/setup --with-rust-doc`), if installed.
+pub fn rust_book() -> Option<PathBuf> {
+    let book = PathBuf::from("/usr/share/doc/rust-doc/html/book");
+    book.is_dir().then_some(book)
+}
+
+/// Indexes a documentation set (`print.html`, the whole book on one page, is left out).
+pub fn ensure_docs_indexed(data_dir: &Path, root: &Path, name: &str) -> aiex_indexer::IndexSummary {
+    let config = aiex_tests::config(data_dir, &[("index.exclude", "[\"print.html\"]")]);
+    index_kind(&config, root, name, aiex_indexer::CollectionKind::Docs)
+}
+
+fn index_kind(
+    config: &aiex_config::Config,
+    root: &Path,
+    name: &str,
+    kind: aiex_indexer::CollectionKind,
+) -> aiex_indexer::IndexSummary {
     let mut request = aiex_indexer::IndexRequest::new(root);
     request.name = Some(name.to_string());
+    request.kind = kind;
     let cancel = AtomicBool::new(false);
     let mut last = std::time::Instant::now();
     aiex_indexer::index_directory(
-        &config,
+        config,
         request,
         &mut |event| {
             if last.elapsed() > Duration::from_secs(10) {
