@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use aiex_benches::{codesearch_dir, ensure_indexed, eval_queries, percentile};
 use aiex_config::SearchMode;
+use aiex_indexer::search::QueryEmbedder;
 use aiex_indexer::{CollectionKind, IndexDir, Searcher};
 use aiex_search::source::BoxFuture;
 use aiex_search::sources::local::LocalSource;
@@ -74,12 +75,17 @@ fn main() {
     );
     let index_dir = IndexDir::new(config.index_dir());
     let mut locals: Vec<Arc<dyn Source>> = Vec::new();
+    let query_embedder = Arc::new(QueryEmbedder::from_config(&config));
     for kind in [CollectionKind::Code, CollectionKind::Docs] {
         let names = index_dir.collection_names_of(kind).expect("names");
         if names.is_empty() {
             continue;
         }
-        let searcher = Arc::new(Searcher::open(&config, &names).expect("open"));
+        let searcher = Arc::new(
+            Searcher::open(&config, &names)
+                .expect("open")
+                .with_query_embedder(Arc::clone(&query_embedder)),
+        );
         locals.push(Arc::new(LocalSource::new(
             kind.name(),
             searcher,

@@ -98,12 +98,77 @@ struct OpenCollection {
 /// Most results a search returns.
 pub const MAX_LIMIT: usize = 1000;
 
+/// Most query vectors a [`QueryEmbedder`] remembers.
+const QUERY_VECTOR_CACHE: usize = 512;
+
+/// The query-side embedding model, loaded on first use and shared by every searcher of a process
+/// (one model in memory; a query asked of several sources is embedded once).
+pub struct QueryEmbedder {
+    embedder: Mutex<Option<Box<dyn Embedder>>>,
+    options: Option<OnnxEmbedderOptions>,
+    recent: Mutex<HashMap<String, Arc<Vec<f32>>>>,
+}
+
+impl std::fmt::Debug for QueryEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEmbedder").finish_non_exhaustive()
+    }
+}
+
+impl QueryEmbedder {
+    /// The configured model (None when embeddings are disabled).
+    pub fn from_config(config: &aiex_config::Config) -> Self {
+        QueryEmbedder {
+            embedder: Mutex::new(None),
+            options: config
+                .embedding
+                .enabled
+                .then(|| OnnxEmbedderOptions::from_config(config)),
+            recent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The vector of `query`.
+    pub fn embed(&self, query: &str) -> Result<Arc<Vec<f32>>> {
+        if let Some(vector) = self.recent.lock().get(query) {
+            return Ok(Arc::clone(vector));
+        }
+        let mut slot = self.embedder.lock();
+        // Another thread may have embedded the same query while this one waited.
+        if let Some(vector) = self.recent.lock().get(query) {
+            return Ok(Arc::clone(vector));
+        }
+        let embedder = match &mut *slot {
+            Some(embedder) => embedder,
+            None => {
+                let options = self.options.as_ref().ok_or(Error::EmbeddingsDisabled)?;
+                slot.insert(Box::new(OnnxEmbedder::load(options)?))
+            }
+        };
+        let vector = Arc::new(embedder.embed(&[query.to_string()])?.pop().ok_or_else(|| {
+            Error::Embedding {
+                message: "the model returned no vector".to_string(),
+            }
+        })?);
+        let mut recent = self.recent.lock();
+        if recent.len() >= QUERY_VECTOR_CACHE {
+            recent.clear();
+        }
+        recent.insert(query.to_string(), Arc::clone(&vector));
+        Ok(vector)
+    }
+}
+
+/// How long a generation check stays valid: a re-index becomes visible to searches within this.
+const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Collections opened for searching, and the query embedder (loaded on first vector search).
 pub struct Searcher {
     config: aiex_config::Config,
     collections: Vec<OpenCollection>,
-    embedder: Mutex<Option<Box<dyn Embedder>>>,
-    embedder_options: Option<OnnxEmbedderOptions>,
+    query_embedder: Arc<QueryEmbedder>,
+    /// The last generation token and when it was computed.
+    last_refresh: Mutex<Option<(Instant, String)>>,
     rrf_k: f32,
     keyword_weight: f32,
     vector_weight: f32,
@@ -150,11 +215,8 @@ impl Searcher {
         Ok(Searcher {
             config: config.clone(),
             collections,
-            embedder: Mutex::new(None),
-            embedder_options: config
-                .embedding
-                .enabled
-                .then(|| OnnxEmbedderOptions::from_config(config)),
+            query_embedder: Arc::new(QueryEmbedder::from_config(config)),
+            last_refresh: Mutex::new(None),
             rrf_k: config.search.rrf_k,
             keyword_weight: config.search.keyword_weight,
             vector_weight: config.search.vector_weight,
@@ -191,14 +253,31 @@ impl Searcher {
 
     /// Uses `embedder` for queries instead of loading the configured model.
     pub fn with_embedder(self, embedder: Box<dyn Embedder>) -> Self {
-        *self.embedder.lock() = Some(embedder);
+        *self.query_embedder.embedder.lock() = Some(embedder);
         self
+    }
+
+    /// Shares `query_embedder` (one model per process, one embedding per query).
+    pub fn with_query_embedder(mut self, query_embedder: Arc<QueryEmbedder>) -> Self {
+        self.query_embedder = query_embedder;
+        self
+    }
+
+    /// This searcher's query embedder, to share with others.
+    pub fn query_embedder(&self) -> Arc<QueryEmbedder> {
+        Arc::clone(&self.query_embedder)
     }
 
     /// Picks up new generations written by indexing runs since the searcher was opened (the
     /// keyword index's commit records its generation), and returns a token that changes with any
     /// of them: caches key local results by it.
     pub fn refresh(&self) -> Result<String> {
+        let mut last = self.last_refresh.lock();
+        if let Some((at, token)) = last.as_ref() {
+            if at.elapsed() < REFRESH_INTERVAL {
+                return Ok(token.clone());
+            }
+        }
         let mut token = String::new();
         for collection in &self.collections {
             let committed = collection.keyword.committed_generation()?.unwrap_or(0);
@@ -210,6 +289,7 @@ impl Searcher {
             }
             token.push_str(&format!("{}:{committed};", collection.name));
         }
+        *last = Some((Instant::now(), token.clone()));
         Ok(token)
     }
 
@@ -392,24 +472,6 @@ impl Searcher {
         Ok(ranked)
     }
 
-    fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
-        let mut slot = self.embedder.lock();
-        let embedder = match &mut *slot {
-            Some(embedder) => embedder,
-            None => {
-                let options = self
-                    .embedder_options
-                    .as_ref()
-                    .ok_or(Error::EmbeddingsDisabled)?;
-                slot.insert(Box::new(OnnxEmbedder::load(options)?))
-            }
-        };
-        let mut vectors = embedder.embed(&[query.to_string()])?;
-        vectors.pop().ok_or_else(|| Error::Embedding {
-            message: "the model returned no vector".to_string(),
-        })
-    }
-
     /// Vector hits over the collections whose vectors can be used; a collection whose store fails
     /// is reported in `unavailable` and skipped.
     fn vector_ranked(
@@ -422,7 +484,7 @@ impl Searcher {
         if !selected.iter().any(|c| self.vectors(c).is_ok()) {
             return Ok(Vec::new());
         }
-        let query_vector = self.embed_query(&request.query)?;
+        let query_vector = self.query_embedder.embed(&request.query)?;
         let mut ranked = Vec::new();
         for collection in selected {
             let Ok(store) = self.vectors(collection) else {

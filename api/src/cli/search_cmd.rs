@@ -7,6 +7,7 @@ use clap::Args;
 use serde::Serialize;
 
 use aiex_config::SearchMode;
+use aiex_indexer::search::QueryEmbedder;
 use aiex_indexer::{CollectionKind, IndexDir, Language, Searcher};
 use aiex_search::enhance::enhance;
 use aiex_search::fusion::FusionParams;
@@ -155,6 +156,8 @@ fn local_sources(
             .context("starting the search pool")?,
     );
     let mut sources: Vec<Arc<dyn Source>> = Vec::new();
+    // One query model for every source: loaded once, each query embedded once.
+    let query_embedder = Arc::new(QueryEmbedder::from_config(config));
     for kind in [CollectionKind::Code, CollectionKind::Docs] {
         let names: Vec<String> = index_dir
             .collection_names_of(kind)?
@@ -164,7 +167,9 @@ fn local_sources(
         if names.is_empty() {
             continue;
         }
-        let searcher = Arc::new(Searcher::open(config, &names)?);
+        let searcher = Arc::new(
+            Searcher::open(config, &names)?.with_query_embedder(Arc::clone(&query_embedder)),
+        );
         sources.push(Arc::new(LocalSource::new(
             kind.name(),
             searcher,

@@ -82,6 +82,8 @@ async fn code_source_and_reindex_invalidation() {
         &cancel,
     )
     .expect("reindex");
+    // Searchers check for new generations at most every 250 ms.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let after = coordinator.search_all(search()).await;
     assert!(after
         .iter()
