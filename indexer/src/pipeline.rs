@@ -302,17 +302,7 @@ pub fn index_directory(
                 }
                 let records = chunks
                     .iter()
-                    .map(|chunk| ChunkRecord {
-                        id: chunk.id,
-                        start_line: chunk.start_line,
-                        end_line: chunk.end_line,
-                        // A vector is current only if its payload's lines still hold.
-                        embedded: old_chunks.get(&chunk.id).is_some_and(|old| {
-                            old.embedded
-                                && old.start_line == chunk.start_line
-                                && old.end_line == chunk.end_line
-                        }),
-                    })
+                    .map(|chunk| chunk_record(chunk, old_chunks.get(&chunk.id).copied()))
                     .collect();
                 manifest.files.insert(
                     file.rel_path.clone(),
@@ -434,6 +424,19 @@ pub fn index_directory(
     summary.vectors_complete = manifest.vectors_complete();
     summary.timings.total_ms = millis(started.elapsed());
     Ok(summary)
+}
+
+/// The manifest record of `chunk`, given the record its id had before (if any).
+fn chunk_record(chunk: &Chunk, previous: Option<&ChunkRecord>) -> ChunkRecord {
+    ChunkRecord {
+        id: chunk.id,
+        start_line: chunk.start_line,
+        end_line: chunk.end_line,
+        // A vector is current only if its payload's lines still hold.
+        embedded: previous.is_some_and(|old| {
+            old.embedded && old.start_line == chunk.start_line && old.end_line == chunk.end_line
+        }),
+    }
 }
 
 fn pool_threads(config: &aiex_config::Config) -> usize {
@@ -595,16 +598,7 @@ fn rewrite_unchanged(
         for chunk in &chunks {
             writer.add(chunk)?;
             written += 1;
-            records.push(ChunkRecord {
-                id: chunk.id,
-                start_line: chunk.start_line,
-                end_line: chunk.end_line,
-                embedded: old.get(&chunk.id).is_some_and(|previous| {
-                    previous.embedded
-                        && previous.start_line == chunk.start_line
-                        && previous.end_line == chunk.end_line
-                }),
-            });
+            records.push(chunk_record(chunk, old.get(&chunk.id)));
         }
         let new_ids: HashSet<u64> = records.iter().map(|c| c.id).collect();
         manifest

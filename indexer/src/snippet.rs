@@ -55,27 +55,32 @@ pub fn make_snippet(chunk_text: &str, first_line: u32, terms: &[String]) -> Snip
     }
     let end = (best_start + window).min(lines.len());
     let text = lines[best_start..end].join("\n");
-    let mut highlights = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for_each_code_token(&text, TokenMode::Index, |token| {
-        if terms.contains(&token.text) && seen.insert((token.offset_from, token.offset_to)) {
-            highlights.push((token.offset_from, token.offset_to));
+    let highlights = highlight_ranges(&text, terms);
+    Snippet {
+        text,
+        start_line: first_line + u32::try_from(best_start).unwrap_or(0),
+        highlights,
+    }
+}
+
+/// Byte ranges of `text` whose code tokens are query terms: the outermost ranges, in order (a
+/// whole identifier rather than its parts as well).
+pub fn highlight_ranges(text: &str, terms: &[String]) -> Vec<(usize, usize)> {
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    for_each_code_token(text, TokenMode::Index, |token| {
+        if terms.contains(&token.text) {
+            ranges.push((token.offset_from, token.offset_to));
         }
     });
-    highlights.sort_unstable();
-    // Keep the outermost ranges: a whole identifier rather than its parts as well.
+    ranges.sort_unstable();
     let mut merged: Vec<(usize, usize)> = Vec::new();
-    for (from, to) in highlights {
+    for (from, to) in ranges {
         match merged.last_mut() {
             Some(last) if from < last.1 => last.1 = last.1.max(to),
             _ => merged.push((from, to)),
         }
     }
-    Snippet {
-        text,
-        start_line: first_line + u32::try_from(best_start).unwrap_or(0),
-        highlights: merged,
-    }
+    merged
 }
 
 #[cfg(test)]

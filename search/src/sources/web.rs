@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aiex_indexer::snippet::highlight_ranges;
+
 use crate::hit::Hit;
 use crate::source::{BoxFuture, Source, SourceError, SourceQuery, SourceResults};
 use crate::web::{
@@ -79,32 +81,9 @@ fn to_hit(result: WebResult, terms: &[String]) -> Hit {
     let source = format!("web:{}", result.provider);
     Hit {
         published: result.published,
-        highlights: highlights(&result.snippet, terms),
+        highlights: highlight_ranges(&result.snippet, terms),
         ..Hit::web(&source, &result.url, &result.title, &result.snippet, score)
     }
-}
-
-/// Byte ranges of `text` that match query terms (outermost ranges, in order).
-pub fn highlights(text: &str, terms: &[String]) -> Vec<(usize, usize)> {
-    let mut ranges: Vec<(usize, usize)> = Vec::new();
-    aiex_indexer::tokenizer::for_each_code_token(
-        text,
-        aiex_indexer::tokenizer::TokenMode::Index,
-        |token| {
-            if terms.contains(&token.text) {
-                ranges.push((token.offset_from, token.offset_to));
-            }
-        },
-    );
-    ranges.sort_unstable();
-    let mut merged: Vec<(usize, usize)> = Vec::new();
-    for (from, to) in ranges {
-        match merged.last_mut() {
-            Some(last) if from < last.1 => last.1 = last.1.max(to),
-            _ => merged.push((from, to)),
-        }
-    }
-    merged
 }
 
 impl Source for WebSource {
@@ -169,7 +148,7 @@ mod tests {
     fn highlights_query_terms_in_web_snippets() {
         let terms = aiex_indexer::store::keyword::query_terms("share state between threads");
         let text = "Sharing state: a Mutex shares state between threads safely.";
-        let ranges = highlights(text, &terms);
+        let ranges = highlight_ranges(text, &terms);
         let words: Vec<&str> = ranges.iter().map(|&(a, b)| &text[a..b]).collect();
         assert_eq!(words, ["state", "state", "between", "threads"]);
     }
