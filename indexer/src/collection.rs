@@ -181,13 +181,35 @@ impl IndexDir {
 
     /// Names of the collections of `kind`, sorted.
     pub fn collection_names_of(&self, kind: CollectionKind) -> Result<Vec<String>> {
-        let mut names = Vec::new();
-        for name in self.collection_names()? {
-            if self.manifest(&name)?.kind == kind {
-                names.push(name);
-            }
+        Ok(self
+            .collection_kinds()?
+            .into_iter()
+            .filter(|(_, of)| *of == kind)
+            .map(|(name, _)| name)
+            .collect())
+    }
+
+    /// Every collection with its kind, sorted by name. Reads only the kind from each manifest,
+    /// not its file list.
+    pub fn collection_kinds(&self) -> Result<Vec<(String, CollectionKind)>> {
+        #[derive(serde::Deserialize)]
+        struct KindOnly {
+            #[serde(default)]
+            kind: CollectionKind,
         }
-        Ok(names)
+        self.collection_names()?
+            .into_iter()
+            .map(|name| {
+                let path = self.collection_paths(&name).manifest;
+                let bytes = fs_err::read(&path).map_err(Error::io(&path))?;
+                let only: KindOnly =
+                    serde_json::from_slice(&bytes).map_err(|err| Error::Manifest {
+                        path: path.clone(),
+                        message: err.to_string(),
+                    })?;
+                Ok((name, only.kind))
+            })
+            .collect()
     }
 
     /// Status of every collection.

@@ -293,6 +293,19 @@ impl Searcher {
         Ok(token)
     }
 
+    /// Chunks per language over the open collections, most first.
+    pub fn language_counts(&self) -> Vec<(Language, usize)> {
+        let mut counts: HashMap<Language, usize> = HashMap::new();
+        for collection in &self.collections {
+            for file in collection.manifest.read().files.values() {
+                *counts.entry(file.language).or_default() += file.chunks.len();
+            }
+        }
+        let mut counts: Vec<(Language, usize)> = counts.into_iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.name().cmp(b.0.name())));
+        counts
+    }
+
     pub fn collection_names(&self) -> Vec<String> {
         self.collections.iter().map(|c| c.name.clone()).collect()
     }

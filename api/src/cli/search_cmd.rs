@@ -113,36 +113,34 @@ fn json_hit(hit: &Hit) -> JsonHit<'_> {
 }
 
 /// The languages of the collections searched, most chunks first.
-fn collection_languages(
-    config: &aiex_config::Config,
-    requested: &[String],
-) -> anyhow::Result<Vec<String>> {
-    let index_dir = IndexDir::new(config.index_dir());
-    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for name in index_dir.collection_names()? {
-        if !requested.is_empty() && !requested.contains(&name) {
-            continue;
-        }
-        for file in index_dir.manifest(&name)?.files.values() {
-            *counts.entry(file.language.name().to_string()).or_default() += file.chunks.len();
+fn collection_languages(searchers: &[Arc<Searcher>]) -> Vec<String> {
+    let mut counts: std::collections::HashMap<Language, usize> = std::collections::HashMap::new();
+    for searcher in searchers {
+        for (language, chunks) in searcher.language_counts() {
+            *counts.entry(language).or_default() += chunks;
         }
     }
-    let mut languages: Vec<(String, usize)> = counts.into_iter().collect();
-    languages.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(languages
+    let mut counts: Vec<(Language, usize)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.name().cmp(b.0.name())));
+    counts
         .into_iter()
-        .map(|(language, _)| language)
-        .collect())
+        .map(|(language, _)| language.name().to_string())
+        .collect()
 }
+
+/// The local sources, and their searchers (for the collections' languages).
+type LocalSources = (Vec<Arc<dyn Source>>, Vec<Arc<Searcher>>);
 
 /// Local sources over the collections of each kind (those named by `--collection`, or all).
 fn local_sources(
     config: &aiex_config::Config,
     requested: &[String],
-) -> anyhow::Result<Vec<Arc<dyn Source>>> {
-    let index_dir = IndexDir::new(config.index_dir());
+) -> anyhow::Result<LocalSources> {
+    let kinds = IndexDir::new(config.index_dir()).collection_kinds()?;
     for name in requested {
-        index_dir.manifest(name)?;
+        if !kinds.iter().any(|(known, _)| known == name) {
+            return Err(aiex_indexer::Error::CollectionNotFound { name: name.clone() }.into());
+        }
     }
     let pool = Arc::new(
         rayon::ThreadPoolBuilder::new()
@@ -156,13 +154,14 @@ fn local_sources(
             .context("starting the search pool")?,
     );
     let mut sources: Vec<Arc<dyn Source>> = Vec::new();
+    let mut searchers = Vec::new();
     // One query model for every source: loaded once, each query embedded once.
     let query_embedder = Arc::new(QueryEmbedder::from_config(config));
     for kind in [CollectionKind::Code, CollectionKind::Docs] {
-        let names: Vec<String> = index_dir
-            .collection_names_of(kind)?
-            .into_iter()
-            .filter(|name| requested.is_empty() || requested.contains(name))
+        let names: Vec<String> = kinds
+            .iter()
+            .filter(|(name, of)| *of == kind && (requested.is_empty() || requested.contains(name)))
+            .map(|(name, _)| name.clone())
             .collect();
         if names.is_empty() {
             continue;
@@ -170,6 +169,7 @@ fn local_sources(
         let searcher = Arc::new(
             Searcher::open(config, &names)?.with_query_embedder(Arc::clone(&query_embedder)),
         );
+        searchers.push(Arc::clone(&searcher));
         sources.push(Arc::new(LocalSource::new(
             kind.name(),
             searcher,
@@ -178,7 +178,7 @@ fn local_sources(
             LOCAL_CACHE_TTL,
         )));
     }
-    Ok(sources)
+    Ok((sources, searchers))
 }
 
 /// Deadlines, budget, fusion and cache settings from the configuration.
@@ -208,7 +208,7 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
             anyhow::bail!("unknown language `{name}` (known: {})", known.join(", "));
         }
     }
-    let mut sources = local_sources(config, &args.collections)?;
+    let (mut sources, searchers) = local_sources(config, &args.collections)?;
     let web = WebSource::from_config(config).context("configuring web search")?;
     let wants_web = args.sources.is_empty() || args.sources.iter().any(|s| s.starts_with("web"));
     let mut requested = args.sources.clone();
@@ -230,7 +230,7 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
     }
     // Only web queries and --explain use the collections' languages.
     let languages = if sources.iter().any(|s| s.name().starts_with("web")) || args.explain {
-        collection_languages(config, &args.collections)?
+        collection_languages(&searchers)
     } else {
         Vec::new()
     };
