@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aiex_benches::{codesearch_dir, ensure_indexed, eval_queries, percentile};
+use aiex_benches::{codesearch_dir, ensure_indexed, eval_queries, percentile, EvalQuery};
 use aiex_config::SearchMode;
 use aiex_indexer::search::QueryEmbedder;
 use aiex_indexer::{CollectionKind, IndexDir, Searcher};
@@ -122,13 +122,23 @@ fn main() {
         }
         let mut end_to_end = Vec::new();
         let mut per_source: HashMap<String, Vec<f64>> = HashMap::new();
+        // Retrieval quality of the code source's own list and of the fused list (code + docs).
+        let mut code_only = Mrr::default();
+        let mut fused = Mrr::default();
         for query in &queries {
             let started = Instant::now();
             let events = uncached.search_all(search(&query.query)).await;
             end_to_end.push(started.elapsed().as_secs_f64() * 1000.0);
             for event in events {
-                if let SearchEvent::Results { source, took_ms, .. } = event {
-                    per_source.entry(source).or_default().push(took_ms);
+                match event {
+                    SearchEvent::Results { source, took_ms, hits, .. } => {
+                        if source == "code" {
+                            code_only.add(rank_of_answer(query, &hits));
+                        }
+                        per_source.entry(source).or_default().push(took_ms);
+                    }
+                    SearchEvent::Merged { hits, .. } => fused.add(rank_of_answer(query, &hits)),
+                    _ => {}
                 }
             }
         }
@@ -140,6 +150,7 @@ fn main() {
             println!("  {name:<6} p50 {:.2} ms  p99 {:.2} ms", percentile(values, 50.0), percentile(values, 99.0));
         }
         println!("  end-to-end p50 {:.2} ms  p99 {:.2} ms", percentile(&end_to_end, 50.0), percentile(&end_to_end, 99.0));
+        println!("retrieval (top 10): code source alone {}; fused list (all local sources) {}", code_only.row(), fused.row());
 
         for query in &queries {
             cached.search_all(search(&query.query)).await;
@@ -211,4 +222,46 @@ fn main() {
             println!("throughput at {concurrency:>2} concurrent: {:.0} queries/s (uncached)", total as f64 / seconds);
         }
     });
+}
+
+/// Mean reciprocal rank and recall of the answer within the top 10.
+#[derive(Default)]
+struct Mrr {
+    queries: usize,
+    reciprocal_rank: f64,
+    hits_at_1: usize,
+    hits_at_10: usize,
+}
+
+impl Mrr {
+    fn add(&mut self, rank: Option<usize>) {
+        self.queries += 1;
+        if let Some(rank) = rank.filter(|rank| *rank <= 10) {
+            self.reciprocal_rank += 1.0 / rank as f64;
+            self.hits_at_1 += usize::from(rank == 1);
+            self.hits_at_10 += 1;
+        }
+    }
+
+    fn row(&self) -> String {
+        let n = self.queries.max(1) as f64;
+        format!(
+            "MRR@10 {:.3} R@1 {:.3} R@10 {:.3}",
+            self.reciprocal_rank / n,
+            self.hits_at_1 as f64 / n,
+            self.hits_at_10 as f64 / n
+        )
+    }
+}
+
+/// 1-based rank of the first code hit that contains the answer line in the answer file.
+fn rank_of_answer(query: &EvalQuery, hits: &[Hit]) -> Option<usize> {
+    hits.iter()
+        .position(|hit| {
+            hit.source == "code"
+                && hit.path.as_deref() == Some(query.path.as_str())
+                && hit.start_line.is_some_and(|start| start <= query.line)
+                && hit.end_line.is_some_and(|end| query.line <= end)
+        })
+        .map(|index| index + 1)
 }

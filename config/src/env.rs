@@ -10,6 +10,15 @@ pub(crate) const ENV_PREFIX: &str = "AIEX__";
 pub(crate) const ENV_CONFIG: &str = "AIEX_CONFIG";
 /// Convenience alias for `AIEX__DATA_DIR`, shared with the setup script.
 pub(crate) const ENV_DATA_DIR: &str = "AIEX_DATA_DIR";
+/// Short variables for the single LLM provider (the no-config-file case), with their keys.
+/// They apply before `AIEX__*` variables, which therefore win.
+pub(crate) const ENV_LLM_ALIASES: [(&str, &str); 5] = [
+    ("AIEX_LLM_URL", "llm.url"),
+    ("AIEX_LLM_MODEL", "llm.model"),
+    ("AIEX_LLM_PROVIDER", "llm.provider"),
+    ("AIEX_LLM_API_KEY", "llm.api_key"),
+    ("AIEX_LLM_EMBED_MODEL", "llm.embed_model"),
+];
 
 /// A snapshot of the variables this crate reads.
 pub(crate) struct EnvVars {

@@ -11,6 +11,7 @@
 
 mod env;
 mod error;
+mod llm;
 mod load;
 mod model;
 mod schema;
@@ -18,11 +19,12 @@ mod secret;
 mod validate;
 
 pub use error::{ConfigError, Problem, Result, Source};
+pub use llm::{LlmConfig, LlmPrice, LlmProviderConfig, LlmProviderKind};
 pub use load::LoadOptions;
 pub use model::{
-    default_data_dir, ChunkConfig, Config, EmbeddingConfig, IndexConfig, SearchConfig, SearchMode,
-    VectorBackend, VectorConfig, WebConfig, APP_DIR, CONFIG_VERSION, DEFAULT_MODEL_ID,
-    DEFAULT_RUNTIME_FILE, FALLBACK_DATA_DIR,
+    default_data_dir, ChunkConfig, Config, EmbeddingConfig, FetchConfig, IndexConfig,
+    ResearchConfig, SearchConfig, SearchMode, ServerConfig, VectorBackend, VectorConfig, WebConfig,
+    APP_DIR, CONFIG_VERSION, DEFAULT_MODEL_ID, DEFAULT_RUNTIME_FILE, FALLBACK_DATA_DIR,
 };
 pub use secret::{Secret, REDACTED};
 

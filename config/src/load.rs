@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use crate::env::{EnvVars, ENV_CONFIG, ENV_DATA_DIR, ENV_PREFIX};
+use crate::env::{EnvVars, ENV_CONFIG, ENV_DATA_DIR, ENV_LLM_ALIASES, ENV_PREFIX};
 use crate::model::APP_DIR;
 use crate::schema::{self, Field, FIELDS};
 use crate::{validate, Config, ConfigError, Problem, Result, Source};
@@ -242,6 +242,11 @@ impl Layers {
         if let Some(dir) = env.get(ENV_DATA_DIR) {
             self.apply_raw("data_dir", dir, Source::Env(ENV_DATA_DIR.to_owned()));
         }
+        for (name, key) in ENV_LLM_ALIASES {
+            if let Some(raw) = env.get(name) {
+                self.apply_raw(key, raw, Source::Env(name.to_owned()));
+            }
+        }
         // Sorted for stable messages; a later duplicate wins.
         let keyed: BTreeMap<&str, &str> = env
             .vars
@@ -372,6 +377,10 @@ mod tests {
         config.vector.api_key = Some("k".into());
         config.web.serper_api_key = Some("k".into());
         config.web.tavily_api_key = Some("k".into());
+        config.llm.url = Some("http://x".into());
+        config.llm.model = Some("m".into());
+        config.llm.api_key = Some("k".into());
+        config.llm.embed_model = Some("e".into());
         let layers = Layers::new(&config).expect("all keys");
         assert_eq!(layers.values.len(), FIELDS.len());
     }

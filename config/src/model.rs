@@ -39,6 +39,14 @@ pub struct Config {
     pub search: SearchConfig,
     /// Web search providers.
     pub web: WebConfig,
+    /// Fetching web pages (research reads, docs-site crawls): limits and the SSRF guard.
+    pub fetch: FetchConfig,
+    /// Deep research: budgets and evidence selection.
+    pub research: ResearchConfig,
+    /// LLM providers and the roles that use them.
+    pub llm: crate::LlmConfig,
+    /// The HTTP API (`aiex-research serve`).
+    pub server: ServerConfig,
 }
 
 impl Default for Config {
@@ -52,6 +60,10 @@ impl Default for Config {
             vector: VectorConfig::default(),
             search: SearchConfig::default(),
             web: WebConfig::default(),
+            fetch: FetchConfig::default(),
+            research: ResearchConfig::default(),
+            llm: crate::LlmConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -347,6 +359,48 @@ impl Default for WebConfig {
     }
 }
 
+/// Fetching web pages: time and size limits, politeness, and the guard that keeps requests
+/// away from loopback, private, link-local and cloud metadata addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchConfig {
+    /// Total time for one page (connect, redirects, body), in milliseconds.
+    pub timeout_ms: u64,
+    /// Time to open a connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Largest body read; longer pages are cut here (research) or skipped (crawls).
+    pub max_bytes: u64,
+    /// Redirects followed per page; each hop is checked by the guard again.
+    pub max_redirects: u32,
+    /// `User-Agent` sent, also the agent matched in `robots.txt`.
+    pub user_agent: String,
+    /// Escape hatch for intranet documentation: allows loopback, private (RFC 1918, CGNAT,
+    /// unique-local) and link-local hosts. Cloud metadata addresses stay blocked.
+    pub allow_private_hosts: bool,
+    /// Whether `robots.txt` is fetched (cached per host) and obeyed.
+    pub respect_robots: bool,
+    /// Least time between two requests to the same host, in milliseconds (0: none).
+    pub per_host_delay_ms: u64,
+    /// Pages fetched at once by a batch.
+    pub concurrency: usize,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 10_000,
+            connect_timeout_ms: 3_000,
+            max_bytes: 4 * 1024 * 1024,
+            max_redirects: 5,
+            user_agent: concat!("aiex/", env!("CARGO_PKG_VERSION")).to_owned(),
+            allow_private_hosts: false,
+            respect_robots: true,
+            per_host_delay_ms: 250,
+            concurrency: 4,
+        }
+    }
+}
+
 impl WebConfig {
     /// The keys of a comma-separated secret.
     pub fn keys(secret: Option<&Secret>) -> Vec<String> {
@@ -361,6 +415,59 @@ impl WebConfig {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+/// The HTTP API (`aiex-research serve`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on; API keys are required unless it is a loopback address.
+    pub bind: String,
+    /// SHA-256 hashes of the accepted bearer keys, `sha256:<64 hex digits>` (print one with
+    /// `aiex-research serve hash-key`); the keys themselves are never stored.
+    pub api_keys: Vec<String>,
+    /// Hashes of revoked keys, refused even when still listed in `api_keys`.
+    pub revoked_keys: Vec<String>,
+    /// Requests per minute per key (0: unlimited).
+    pub requests_per_minute: u32,
+    /// Requests a key may make at once above its steady rate.
+    pub burst: u32,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Longest query string of a URL, in bytes.
+    pub max_query_bytes: usize,
+    /// Time limit of a request (streams excepted), in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Origins allowed by CORS; empty means no cross-origin access.
+    pub cors_allowed_origins: Vec<String>,
+    /// Directories under which indexing jobs may index; empty means indexing jobs are refused.
+    pub allowed_roots: Vec<String>,
+    /// Indexing jobs run at the same time.
+    pub job_concurrency: usize,
+    /// Interval of keep-alive comments on event streams, in seconds.
+    pub keep_alive_secs: u64,
+    /// Recent queries remembered per key.
+    pub history_limit: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8484".to_owned(),
+            api_keys: Vec::new(),
+            revoked_keys: Vec::new(),
+            requests_per_minute: 600,
+            burst: 60,
+            max_body_bytes: 1_048_576,
+            max_query_bytes: 4_096,
+            request_timeout_ms: 30_000,
+            cors_allowed_origins: Vec::new(),
+            allowed_roots: Vec::new(),
+            job_concurrency: 1,
+            keep_alive_secs: 15,
+            history_limit: 100,
+        }
     }
 }
 
@@ -451,5 +558,54 @@ mod tests {
             err.to_string(),
             "unknown search mode `fuzzy` (expected one of keyword, vector, hybrid)"
         );
+    }
+}
+
+/// Deep research: the budgets a session stays within and how much evidence it keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResearchConfig {
+    /// Sub-questions a plan keeps at most.
+    pub max_sub_questions: usize,
+    /// Searches a session runs at most (all rounds together).
+    pub max_searches: usize,
+    /// Web pages a session fetches at most.
+    pub max_pages: usize,
+    /// LLM tokens (input and output) a session spends at most.
+    pub max_tokens: u64,
+    /// LLM cost a session spends at most, in US dollars.
+    pub max_cost_usd: f64,
+    /// Wall time of a session, in seconds.
+    pub max_wall_secs: u64,
+    /// Hits kept per search.
+    pub hits_per_search: usize,
+    /// Searches run at once.
+    pub search_concurrency: usize,
+    /// Approximate tokens of evidence kept for synthesis.
+    pub evidence_tokens: usize,
+    /// Evidence passages kept per sub-question at most.
+    pub passages_per_sub_question: usize,
+    /// Candidate passages embedded per sub-question for ranking (the rest ranked by BM25 alone).
+    pub embed_candidates: usize,
+    /// Search rounds by default (2: a second round from the gaps of the first).
+    pub depth: usize,
+}
+
+impl Default for ResearchConfig {
+    fn default() -> Self {
+        Self {
+            max_sub_questions: 6,
+            max_searches: 24,
+            max_pages: 6,
+            max_tokens: 60_000,
+            max_cost_usd: 0.5,
+            max_wall_secs: 300,
+            hits_per_search: 8,
+            search_concurrency: 4,
+            evidence_tokens: 6_000,
+            passages_per_sub_question: 4,
+            embed_candidates: 12,
+            depth: 1,
+        }
     }
 }

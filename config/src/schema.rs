@@ -20,6 +20,8 @@ pub(crate) enum Kind {
     StrList,
     /// One of these lowercase names (matched case-insensitively).
     Choice(&'static [&'static str]),
+    /// An array of tables, each an LLM provider (`[[llm.providers]]`).
+    LlmProviders,
 }
 
 /// One known key.
@@ -100,6 +102,61 @@ pub(crate) const FIELDS: &[Field] = &[
     req("web.max_retries", U32),
     req("web.cache_ttl_secs", U64),
     req("web.trusted_domains", Kind::StrList),
+    req("server.bind", Kind::Str),
+    req("server.api_keys", Kind::StrList),
+    req("server.revoked_keys", Kind::StrList),
+    req("server.requests_per_minute", U32),
+    req("server.burst", U32),
+    req("server.max_body_bytes", USIZE),
+    req("server.max_query_bytes", USIZE),
+    req("server.request_timeout_ms", U64),
+    req("server.cors_allowed_origins", Kind::StrList),
+    req("server.allowed_roots", Kind::StrList),
+    req("server.job_concurrency", USIZE),
+    req("server.keep_alive_secs", U64),
+    req("server.history_limit", USIZE),
+    req("fetch.timeout_ms", U64),
+    req("fetch.connect_timeout_ms", U64),
+    req("fetch.max_bytes", U64),
+    req("fetch.max_redirects", U32),
+    req("fetch.user_agent", Kind::Str),
+    req("fetch.allow_private_hosts", Kind::Bool),
+    req("fetch.respect_robots", Kind::Bool),
+    req("fetch.per_host_delay_ms", U64),
+    req("fetch.concurrency", USIZE),
+    req("research.max_sub_questions", USIZE),
+    req("research.max_searches", USIZE),
+    req("research.max_pages", USIZE),
+    req("research.max_tokens", U64),
+    req("research.max_cost_usd", Kind::Float),
+    req("research.max_wall_secs", U64),
+    req("research.hits_per_search", USIZE),
+    req("research.search_concurrency", USIZE),
+    req("research.evidence_tokens", USIZE),
+    req("research.passages_per_sub_question", USIZE),
+    req("research.embed_candidates", USIZE),
+    req("research.depth", USIZE),
+    opt("llm.url", Kind::Str),
+    opt("llm.model", Kind::Str),
+    req(
+        "llm.provider",
+        Kind::Choice(&["openai", "anthropic", "ollama"]),
+    ),
+    opt("llm.api_key", Kind::Secret),
+    opt("llm.embed_model", Kind::Str),
+    req("llm.providers", Kind::LlmProviders),
+    req("llm.fast", Kind::StrList),
+    req("llm.smart", Kind::StrList),
+    req("llm.embed", Kind::StrList),
+    req("llm.connect_timeout_ms", U64),
+    req("llm.first_token_timeout_ms", U64),
+    req("llm.total_timeout_ms", U64),
+    req("llm.max_retries", U32),
+    req("llm.retry_base_ms", U64),
+    req("llm.retry_max_ms", U64),
+    req("llm.breaker_failures", U32),
+    req("llm.breaker_cooldown_ms", U64),
+    req("llm.max_tokens", U32),
 ];
 
 /// The known key `key`, if any.
@@ -166,6 +223,7 @@ pub(crate) fn coerce_raw(kind: Kind, raw: &str) -> Value {
                 .map(|word| Value::Boolean(word == "true"))
         }),
         Kind::Str | Kind::Path | Kind::Secret | Kind::Choice(_) => parsed.filter(Value::is_str),
+        Kind::LlmProviders => parsed.filter(Value::is_array),
         Kind::StrList => parsed.filter(is_string_array).or_else(|| {
             let items = raw
                 .split(',')
@@ -232,6 +290,7 @@ pub(crate) fn check(
             }
             None => Err(expected("a path string", value, secret)),
         },
+        Kind::LlmProviders => check_llm_providers(value),
         Kind::StrList if is_string_array(value) => Ok(()),
         Kind::StrList => Err(expected("an array of strings", value, secret)),
         Kind::Choice(names) => {
@@ -251,6 +310,38 @@ pub(crate) fn check(
                 )),
             }
         }
+    }
+}
+
+/// Checks every provider table against the model, so that a wrong field is reported on
+/// `llm.providers` instead of failing the whole configuration. Secrets are never echoed: the
+/// message names the provider and the serde complaint, which quotes keys, not secret values.
+fn check_llm_providers(value: &Value) -> Result<(), String> {
+    let Some(items) = value.as_array() else {
+        return Err(expected("an array of provider tables", value, false));
+    };
+    let mut problems = Vec::new();
+    for (position, item) in items.iter().enumerate() {
+        if !item.is_table() {
+            problems.push(format!("provider {}: expected a table", position + 1));
+            continue;
+        }
+        // A secret of the wrong type would otherwise be quoted by serde.
+        if item.get("api_key").is_some_and(|key| !key.is_str()) {
+            problems.push(format!(
+                "provider {}: api_key must be a string",
+                position + 1
+            ));
+            continue;
+        }
+        if let Err(err) = item.clone().try_into::<crate::LlmProviderConfig>() {
+            problems.push(format!("provider {}: {}", position + 1, err.message()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
     }
 }
 

@@ -188,7 +188,205 @@ pub(crate) fn issues(config: &Config) -> Vec<Issue> {
     }
     out.positive("web.timeout_ms", web.timeout_ms);
 
+    let fetch = &config.fetch;
+    out.positive("fetch.timeout_ms", fetch.timeout_ms);
+    out.positive("fetch.connect_timeout_ms", fetch.connect_timeout_ms);
+    out.positive("fetch.max_bytes", fetch.max_bytes);
+    out.within("fetch.max_redirects", fetch.max_redirects as usize, 0, 20);
+    if fetch.user_agent.trim().is_empty() {
+        out.push("fetch.user_agent", "must not be empty");
+    }
+    out.within("fetch.concurrency", fetch.concurrency, 1, 64);
+
+    let research = &config.research;
+    out.within(
+        "research.max_sub_questions",
+        research.max_sub_questions,
+        1,
+        32,
+    );
+    out.positive("research.max_searches", usize_u64(research.max_searches));
+    out.positive("research.max_wall_secs", research.max_wall_secs);
+    if !research.max_cost_usd.is_finite() || research.max_cost_usd < 0.0 {
+        out.push(
+            "research.max_cost_usd",
+            format!(
+                "must be a finite number >= 0, found {}",
+                research.max_cost_usd
+            ),
+        );
+    }
+    out.within("research.hits_per_search", research.hits_per_search, 1, 100);
+    out.within(
+        "research.search_concurrency",
+        research.search_concurrency,
+        1,
+        32,
+    );
+    out.positive(
+        "research.evidence_tokens",
+        usize_u64(research.evidence_tokens),
+    );
+    out.within(
+        "research.passages_per_sub_question",
+        research.passages_per_sub_question,
+        1,
+        50,
+    );
+    out.within("research.depth", research.depth, 1, 3);
+
+    llm_issues(&config.llm, &mut out);
+
+    let server = &config.server;
+    if server.bind.parse::<std::net::SocketAddr>().is_err() {
+        out.push(
+            "server.bind",
+            format!(
+                "must be an address and port such as 127.0.0.1:8484, found `{}`",
+                server.bind
+            ),
+        );
+    }
+    for (key, hashes) in [
+        ("server.api_keys", &server.api_keys),
+        ("server.revoked_keys", &server.revoked_keys),
+    ] {
+        if !hashes.iter().all(|hash| is_key_hash(hash)) {
+            // Never echoed: a key pasted here by mistake must not reach a log.
+            out.push(
+                key,
+                "entries must be `sha256:` followed by 64 hex digits (see `aiex-research serve hash-key`)",
+            );
+        }
+    }
+    out.positive("server.max_body_bytes", usize_u64(server.max_body_bytes));
+    out.positive("server.max_query_bytes", usize_u64(server.max_query_bytes));
+    out.positive("server.request_timeout_ms", server.request_timeout_ms);
+    for origin in &server.cors_allowed_origins {
+        if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+            out.push(
+                "server.cors_allowed_origins",
+                format!("`{origin}` must start with http:// or https://"),
+            );
+        }
+    }
+    for root in &server.allowed_roots {
+        if !Path::new(root).is_absolute() {
+            out.push(
+                "server.allowed_roots",
+                format!("`{root}` must be an absolute path"),
+            );
+        }
+    }
+    out.within("server.job_concurrency", server.job_concurrency, 1, 64);
+    out.positive("server.keep_alive_secs", server.keep_alive_secs);
+    out.within("server.history_limit", server.history_limit, 1, 10_000);
+
     out.0
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+fn llm_issues(llm: &crate::LlmConfig, out: &mut Issues) {
+    match &llm.url {
+        // The URL may embed credentials, so it is not echoed.
+        Some(url) if !is_http_url(url) => {
+            out.push("llm.url", "must start with http:// or https://")
+        }
+        Some(_) if llm.model.as_deref().is_none_or(|m| m.trim().is_empty()) => out.push_related(
+            "llm.model",
+            "llm.url",
+            "is required when llm.url is set".to_owned(),
+        ),
+        _ => {}
+    }
+    if llm.api_key.as_ref().is_some_and(|key| key.is_empty()) {
+        out.push("llm.api_key", "must not be empty");
+    }
+    let mut names: Vec<&str> = Vec::new();
+    if llm.url.is_some() {
+        names.push(crate::LlmConfig::SINGLE_PROVIDER);
+    }
+    for (position, provider) in llm.providers.iter().enumerate() {
+        let label = format!("provider {} (`{}`)", position + 1, provider.name);
+        if provider.name.trim().is_empty() {
+            out.push(
+                "llm.providers",
+                format!("provider {}: name must not be empty", position + 1),
+            );
+        } else if names.contains(&provider.name.as_str()) {
+            out.push("llm.providers", format!("{label}: the name is used twice"));
+        } else {
+            names.push(&provider.name);
+        }
+        if !is_http_url(&provider.base_url) {
+            out.push(
+                "llm.providers",
+                format!("{label}: base_url must start with http:// or https://"),
+            );
+        }
+        if provider.model.trim().is_empty() {
+            out.push("llm.providers", format!("{label}: model must not be empty"));
+        }
+        let zero_timeout = [
+            provider.connect_timeout_ms,
+            provider.first_token_timeout_ms,
+            provider.total_timeout_ms,
+        ]
+        .contains(&Some(0));
+        if zero_timeout {
+            out.push(
+                "llm.providers",
+                format!("{label}: timeouts must be greater than 0"),
+            );
+        }
+        let bad_price = provider.prices.values().any(|price| {
+            [price.input_per_mtok, price.output_per_mtok]
+                .iter()
+                .any(|value| !value.is_finite() || *value < 0.0)
+        });
+        if bad_price {
+            out.push(
+                "llm.providers",
+                format!("{label}: prices must be finite numbers >= 0"),
+            );
+        }
+    }
+    for (key, listed) in [
+        ("llm.fast", &llm.fast),
+        ("llm.smart", &llm.smart),
+        ("llm.embed", &llm.embed),
+    ] {
+        for name in listed {
+            if !names.contains(&name.as_str()) {
+                out.push(key, format!("names the unknown provider `{name}`"));
+            }
+        }
+    }
+    out.positive("llm.connect_timeout_ms", llm.connect_timeout_ms);
+    out.positive("llm.first_token_timeout_ms", llm.first_token_timeout_ms);
+    out.positive("llm.total_timeout_ms", llm.total_timeout_ms);
+    out.positive("llm.breaker_failures", llm.breaker_failures);
+    out.positive("llm.breaker_cooldown_ms", llm.breaker_cooldown_ms);
+    out.positive("llm.max_tokens", llm.max_tokens);
+    if llm.retry_max_ms < llm.retry_base_ms {
+        out.push_related(
+            "llm.retry_max_ms",
+            "llm.retry_base_ms",
+            format!(
+                "must be at least llm.retry_base_ms ({} < {})",
+                llm.retry_max_ms, llm.retry_base_ms
+            ),
+        );
+    }
+}
+
+/// `sha256:` followed by 64 hex digits.
+fn is_key_hash(text: &str) -> bool {
+    text.strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn is_plain_relative(text: &str) -> bool {

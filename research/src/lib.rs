@@ -1,8 +1,36 @@
-//! `aiex-research` owns **the deep question**: decomposition into sub-questions, per-question search
-//! through [`aiex_search`], page fetching and evidence selection, synthesis with checked citations
-//! through the LLM layer (`llm/`), the knowledge graph, reports and resumable sessions.
+//! `aiex-research` owns **the deep question**: decomposition into sub-questions ([`plan`]),
+//! per-sub-question search through [`aiex_search`]'s coordinator, optional page reading, evidence
+//! selection ([`evidence`]: passages ranked by BM25 and embedding similarity, deduplicated, within
+//! a token budget), synthesis with checked citations ([`synth`], [`cite`]; extractive without an
+//! LLM), a knowledge graph ([`graph`]), reports ([`report`]), templates ([`template`]) and
+//! resumable sessions ([`session`]) whose typed events ([`event`]) stream to the CLI and the HTTP
+//! API.
 //!
-//! The workflow is not built yet; this crate exists so the dependency direction
-//! `config ← indexer ← search ← research ← api` is fixed from the start.
+//! Threading: the orchestrator ([`engine`]) is async (tokio); searches run on the coordinator's
+//! bounded pool, chunk look-ups and evidence ranking (embeddings) on the search CPU pool, fsyncs on
+//! the blocking pool.
+
+pub mod cite;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod evidence;
+pub mod graph;
+pub mod llm;
+pub mod plan;
+pub mod report;
+pub mod session;
+pub mod synth;
+pub mod template;
+pub mod text;
+pub mod usage;
 
 pub use aiex_search as search;
+pub use engine::{PageReader, PageText, ResearchEngine, SessionHandle};
+pub use error::{Error, Result};
+pub use event::{Budget, EventKind, ResearchEvent, ResearchRequest, Stage};
+pub use report::{Format, Report};
+pub use session::{SessionState, SessionStatus, SessionStore, SessionSummary};
+
+/// A boxed future that can cross threads.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -4,9 +4,13 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
+
+use crate::fetch::guard::{find_cause, guarded_client_builder, Blocked};
+use crate::fetch::{NetPolicy, SystemResolver};
 
 /// Limits of one crawl.
 #[derive(Debug, Clone)]
@@ -22,6 +26,8 @@ pub struct CrawlOptions {
     /// Pages larger than this are skipped.
     pub max_page_bytes: usize,
     pub user_agent: String,
+    /// Which addresses the crawl may reach (the SSRF guard); strict by default.
+    pub net: NetPolicy,
 }
 
 impl Default for CrawlOptions {
@@ -33,6 +39,7 @@ impl Default for CrawlOptions {
             timeout: Duration::from_secs(10),
             max_page_bytes: 4 * 1024 * 1024,
             user_agent: concat!("aiex/", env!("CARGO_PKG_VERSION")).to_string(),
+            net: NetPolicy::strict(),
         }
     }
 }
@@ -58,6 +65,8 @@ pub enum CrawlError {
     },
     #[error("http client: {0}")]
     Client(String),
+    #[error("refused to crawl: {0}")]
+    Blocked(String),
 }
 
 /// `robots.txt` rules for our user agent (or `*`): the longest matching rule wins, `Allow` on a tie.
@@ -194,10 +203,13 @@ pub async fn crawl(
         .ok()
         .filter(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some())
         .ok_or_else(|| CrawlError::InvalidUrl(start.to_string()))?;
-    let client = reqwest::Client::builder()
+    options
+        .net
+        .check_url(&start_url)
+        .map_err(|blocked| CrawlError::Blocked(blocked.to_string()))?;
+    let client = guarded_client_builder(&options.net, Arc::new(SystemResolver), Some(5))
         .user_agent(options.user_agent.clone())
         .timeout(options.timeout)
-        .redirect(reqwest::redirect::Policy::limited(5))
         .build()
         .map_err(|err| CrawlError::Client(err.to_string()))?;
     let origin = start_url.origin();
@@ -242,6 +254,11 @@ pub async fn crawl(
         first = false;
         let response = match client.get(url.clone()).send().await {
             Ok(response) if response.status().is_success() => response,
+            // A start URL whose name resolves to a refused address ends the crawl clearly.
+            Err(err) if url == start_url && find_cause::<Blocked>(&err).is_some() => {
+                let reason = find_cause::<Blocked>(&err).map(Blocked::to_string);
+                return Err(CrawlError::Blocked(reason.unwrap_or_default()));
+            }
             _ => {
                 report.failed += 1;
                 continue;
@@ -265,11 +282,32 @@ pub async fn crawl(
             report.skipped_other += 1;
             continue;
         }
-        let Ok(body) = response.bytes().await else {
+        // Read in chunks so a page without Content-Length cannot grow past the limit in memory.
+        let mut response = response;
+        let mut body = Vec::new();
+        let mut too_large = false;
+        let mut failed = false;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > options.max_page_bytes {
+                        too_large = true;
+                        break;
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
             report.failed += 1;
             continue;
-        };
-        if body.len() > options.max_page_bytes {
+        }
+        if too_large {
             report.skipped_other += 1;
             continue;
         }

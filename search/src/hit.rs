@@ -34,6 +34,9 @@ pub struct Hit {
     pub score: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub published: Option<String>,
+    /// Local hits: the chunk's id in its collection (for `Searcher::get_chunk`); not serialized.
+    #[serde(skip)]
+    pub chunk_id: Option<u64>,
 }
 
 impl Hit {
@@ -55,6 +58,7 @@ impl Hit {
             highlights: Vec::new(),
             score,
             published: None,
+            chunk_id: None,
         }
     }
 

@@ -56,6 +56,7 @@ pub fn run(config: &aiex_config::Config, command: &DocsCommand) -> anyhow::Resul
                 let options = CrawlOptions {
                     max_pages: *max_pages,
                     max_depth: *max_depth,
+                    net: aiex_search::fetch::NetPolicy::from_config(&config.fetch),
                     ..CrawlOptions::default()
                 };
                 let runtime = tokio::runtime::Builder::new_current_thread()

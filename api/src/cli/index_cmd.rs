@@ -12,7 +12,7 @@ use aiex_indexer::{index_directory, IndexDir, IndexProgress, IndexRequest, Index
 #[derive(Debug, Args)]
 pub struct IndexArgs {
     /// Directory to index (a repository, a docs folder, …).
-    #[arg(value_name = "PATH", required_unless_present_any = ["status", "remove"])]
+    #[arg(value_name = "PATH", required_unless_present_any = ["status", "remove", "batch"])]
     pub path: Option<PathBuf>,
     /// Collection name (default: the directory's name).
     #[arg(long)]
@@ -47,6 +47,14 @@ pub struct IndexArgs {
     /// Print the summary (or status) as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Index every `[[job]]` of a TOML file (`path`, optional `name`, `kind = "code"|"docs"`,
+    /// `embed`, `rebuild`; paths relative to the file), a few at a time.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["path", "status", "remove"])]
+    pub batch: Option<PathBuf>,
+    /// With --batch: directories indexed at the same time (default: the file's `concurrency`,
+    /// else `server.job_concurrency`).
+    #[arg(long, value_name = "N", requires = "batch")]
+    pub concurrency: Option<usize>,
 }
 
 fn toml_string_array(values: &[String]) -> String {
@@ -79,6 +87,9 @@ pub fn run(config: &aiex_config::Config, args: &IndexArgs) -> anyhow::Result<()>
     let index_dir = IndexDir::new(config.index_dir());
     if args.status {
         return print_status(&index_dir, args.json);
+    }
+    if let Some(batch) = &args.batch {
+        return super::batch_cmd::run(config, batch, args.concurrency, args.json);
     }
     if let Some(name) = &args.remove {
         index_dir.remove(name)?;

@@ -1,9 +1,16 @@
 //! Command-line interface: argument parsing and the commands.
 
+mod batch_cmd;
 mod config_cmd;
 mod docs_cmd;
 mod index_cmd;
+mod llm_args;
+mod llm_cmd;
+mod research_cmd;
 mod search_cmd;
+mod serve_cmd;
+mod sessions_cmd;
+mod templates_cmd;
 
 use std::path::PathBuf;
 
@@ -37,6 +44,25 @@ pub enum Command {
     Docs {
         #[command(subcommand)]
         command: docs_cmd::DocsCommand,
+    },
+    /// Research a question: plan, search, select evidence, write a cited report.
+    Research(research_cmd::ResearchArgs),
+    /// List, show and resume research sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: sessions_cmd::SessionsCommand,
+    },
+    /// Question templates for `research --template`.
+    Templates {
+        #[command(subcommand)]
+        command: templates_cmd::TemplatesCommand,
+    },
+    /// Serve the HTTP API (search, research sessions, indexing jobs, history, metrics, OpenAPI).
+    Serve(serve_cmd::ServeArgs),
+    /// Talk to the configured LLM providers: one question, or their health.
+    Llm {
+        #[command(subcommand)]
+        command: llm_cmd::LlmCommand,
     },
     /// Inspect the configuration.
     Config {
@@ -89,6 +115,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Docs { command } => {
             let config = load_config(&cli, Vec::new())?;
             docs_cmd::run(&config, command)
+        }
+        Command::Research(args) => {
+            let config = load_config(&cli, Vec::new())?;
+            research_cmd::run(&config, args)
+        }
+        Command::Sessions { command } => {
+            let config = load_config(&cli, Vec::new())?;
+            sessions_cmd::run(&config, command)
+        }
+        Command::Templates { command } => templates_cmd::run(command),
+        Command::Serve(args) => {
+            let config = load_config(&cli, args.overrides())?;
+            serve_cmd::run(config, args)
+        }
+        Command::Llm { command } => {
+            let config = load_config(&cli, command.overrides())?;
+            llm_cmd::run(&config, command)
         }
         Command::Config { command } => {
             let config = load_config(&cli, Vec::new())?;

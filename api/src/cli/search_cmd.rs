@@ -1,24 +1,17 @@
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
 use aiex_config::SearchMode;
-use aiex_indexer::search::QueryEmbedder;
-use aiex_indexer::{CollectionKind, IndexDir, Language, Searcher};
+use aiex_indexer::Language;
 use aiex_search::enhance::enhance;
-use aiex_search::fusion::FusionParams;
-use aiex_search::sources::local::LocalSource;
 use aiex_search::sources::web::WebSource;
 use aiex_search::{
-    CoordinatedSearch, Coordinator, CoordinatorOptions, Hit, SearchEvent, Source, SourceQuery,
+    CoordinatedSearch, Coordinator, CoordinatorOptions, Hit, SearchEvent, SourceQuery,
 };
-
-/// How long local results stay cached (a re-index invalidates them anyway).
-const LOCAL_CACHE_TTL: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -53,12 +46,13 @@ pub struct SearchArgs {
     /// Web results from the last day, week, month or year.
     #[arg(long, value_name = "RANGE")]
     pub since: Option<String>,
-    /// One JSON object per hit of the final list.
-    #[arg(long, conflicts_with = "events")]
+    /// The search's events, one JSON object per line, as they happen (the same events the HTTP
+    /// API streams over SSE).
+    #[arg(long, visible_alias = "events", conflicts_with = "hits")]
     pub json: bool,
-    /// The search's events, one JSON object per line, as they happen.
+    /// One JSON object per hit of the final list.
     #[arg(long)]
-    pub events: bool,
+    pub hits: bool,
     /// After the results: per-source timings, cache hits, and ranks before and after fusion.
     #[arg(long)]
     pub explain: bool,
@@ -77,7 +71,7 @@ impl SearchArgs {
     }
 }
 
-/// The `--json` line of one hit.
+/// The `--hits` line of one hit.
 #[derive(Serialize)]
 struct JsonHit<'a> {
     source: &'a str,
@@ -112,93 +106,9 @@ fn json_hit(hit: &Hit) -> JsonHit<'_> {
     }
 }
 
-/// The languages of the collections searched, most chunks first.
-fn collection_languages(searchers: &[Arc<Searcher>]) -> Vec<String> {
-    let mut counts: std::collections::HashMap<Language, usize> = std::collections::HashMap::new();
-    for searcher in searchers {
-        for (language, chunks) in searcher.language_counts() {
-            *counts.entry(language).or_default() += chunks;
-        }
-    }
-    let mut counts: Vec<(Language, usize)> = counts.into_iter().collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.name().cmp(b.0.name())));
-    counts
-        .into_iter()
-        .map(|(language, _)| language.name().to_string())
-        .collect()
-}
-
-/// The local sources, and their searchers (for the collections' languages).
-type LocalSources = (Vec<Arc<dyn Source>>, Vec<Arc<Searcher>>);
-
-/// Local sources over the collections of each kind (those named by `--collection`, or all).
-fn local_sources(
-    config: &aiex_config::Config,
-    requested: &[String],
-) -> anyhow::Result<LocalSources> {
-    let kinds = IndexDir::new(config.index_dir()).collection_kinds()?;
-    for name in requested {
-        if !kinds.iter().any(|(known, _)| known == name) {
-            return Err(aiex_indexer::Error::CollectionNotFound { name: name.clone() }.into());
-        }
-    }
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(if config.index.threads == 0 {
-                std::thread::available_parallelism().map_or(1, usize::from)
-            } else {
-                config.index.threads
-            })
-            .thread_name(|index| format!("aiex-search-{index}"))
-            .build()
-            .context("starting the search pool")?,
-    );
-    let mut sources: Vec<Arc<dyn Source>> = Vec::new();
-    let mut searchers = Vec::new();
-    // One query model for every source: loaded once, each query embedded once.
-    let query_embedder = Arc::new(QueryEmbedder::from_config(config));
-    for kind in [CollectionKind::Code, CollectionKind::Docs] {
-        let names: Vec<String> = kinds
-            .iter()
-            .filter(|(name, of)| *of == kind && (requested.is_empty() || requested.contains(name)))
-            .map(|(name, _)| name.clone())
-            .collect();
-        if names.is_empty() {
-            continue;
-        }
-        let searcher = Arc::new(
-            Searcher::open(config, &names)?.with_query_embedder(Arc::clone(&query_embedder)),
-        );
-        searchers.push(Arc::clone(&searcher));
-        sources.push(Arc::new(LocalSource::new(
-            kind.name(),
-            searcher,
-            config.search.mode,
-            Arc::clone(&pool),
-            LOCAL_CACHE_TTL,
-        )));
-    }
-    Ok((sources, searchers))
-}
-
 /// Deadlines, budget, fusion and cache settings from the configuration.
 pub fn coordinator_options(config: &aiex_config::Config) -> CoordinatorOptions {
-    let search = &config.search;
-    let local = Duration::from_millis(search.local_deadline_ms);
-    let mut fusion = FusionParams {
-        rrf_k: search.rrf_k,
-        ..FusionParams::default()
-    };
-    if !config.web.trusted_domains.is_empty() {
-        fusion.trusted_domains = config.web.trusted_domains.clone();
-    }
-    CoordinatorOptions {
-        budget: Duration::from_millis(search.budget_ms),
-        default_deadline: Duration::from_millis(search.web_deadline_ms),
-        deadlines: [("code".to_string(), local), ("docs".to_string(), local)].into(),
-        fusion,
-        cache_bytes: search.cache_bytes,
-    }
+    aiex_search::setup::coordinator_options(config)
 }
 
 pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()> {
@@ -208,7 +118,8 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
             anyhow::bail!("unknown language `{name}` (known: {})", known.join(", "));
         }
     }
-    let (mut sources, searchers) = local_sources(config, &args.collections)?;
+    let local = aiex_search::setup::local_sources(config, &args.collections)?;
+    let mut sources = local.sources.clone();
     let web = WebSource::from_config(config).context("configuring web search")?;
     let wants_web = args.sources.is_empty() || args.sources.iter().any(|s| s.starts_with("web"));
     let mut requested = args.sources.clone();
@@ -230,7 +141,7 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
     }
     // Only web queries and --explain use the collections' languages.
     let languages = if sources.iter().any(|s| s.name().starts_with("web")) || args.explain {
-        collection_languages(&searchers)
+        local.languages()
     } else {
         Vec::new()
     };
@@ -261,12 +172,12 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
     });
     let empty = Vec::new();
     let merged = merged.unwrap_or(&empty);
-    if args.json {
+    if args.hits {
         for hit in merged {
             serde_json::to_writer(&mut stdout, &json_hit(hit))?;
             writeln!(stdout)?;
         }
-    } else if !args.events {
+    } else if !args.json {
         if merged.is_empty() {
             writeln!(stdout, "no results")?;
         }
@@ -298,7 +209,7 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
     Ok(())
 }
 
-/// Collects the events, printing them (`--events`) or progress and notes (stderr) as they come.
+/// Collects the events, printing them (`--json`) or progress and notes (stderr) as they come.
 async fn print_events(
     coordinator: &Arc<Coordinator>,
     search: CoordinatedSearch,
@@ -307,7 +218,7 @@ async fn print_events(
     let mut receiver = coordinator.search(search);
     let mut events = Vec::new();
     while let Some(event) = receiver.recv().await {
-        if args.events {
+        if args.json {
             let mut stdout = std::io::stdout().lock();
             serde_json::to_writer(&mut stdout, &event)?;
             writeln!(stdout)?;

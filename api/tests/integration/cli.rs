@@ -45,7 +45,7 @@ fn index_twice_search_and_status() {
         "parse a toml table",
         "--mode",
         "hybrid",
-        "--json",
+        "--hits",
     ]));
     let lines: Vec<serde_json::Value> = stdout(&search)
         .lines()
@@ -76,7 +76,7 @@ fn index_twice_search_and_status() {
         "fifo of background work",
         "--mode",
         "vector",
-        "--json",
+        "--hits",
         "--limit",
         "1",
     ]));
@@ -84,7 +84,7 @@ fn index_twice_search_and_status() {
     assert_eq!(hit["path"], "lib/queue.py");
 
     let filtered =
-        run_ok(aiex(data.path()).args(["search", "queue table", "--lang", "py", "--json"]));
+        run_ok(aiex(data.path()).args(["search", "queue table", "--lang", "py", "--hits"]));
     assert!(stdout(&filtered)
         .lines()
         .all(|line| line.contains("\"language\":\"python\"")));
@@ -208,7 +208,7 @@ fn docs_sets_sources_events_and_explain() {
         "share state between threads",
         "--sources",
         "docs",
-        "--json",
+        "--hits",
         "--mode",
         "keyword",
     ]));
@@ -226,7 +226,7 @@ fn docs_sets_sources_events_and_explain() {
 
     // Events: typed, with increasing ids, ending with done.
     let events =
-        run_ok(aiex(data.path()).args(["search", "queue table", "--events", "--mode", "keyword"]));
+        run_ok(aiex(data.path()).args(["search", "queue table", "--json", "--mode", "keyword"]));
     let events: Vec<serde_json::Value> = stdout(&events)
         .lines()
         .map(|line| serde_json::from_str(line).expect("event json"))
@@ -352,7 +352,7 @@ fn web_source_joins_when_configured() {
                 "keyword",
                 "--lang",
                 "rust",
-                "--json",
+                "--hits",
                 "--explain",
             ]),
     );

@@ -83,9 +83,9 @@ fn kill_during_embedding_then_resume() {
 
     // The committed generation is searchable while vectors are incomplete.
     let hits =
-        run_ok(aiex(data.path()).args(["search", "compute_42_3", "--mode", "keyword", "--json"]));
+        run_ok(aiex(data.path()).args(["search", "compute_42_3", "--mode", "keyword", "--hits"]));
     assert!(stdout(&hits).contains("module_42.py"));
-    let partial = run_ok(aiex(data.path()).args(["search", "statistic of the values", "--json"]));
+    let partial = run_ok(aiex(data.path()).args(["search", "statistic of the values", "--hits"]));
     assert!(String::from_utf8_lossy(&partial.stderr).contains("still being computed"));
 
     // The next run finishes without redoing durable work.
@@ -107,7 +107,7 @@ fn kill_during_embedding_then_resume() {
         "statistic 3 of module 17",
         "--mode",
         "vector",
-        "--json",
+        "--hits",
         "--limit",
         "50",
     ]));
@@ -153,7 +153,7 @@ fn kill_early_then_rerun_converges() {
     // Every file is searchable exactly once.
     for name in ["compute_7_2", "extra_30", "extra_150", "extra_400"] {
         let hits = run_ok(aiex(data.path()).args([
-            "search", name, "--mode", "keyword", "--json", "--limit", "100",
+            "search", name, "--mode", "keyword", "--hits", "--limit", "100",
         ]));
         let count = stdout(&hits)
             .lines()

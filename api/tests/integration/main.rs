@@ -2,6 +2,8 @@
 
 mod cli;
 mod crash;
+mod research;
+mod server;
 
 use std::path::Path;
 use std::process::{Command, Output};

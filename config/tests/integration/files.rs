@@ -164,3 +164,63 @@ fn section_that_is_not_a_table() {
     assert_eq!(keys(&found), ["index", "search.limit"]);
     assert_eq!(found[0].message, "expected a table, found integer");
 }
+
+#[test]
+fn llm_providers_table_and_short_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("llm.toml");
+    std::fs::write(
+        &path,
+        r#"
+[llm]
+smart = ["claude", "local"]
+[[llm.providers]]
+name = "local"
+kind = "ollama"
+base_url = "http://127.0.0.1:11434"
+model = "qwen"
+[[llm.providers]]
+name = "claude"
+kind = "anthropic"
+base_url = "https://api.anthropic.com"
+api_key = "fixture-llm-key"
+model = "claude-x"
+requests_per_minute = 5
+prices = { "claude-x" = { input_per_mtok = 3.0, output_per_mtok = 15.0 } }
+"#,
+    )
+    .unwrap();
+    let env = [
+        ("AIEX_LLM_URL", "http://127.0.0.1:8080"),
+        ("AIEX_LLM_MODEL", "smollm2"),
+        ("AIEX_LLM_API_KEY", "env-llm-key"),
+    ];
+    let config = load(Some(&path), &env, &[]).unwrap();
+    let llm = &config.llm;
+    assert_eq!(llm.providers.len(), 2);
+    assert_eq!(
+        llm.providers[1].kind,
+        aiex_config::LlmProviderKind::Anthropic
+    );
+    assert_eq!(llm.providers[1].prices["claude-x"].output_per_mtok, 15.0);
+    assert_eq!(llm.url.as_deref(), Some("http://127.0.0.1:8080"));
+    assert_eq!(
+        llm.api_key.as_ref().map(|k| k.expose()),
+        Some("env-llm-key")
+    );
+    assert_eq!(llm.role_providers("smart"), ["default", "claude", "local"]);
+    assert_eq!(llm.role_providers("fast"), ["default", "local", "claude"]);
+    let shown = config.to_redacted_toml();
+    assert!(!shown.contains("fixture-llm-key") && !shown.contains("env-llm-key"));
+
+    std::fs::write(
+        &path,
+        "[llm]\nfast = [\"nope\"]\n[[llm.providers]]\nname = \"x\"\nbase_url = \"ftp://h\"\nmodel = \"m\"\ncolour = 1\napi_key = 7\n",
+    )
+    .unwrap();
+    let err = load(Some(&path), &[], &[]).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("llm.providers"), "{text}");
+    assert!(text.contains("api_key must be a string"), "{text}");
+    assert!(text.contains("unknown provider `nope`"), "{text}");
+}

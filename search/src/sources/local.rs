@@ -73,6 +73,7 @@ fn to_hit(source: &str, hit: SearchHit) -> Hit {
         highlights: hit.highlights,
         score: hit.score,
         published: None,
+        chunk_id: Some(hit.chunk_id),
     }
 }
 

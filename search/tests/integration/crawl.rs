@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aiex_search::crawl::{crawl, CrawlOptions};
+use aiex_search::crawl::{crawl, CrawlError, CrawlOptions};
+use aiex_search::fetch::NetPolicy;
 use axum::extract::State;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -65,6 +66,8 @@ fn options(max_pages: usize, max_depth: usize) -> CrawlOptions {
         max_pages,
         max_depth,
         delay: Duration::from_millis(5),
+        // The SSRF guard refuses loopback: allow exactly the test server's address.
+        net: NetPolicy::strict().allow_addr([127, 0, 0, 1].into()),
         ..CrawlOptions::default()
     }
 }
@@ -111,4 +114,27 @@ async fn page_limit_and_bad_urls() {
     assert!(crawl("not a url", mirror.path(), &options(2, 2))
         .await
         .is_err());
+}
+
+#[tokio::test]
+async fn private_start_urls_are_refused() {
+    let (url, hits) = site().await;
+    let mirror = tempfile::tempdir().expect("tempdir");
+    let strict = CrawlOptions {
+        delay: Duration::from_millis(5),
+        ..CrawlOptions::default()
+    };
+    for start in [
+        url.as_str(),
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:10.0.0.1]/",
+        "http://localhost/",
+    ] {
+        let result = crawl(start, mirror.path(), &strict).await;
+        assert!(
+            matches!(result, Err(CrawlError::Blocked(_))),
+            "{start}: {result:?}"
+        );
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the server");
 }

@@ -2,6 +2,7 @@
 
 mod coordinator;
 mod crawl;
+mod fetch;
 mod local;
 #[path = "../web/mod.rs"]
 mod web;

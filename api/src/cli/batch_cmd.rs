@@ -1,0 +1,153 @@
+//! `aiex-research index --batch jobs.toml`: many directories indexed in this process, a few at a
+//! time, through the same job runner as the HTTP API's indexing jobs.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use aiex_api::server::jobs::{JobItemSpec, JobKind, JobManager, JobOptions, JobState};
+
+/// The batch file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchFile {
+    /// Directories indexed at the same time (the `--concurrency` flag wins).
+    concurrency: Option<usize>,
+    #[serde(rename = "job", default)]
+    jobs: Vec<BatchJob>,
+}
+
+/// One `[[job]]`: a directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchJob {
+    path: String,
+    name: Option<String>,
+    #[serde(default)]
+    kind: JobKind,
+    #[serde(default = "default_true")]
+    embed: bool,
+    #[serde(default)]
+    rebuild: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+pub fn run(
+    config: &aiex_config::Config,
+    file: &Path,
+    concurrency: Option<usize>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let batch: BatchFile =
+        toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    if batch.jobs.is_empty() {
+        anyhow::bail!("{} lists no [[job]]", file.display());
+    }
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut items = Vec::new();
+    for job in &batch.jobs {
+        let path = base.join(&job.path);
+        let canonical = path
+            .canonicalize()
+            .with_context(|| format!("{} does not exist", path.display()))?;
+        if let Some(name) = &job.name {
+            aiex_indexer::collection::validate_name(name)?;
+        }
+        items.push((canonical, job));
+    }
+    let concurrency = concurrency
+        .or(batch.concurrency)
+        .unwrap_or(config.server.job_concurrency)
+        .max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let config = Arc::new(config.clone());
+    let records = runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let interrupt = shutdown.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: stopping at the next checkpoint");
+                interrupt.cancel();
+            }
+        });
+        let manager = JobManager::start(
+            config,
+            JobOptions {
+                dir: None,
+                concurrency,
+                run: true,
+            },
+            None,
+            shutdown.clone(),
+        )
+        .await?;
+        let mut ids = Vec::new();
+        for (path, job) in items {
+            let spec = JobItemSpec {
+                path: path.display().to_string(),
+                name: job.name.clone(),
+                kind: job.kind,
+            };
+            let record = manager
+                .submit("local", vec![(path, spec)], job.embed, job.rebuild)
+                .await
+                .map_err(|err| anyhow::anyhow!("{}", err.message))?;
+            ids.push(record.id);
+        }
+        tokio::select! {
+            () = manager.wait_all() => {}
+            () = shutdown.cancelled() => manager.wait_stopped(std::time::Duration::from_secs(60)).await,
+        }
+        let records: Vec<_> = ids
+            .iter()
+            .filter_map(|id| manager.get(id, None).ok())
+            .collect();
+        anyhow::Ok(records)
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    let mut failed = 0;
+    for record in &records {
+        for item in &record.items {
+            if item.state != JobState::Succeeded {
+                failed += 1;
+            }
+            if json {
+                serde_json::to_writer(&mut stdout, item)?;
+                writeln!(stdout)?;
+            } else {
+                let detail = match (&item.error, &item.summary) {
+                    (Some(error), _) => error.clone(),
+                    (None, Some(summary)) => format!(
+                        "{} changed, {} unchanged, {} chunks",
+                        summary["changed"], summary["unchanged"], summary["chunks"]
+                    ),
+                    (None, None) => String::new(),
+                };
+                writeln!(
+                    stdout,
+                    "{:<9} {} {}  {detail}",
+                    item.state.name(),
+                    item.name.as_deref().unwrap_or("-"),
+                    item.path.display()
+                )?;
+            }
+        }
+    }
+    stdout.flush()?;
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} directories were not indexed", records.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! The HTTP API's search engine: local sources over the index, the web sources from the
+//! configuration, and the coordinator over them (options and languages from
+//! `aiex_search::setup`, as the CLI's `search`). Unlike `setup::local_sources`, a build reuses the
+//! process's query model and search pool ([`EngineParts`]), since the API rebuilds the engine
+//! when collections appear and around its own indexing runs, and can search a kind by keywords
+//! only while a collection of that kind is being written (its vector store has one owner).
+
+use std::sync::Arc;
+
+use aiex_indexer::search::QueryEmbedder;
+use aiex_indexer::{CollectionKind, IndexDir, Language, Searcher};
+use aiex_search::enhance::{enhance, Enhancement};
+use aiex_search::setup::{collection_languages, coordinator_options, LOCAL_CACHE_TTL};
+use aiex_search::sources::local::LocalSource;
+use aiex_search::sources::web::WebSource;
+use aiex_search::{CoordinatedSearch, Coordinator, Source, SourceQuery};
+
+/// Why the engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Index(#[from] aiex_indexer::Error),
+    #[error("configuring web search: {0}")]
+    Web(String),
+    #[error("starting the search pool: {0}")]
+    Pool(String),
+}
+
+/// What the engine is built over, and the parts that outlive one build.
+#[derive(Clone)]
+pub struct EngineParts {
+    /// Shared by every build: one model in memory per process.
+    pub query_embedder: Arc<QueryEmbedder>,
+    /// Shared by every build: the bounded pool of local searches.
+    pub pool: Arc<rayon::ThreadPool>,
+}
+
+impl EngineParts {
+    pub fn new(config: &aiex_config::Config) -> Result<Self, EngineError> {
+        let threads = if config.index.threads == 0 {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            config.index.threads
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|index| format!("aiex-search-{index}"))
+            .build()
+            .map_err(|err| EngineError::Pool(err.to_string()))?;
+        Ok(EngineParts {
+            query_embedder: Arc::new(QueryEmbedder::from_config(config)),
+            pool: Arc::new(pool),
+        })
+    }
+}
+
+/// A coordinator over the sources of the index and the web.
+pub struct SearchEngine {
+    pub coordinator: Arc<Coordinator>,
+    /// The local searchers (one per collection kind that has collections).
+    pub searchers: Vec<Arc<Searcher>>,
+    /// Collections searched, with their kind.
+    pub collections: Vec<(String, CollectionKind)>,
+    /// Whether a web source is configured.
+    pub has_web: bool,
+}
+
+impl std::fmt::Debug for SearchEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchEngine")
+            .field("coordinator", &self.coordinator)
+            .field("collections", &self.collections)
+            .finish()
+    }
+}
+
+/// One search as a user asks it (CLI flags or an HTTP request body).
+#[derive(Debug, Clone, Default)]
+pub struct SearchParams {
+    pub query: String,
+    /// Source names; empty means every source.
+    pub sources: Vec<String>,
+    pub collections: Vec<String>,
+    pub languages: Vec<String>,
+    pub path_glob: Option<String>,
+    pub limit: usize,
+    pub include_domains: Vec<String>,
+    pub exclude_domains: Vec<String>,
+    pub since: Option<String>,
+}
+
+impl SearchEngine {
+    /// Opens the collections named in `requested` (all when empty) as one local source per kind,
+    /// adds the configured web sources, and starts a coordinator over them.
+    ///
+    /// Kinds in `keyword_only` are searched without vectors: their vector stores are being written
+    /// by an indexing run of this process, and a vector store has one owner at a time.
+    /// Blocking (opens indexes): call it from a blocking context in async code.
+    pub fn build(
+        config: &aiex_config::Config,
+        parts: &EngineParts,
+        requested: &[String],
+        keyword_only: &[CollectionKind],
+    ) -> Result<Self, EngineError> {
+        let kinds = IndexDir::new(config.index_dir()).collection_kinds()?;
+        for name in requested {
+            if !kinds.iter().any(|(known, _)| known == name) {
+                return Err(aiex_indexer::Error::CollectionNotFound { name: name.clone() }.into());
+            }
+        }
+        let mut sources: Vec<Arc<dyn Source>> = Vec::new();
+        let mut searchers = Vec::new();
+        let mut collections = Vec::new();
+        for kind in [CollectionKind::Code, CollectionKind::Docs] {
+            let names: Vec<String> = kinds
+                .iter()
+                .filter(|(name, of)| {
+                    *of == kind && (requested.is_empty() || requested.contains(name))
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            let searcher = if keyword_only.contains(&kind) {
+                let mut keyword_config = config.clone();
+                keyword_config.embedding.enabled = false;
+                Searcher::open(&keyword_config, &names)?
+            } else {
+                Searcher::open(config, &names)?
+            };
+            let searcher =
+                Arc::new(searcher.with_query_embedder(Arc::clone(&parts.query_embedder)));
+            collections.extend(names.into_iter().map(|name| (name, kind)));
+            searchers.push(Arc::clone(&searcher));
+            sources.push(Arc::new(LocalSource::new(
+                kind.name(),
+                searcher,
+                config.search.mode,
+                Arc::clone(&parts.pool),
+                LOCAL_CACHE_TTL,
+            )));
+        }
+        let web =
+            WebSource::from_config(config).map_err(|err| EngineError::Web(err.to_string()))?;
+        let has_web = web.is_some();
+        if let Some(web) = web {
+            sources.push(Arc::new(web));
+        }
+        Ok(SearchEngine {
+            coordinator: Arc::new(Coordinator::new(sources, coordinator_options(config))),
+            searchers,
+            collections,
+            has_web,
+        })
+    }
+
+    /// The languages of the collections searched, most chunks first.
+    pub fn collection_languages(&self) -> Vec<String> {
+        collection_languages(&self.searchers)
+    }
+
+    /// The coordinated search for `params`, with the query enhanced for web sources (their
+    /// language context from the request, the query, or the collections). `with_languages`
+    /// forces computing the collections' languages even without a web source (for `--explain`).
+    pub fn prepare(
+        &self,
+        params: &SearchParams,
+        with_languages: bool,
+    ) -> (CoordinatedSearch, Enhancement) {
+        let languages = if self.has_web || with_languages {
+            self.collection_languages()
+        } else {
+            Vec::new()
+        };
+        let enhancement = enhance(&params.query, &params.languages, &languages);
+        let mut query = SourceQuery::new(params.query.clone(), params.limit);
+        query.collections = params.collections.clone();
+        query.languages = params.languages.clone();
+        query.path_glob = params.path_glob.clone();
+        query.include_domains = params.include_domains.clone();
+        query.exclude_domains = params.exclude_domains.clone();
+        query.time_range = params.since.clone();
+        query.web_query = Some(enhancement.web_query.clone());
+        let search = CoordinatedSearch {
+            query,
+            sources: params.sources.clone(),
+        };
+        (search, enhancement)
+    }
+}
+
+/// Checks language names against the languages the indexer knows.
+pub fn check_languages(names: &[String]) -> Result<(), String> {
+    for name in names {
+        if Language::from_name(name).is_none() {
+            let known: Vec<&str> = Language::all().iter().map(|l| l.name()).collect();
+            return Err(format!(
+                "unknown language `{name}` (known: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}

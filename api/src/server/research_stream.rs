@@ -1,0 +1,253 @@
+//! The SSE view of a research session: the session log of `aiex-research` replayed after the
+//! client's id, then live events (see [`crate::server::research`] for the order of reads that
+//! leaves no gap), keep-alive comments, and a final `shutting_down` error on shutdown.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use aiex_research::{EventKind, ResearchEvent, SessionState, SessionStatus};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::server::research::{research_error, ResearchManager, POLL_INTERVAL};
+use crate::server::stream::StreamContext;
+
+impl ResearchManager {
+    /// The SSE response of session `id` after event `after`.
+    pub fn sse(self: &Arc<Self>, id: &str, after: u64, context: &StreamContext) -> Response {
+        let mut response = Sse::new(self.event_stream(id, after, context))
+            .keep_alive(
+                KeepAlive::new()
+                    .interval(context.keep_alive)
+                    .text("keep-alive"),
+            )
+            .into_response();
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_static("x-accel-buffering"),
+            axum::http::HeaderValue::from_static("no"),
+        );
+        response
+    }
+
+    /// The SSE events of session `id` after event `after`, then live ones until the session
+    /// ends, the client leaves or the server shuts down.
+    pub fn event_stream(
+        self: &Arc<Self>,
+        id: &str,
+        after: u64,
+        context: &StreamContext,
+    ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+        context.open_streams.fetch_add(1, Ordering::Relaxed);
+        let follower = Follower {
+            manager: Arc::clone(self),
+            id: id.to_string(),
+            cursor: after,
+            live: None,
+            pending: VecDeque::new(),
+            ended: false,
+            shutdown: context.shutdown.clone(),
+            _open: OpenGuard(Arc::clone(&context.open_streams)),
+        };
+        futures_util::stream::unfold(follower, |mut follower| async move {
+            let event = follower.next_event().await?;
+            Some((Ok(event), follower))
+        })
+    }
+}
+
+/// Counts an open stream while alive.
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The SSE frame of a research event: `id:` its id, `event:` its type.
+pub fn to_sse(event: &ResearchEvent) -> Event {
+    let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_string());
+    Event::default()
+        .id(event.id.to_string())
+        .event(event.kind.type_name())
+        .data(data)
+}
+
+fn control_event(name: &str, data: serde_json::Value) -> Event {
+    Event::default().event(name).data(data.to_string())
+}
+
+/// Whether a stream ends after this event whatever follows (`done`, `failed`).
+fn ends_stream(kind: &EventKind) -> bool {
+    kind.is_terminal()
+}
+
+struct Follower {
+    manager: Arc<ResearchManager>,
+    id: String,
+    /// Id of the last event sent.
+    cursor: u64,
+    live: Option<broadcast::Receiver<ResearchEvent>>,
+    pending: VecDeque<Event>,
+    ended: bool,
+    shutdown: CancellationToken,
+    _open: OpenGuard,
+}
+
+/// What reading the stored log found.
+struct Stored {
+    events: Vec<ResearchEvent>,
+    status: SessionStatus,
+}
+
+impl Follower {
+    async fn read_stored(&self) -> Result<Stored, aiex_research::Error> {
+        let store = self.manager.store().clone();
+        let id = self.id.clone();
+        let cursor = self.cursor;
+        tokio::task::spawn_blocking(move || {
+            let mut events = store.events(&id)?;
+            let status = SessionState::from_events(&events).status();
+            events.retain(|event| event.id > cursor);
+            Ok(Stored { events, status })
+        })
+        .await
+        .map_err(|err| aiex_research::Error::Internal(err.to_string()))?
+    }
+
+    /// Queues `event` unless already sent; false when the stream ends with it.
+    fn queue(&mut self, event: &ResearchEvent) -> bool {
+        if event.id <= self.cursor {
+            return true;
+        }
+        self.cursor = event.id;
+        self.pending.push_back(to_sse(event));
+        if ends_stream(&event.kind) {
+            self.ended = true;
+            return false;
+        }
+        true
+    }
+
+    fn shutting_down(&mut self) -> Event {
+        self.ended = true;
+        control_event(
+            "error",
+            serde_json::json!({
+                "type": "error",
+                "code": "shutting_down",
+                "message": "the server is shutting down; reconnect with last-event-id to resume",
+                "last_event_id": self.cursor,
+            }),
+        )
+    }
+
+    /// Subscribes (when running here), then replays the log after the cursor.
+    async fn catch_up(&mut self) -> Option<Event> {
+        self.live = self.manager.subscribe(&self.id);
+        let stored = match self.read_stored().await {
+            Ok(stored) => stored,
+            Err(err) => {
+                let failure = research_error(err);
+                self.ended = true;
+                return Some(control_event(
+                    "error",
+                    serde_json::json!({
+                        "type": "error",
+                        "code": failure.code,
+                        "message": failure.message,
+                        "last_event_id": self.cursor,
+                    }),
+                ));
+            }
+        };
+        for event in &stored.events {
+            if !self.queue(event) {
+                return None;
+            }
+        }
+        if self.live.is_none() && stored.status != SessionStatus::Incomplete {
+            if stored.status == SessionStatus::Cancelled && self.shutdown.is_cancelled() {
+                // Stopped by the shutdown: the next start resumes it.
+                let ending = self.shutting_down();
+                self.pending.push_back(ending);
+            } else {
+                // Ended (done, failed, or cancelled) and not running: nothing more will come.
+                self.ended = true;
+            }
+        }
+        None
+    }
+
+    /// The next event to send, or None at the end of the stream.
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            if self.ended {
+                return None;
+            }
+            let Some(live) = self.live.as_mut() else {
+                // Not subscribed: read what is stored, or wait for a session running elsewhere.
+                let first = self.cursor;
+                if let Some(event) = self.catch_up().await {
+                    return Some(event);
+                }
+                if !self.pending.is_empty() || self.ended || self.live.is_some() {
+                    continue;
+                }
+                if self.cursor == first {
+                    tokio::select! {
+                        () = tokio::time::sleep(POLL_INTERVAL) => {}
+                        () = self.shutdown.cancelled() => return Some(self.shutting_down()),
+                    }
+                }
+                continue;
+            };
+            let received = tokio::select! {
+                received = live.recv() => received,
+                () = self.shutdown.cancelled() => {
+                    // Events already written still go out first.
+                    self.live = None;
+                    if let Ok(stored) = self.read_stored().await {
+                        for event in &stored.events {
+                            if !self.queue(event) {
+                                break;
+                            }
+                        }
+                    }
+                    if !self.ended {
+                        let ending = self.shutting_down();
+                        self.pending.push_back(ending);
+                    }
+                    continue;
+                }
+            };
+            match received {
+                Ok(event) if event.id <= self.cursor => {}
+                Ok(event) if event.id == self.cursor + 1 => {
+                    self.queue(&event);
+                }
+                // A gap, a lag, or the end of the session: the log has every event.
+                Ok(_)
+                | Err(broadcast::error::RecvError::Lagged(_))
+                | Err(broadcast::error::RecvError::Closed) => {
+                    self.live = None;
+                    if let Some(event) = self.catch_up().await {
+                        return Some(event);
+                    }
+                    if self.shutdown.is_cancelled() && !self.ended && self.live.is_none() {
+                        let ending = self.shutting_down();
+                        self.pending.push_back(ending);
+                    }
+                }
+            }
+        }
+    }
+}

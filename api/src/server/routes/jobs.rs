@@ -1,0 +1,161 @@
+//! Batch indexing jobs: create, inspect, follow (SSE), cancel.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::server::auth::Caller;
+use crate::server::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::server::jobs::{JobRecord, JobSpec};
+use crate::server::stream::{resume_point, sse_response};
+use crate::server::AppState;
+
+/// Most directories per job.
+pub const MAX_ITEMS: usize = 256;
+
+/// Jobs of the caller.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobRecord>,
+}
+
+/// Where to resume a stream.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AfterQuery {
+    /// Send events after this id (the `Last-Event-ID` header wins when both are sent).
+    pub after: Option<u64>,
+}
+
+/// Queues a job indexing one or many directories under the allowed roots.
+#[utoipa::path(
+    post,
+    path = "/v1/index/jobs",
+    tag = "jobs",
+    request_body = JobSpec,
+    responses(
+        (status = 202, description = "Queued", body = JobRecord),
+        (status = 400, description = "Invalid path or name", body = crate::server::error::ErrorBody),
+        (status = 403, description = "Path outside the allowed roots, or jobs disabled", body = crate::server::error::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(spec): ApiJson<JobSpec>,
+) -> Result<Response, ApiError> {
+    if spec.items.is_empty() || spec.items.len() > MAX_ITEMS {
+        return Err(ApiError::bad_request(
+            "invalid_items",
+            format!("a job holds 1 to {MAX_ITEMS} directories"),
+        ));
+    }
+    for item in &spec.items {
+        if let Some(name) = &item.name {
+            aiex_indexer::collection::validate_name(name)?;
+        }
+    }
+    let roots = state.allowed_roots.clone();
+    let raw: Vec<String> = spec.items.iter().map(|item| item.path.clone()).collect();
+    let paths = tokio::task::spawn_blocking(move || {
+        raw.iter()
+            .map(|path| roots.confine(path))
+            .collect::<Result<Vec<_>, ApiError>>()
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let items = paths.into_iter().zip(spec.items).collect();
+    let record = state
+        .jobs
+        .submit(&caller.0, items, spec.embed, spec.rebuild)
+        .await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(record)).into_response())
+}
+
+/// The caller's jobs, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/index/jobs",
+    tag = "jobs",
+    responses((status = 200, description = "Jobs", body = JobList)),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiJson<JobList> {
+    ApiJson(JobList {
+        jobs: state.jobs.list(Some(&caller.0)),
+    })
+}
+
+/// A job: state, directories, summaries, last event id.
+#[utoipa::path(
+    get,
+    path = "/v1/index/jobs/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = JobRecord),
+        (status = 404, description = "No such job", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<JobRecord>, ApiError> {
+    Ok(ApiJson(state.jobs.get(&id, Some(&caller.0))?))
+}
+
+/// Cancels a queued or running job.
+#[utoipa::path(
+    delete,
+    path = "/v1/index/jobs/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Cancelled (a running job ends shortly, its stream with `done`)", body = JobRecord),
+        (status = 404, description = "No such job", body = crate::server::error::ErrorBody),
+        (status = 409, description = "Already finished", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<JobRecord>, ApiError> {
+    Ok(ApiJson(state.jobs.cancel(&id, Some(&caller.0)).await?))
+}
+
+/// The job's events as SSE (`queued`, `resumed`, `item_started`, `progress`, `item_finished`,
+/// `item_failed`, `done`), replayed after `Last-Event-ID` or `?after=`, then live.
+#[utoipa::path(
+    get,
+    path = "/v1/index/jobs/{id}/events",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id"), AfterQuery),
+    responses(
+        (status = 200, description = "text/event-stream of the job's events", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such job", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<AfterQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let log = state.jobs.log(&id, Some(&caller.0))?;
+    let after = resume_point(&headers, query.after)?;
+    Ok(sse_response(log, after, &state.streams))
+}

@@ -1,0 +1,7 @@
+//! The handlers, one module per area.
+
+pub mod jobs;
+pub mod research;
+pub mod search;
+pub mod system;
+pub mod users;

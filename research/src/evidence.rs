@@ -1,0 +1,593 @@
+//! Evidence selection: found texts split into passages, each ranked against its sub-question by
+//! BM25 and embedding similarity, deduplicated, and kept within a token budget.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::SubQuestion;
+use crate::text::{approx_tokens, distinct_terms, terms};
+
+/// A text found by a search (a local chunk in full, a web snippet) or a fetched page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoundText {
+    /// `code`, `docs`, `web:serper`, `page` (a fetched page).
+    pub source: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    /// Relative to the collection root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Enclosing context (`impl Parser`, a heading path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    pub text: String,
+    /// The search's fused score.
+    pub score: f32,
+    /// RFC 3339.
+    pub retrieved_at: String,
+}
+
+impl FoundText {
+    /// Identity: the normalised URL (as the search's dedup sees it), or collection, path and lines.
+    pub fn key(&self) -> String {
+        match &self.url {
+            Some(url) => aiex_search::urlnorm::normalize_url(url),
+            None => format!(
+                "{}:{}:{}-{}",
+                self.collection.as_deref().unwrap_or(""),
+                self.path.as_deref().unwrap_or(""),
+                self.start_line.unwrap_or(0),
+                self.end_line.unwrap_or(0)
+            ),
+        }
+    }
+
+    /// Whether the text is source code (not prose, Markdown or HTML documentation).
+    pub fn is_code(&self) -> bool {
+        self.source == "code"
+            && !matches!(
+                self.language.as_deref(),
+                Some("markdown" | "html" | "text" | "rst" | "txt") | None
+            )
+    }
+}
+
+/// Where a passage comes from: what a citation resolves to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRef {
+    pub source: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    pub retrieved_at: String,
+}
+
+impl SourceRef {
+    /// `collection:path:start-end`, or the URL.
+    pub fn locator(&self) -> String {
+        match (&self.url, &self.path) {
+            (Some(url), _) => url.clone(),
+            (None, Some(path)) => format!(
+                "{}:{path}:{}-{}",
+                self.collection.as_deref().unwrap_or(""),
+                self.start_line.unwrap_or(0),
+                self.end_line.unwrap_or(0)
+            ),
+            (None, None) => self.title.clone(),
+        }
+    }
+}
+
+/// One piece of evidence; `n` is its citation number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Passage {
+    pub n: usize,
+    /// The sub-questions it was selected for (indexes), best first.
+    pub sub_questions: Vec<usize>,
+    pub text: String,
+    pub score: f32,
+    pub reference: SourceRef,
+}
+
+/// A sub-question the evidence answers poorly, and the queries a next round searches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    pub sub_question: usize,
+    pub missing_terms: Vec<String>,
+    pub queries: Vec<String>,
+}
+
+/// Embeds texts for ranking (the query model); `None` when unavailable.
+pub trait TextEmbedder: Send + Sync {
+    fn embed(&self, text: &str) -> Option<Arc<Vec<f32>>>;
+}
+
+/// No embeddings: ranking by BM25 and search rank only.
+#[derive(Debug, Clone, Copy)]
+pub struct NoEmbeddings;
+
+impl TextEmbedder for NoEmbeddings {
+    fn embed(&self, _text: &str) -> Option<Arc<Vec<f32>>> {
+        None
+    }
+}
+
+/// How much evidence to keep.
+#[derive(Debug, Clone, Copy)]
+pub struct SelectionLimits {
+    pub token_budget: usize,
+    pub per_sub_question: usize,
+    pub embed_candidates: usize,
+}
+
+/// What selection produced.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub passages: Vec<Passage>,
+    pub gaps: Vec<Gap>,
+    /// Whether the token budget cut the evidence.
+    pub budget_reached: bool,
+}
+
+/// A candidate passage before numbering.
+#[derive(Debug, Clone)]
+struct Candidate {
+    text: String,
+    reference: SourceRef,
+    /// The found text's rank in its search (0 best).
+    rank: usize,
+    terms: Vec<String>,
+}
+
+/// Words a passage aims at, and the most it holds.
+const PASSAGE_MIN_WORDS: usize = 40;
+const PASSAGE_MAX_WORDS: usize = 160;
+
+/// Splits `found` into passages of whole lines (paragraphs joined up to a size), with the line
+/// range of each when the text's lines are the file's lines.
+pub fn split_passages(found: &FoundText) -> Vec<(String, Option<(u32, u32)>)> {
+    let lines: Vec<&str> = found.text.lines().collect();
+    let line_numbers = match (found.start_line, found.end_line) {
+        (Some(start), Some(end)) if (end - start + 1) as usize == lines.len() => Some(start),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    let mut current_start = 0usize;
+    let mut words = 0usize;
+    let mut in_fence = false;
+    let flush =
+        |current: &mut Vec<&str>, start: usize, out: &mut Vec<(String, Option<(u32, u32)>)>| {
+            let text = current.join("\n").trim().to_string();
+            if !text.is_empty() {
+                let range = line_numbers.map(|first| {
+                    (
+                        first + start as u32,
+                        first + (start + current.len()) as u32 - 1,
+                    )
+                });
+                out.push((text, range));
+            }
+            current.clear();
+        };
+    for (index, line) in lines.iter().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+        }
+        let blank = line.trim().is_empty();
+        let boundary = blank && !in_fence && words >= PASSAGE_MIN_WORDS;
+        if boundary || (words >= PASSAGE_MAX_WORDS && !in_fence) || (words >= PASSAGE_MAX_WORDS * 2)
+        {
+            flush(&mut current, current_start, &mut out);
+            words = 0;
+        }
+        if current.is_empty() {
+            if blank {
+                continue;
+            }
+            current_start = index;
+        }
+        words += line.split_whitespace().count();
+        current.push(line);
+    }
+    flush(&mut current, current_start, &mut out);
+    // A short tail joins the passage before it when they are adjacent.
+    if out.len() >= 2 {
+        let last = out.len() - 1;
+        if out[last].0.split_whitespace().count() < PASSAGE_MIN_WORDS / 2 {
+            let (tail, tail_range) = out.remove(last);
+            let (previous, previous_range) = &mut out[last - 1];
+            previous.push_str("\n\n");
+            previous.push_str(&tail);
+            if let (Some(range), Some(tail_range)) = (previous_range.as_mut(), tail_range) {
+                range.1 = tail_range.1;
+            }
+        }
+    }
+    out
+}
+
+fn candidates_of(found: &[FoundText]) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for (rank, item) in found.iter().enumerate() {
+        for (text, range) in split_passages(item) {
+            let (start_line, end_line) = match range {
+                Some((start, end)) => (Some(start), Some(end)),
+                None => (item.start_line, item.end_line),
+            };
+            let mut searchable = text.clone();
+            for extra in [&item.symbol, &item.parent].into_iter().flatten() {
+                searchable.push(' ');
+                searchable.push_str(extra);
+            }
+            searchable.push(' ');
+            searchable.push_str(&item.title);
+            out.push(Candidate {
+                terms: terms(&searchable),
+                text,
+                rank,
+                reference: SourceRef {
+                    source: item.source.clone(),
+                    title: item.title.clone(),
+                    url: item.url.clone(),
+                    collection: item.collection.clone(),
+                    path: item.path.clone(),
+                    start_line,
+                    end_line,
+                    symbol: item.symbol.clone(),
+                    kind: item.kind.clone(),
+                    parent: item.parent.clone(),
+                    language: item.language.clone(),
+                    retrieved_at: item.retrieved_at.clone(),
+                },
+            });
+        }
+    }
+    out
+}
+
+/// BM25 statistics over a pool of passages.
+struct Bm25 {
+    document_frequency: HashMap<String, usize>,
+    documents: usize,
+    average_length: f32,
+}
+
+impl Bm25 {
+    fn new(pool: &[&Candidate]) -> Self {
+        let mut document_frequency: HashMap<String, usize> = HashMap::new();
+        let mut total = 0usize;
+        for candidate in pool {
+            total += candidate.terms.len();
+            let unique: HashSet<&String> = candidate.terms.iter().collect();
+            for term in unique {
+                *document_frequency.entry(term.clone()).or_default() += 1;
+            }
+        }
+        Bm25 {
+            document_frequency,
+            documents: pool.len().max(1),
+            average_length: (total as f32 / pool.len().max(1) as f32).max(1.0),
+        }
+    }
+
+    fn score(&self, query: &[String], document: &[String]) -> f32 {
+        const K1: f32 = 1.2;
+        const B: f32 = 0.75;
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for term in document {
+            *counts.entry(term.as_str()).or_default() += 1;
+        }
+        let length = document.len() as f32;
+        query
+            .iter()
+            .map(|term| {
+                let frequency = counts.get(term.as_str()).copied().unwrap_or(0) as f32;
+                if frequency == 0.0 {
+                    return 0.0;
+                }
+                let containing = self.document_frequency.get(term).copied().unwrap_or(0) as f32;
+                let n = self.documents as f32;
+                let idf = ((n - containing + 0.5) / (containing + 0.5) + 1.0).ln();
+                idf * frequency * (K1 + 1.0)
+                    / (frequency + K1 * (1.0 - B + B * length / self.average_length))
+            })
+            .sum()
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm_a: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let norm_b: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm_a == 0.0 || norm_b == 0.0 {
+        0.0
+    } else {
+        dot / (norm_a * norm_b)
+    }
+}
+
+/// Word 3-shingles, for near-duplicate detection.
+fn shingles(text: &str) -> HashSet<String> {
+    let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
+    if words.len() < 3 {
+        return words.into_iter().collect();
+    }
+    words.windows(3).map(|window| window.join(" ")).collect()
+}
+
+fn near_duplicate(a: &HashSet<String>, b: &HashSet<String>) -> bool {
+    let shared = a.intersection(b).count();
+    let union = a.len() + b.len() - shared;
+    union > 0 && shared as f32 / union as f32 >= 0.8
+}
+
+/// Ranks the texts found for each sub-question and keeps the best passages. `found[i]` holds the
+/// texts found for sub-question `i`, best first.
+pub fn select_evidence(
+    sub_questions: &[SubQuestion],
+    found: &[Vec<FoundText>],
+    embedder: &dyn TextEmbedder,
+    limits: SelectionLimits,
+) -> Selection {
+    let per_question: Vec<Vec<Candidate>> = found.iter().map(|list| candidates_of(list)).collect();
+    let pool: Vec<&Candidate> = per_question.iter().flatten().collect();
+    let bm25 = Bm25::new(&pool);
+    // Ranked candidates per sub-question: (score, candidate).
+    let mut ranked: Vec<Vec<(f32, &Candidate)>> = Vec::new();
+    let mut gaps = Vec::new();
+    for (index, sub_question) in sub_questions.iter().enumerate() {
+        let candidates = per_question.get(index).map_or(&[][..], Vec::as_slice);
+        let query_terms = distinct_terms(&sub_question.text);
+        let lexical: Vec<f32> = candidates
+            .iter()
+            .map(|candidate| bm25.score(&query_terms, &candidate.terms))
+            .collect();
+        let max_lexical = lexical.iter().copied().fold(0.0f32, f32::max).max(1e-6);
+        let prior = |candidate: &Candidate| 1.0 / (1.0 + candidate.rank as f32 * 0.5);
+        let mut scored: Vec<(f32, &Candidate)> = candidates
+            .iter()
+            .zip(&lexical)
+            .map(|(candidate, score)| {
+                (
+                    0.7 * score / max_lexical + 0.3 * prior(candidate),
+                    candidate,
+                )
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // Embedding similarity for the best candidates: the rest keep their lexical score.
+        if let Some(question_vector) = embedder.embed(&sub_question.text) {
+            for entry in scored.iter_mut().take(limits.embed_candidates) {
+                if let Some(vector) = embedder.embed(&entry.1.text) {
+                    let similarity = cosine(&question_vector, &vector).max(0.0);
+                    entry.0 = 0.5 * entry.0 + 0.5 * (similarity * 1.5).min(1.0);
+                }
+            }
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        }
+        // A gap: few candidates, or question terms no good candidate contains.
+        let covered: HashSet<&String> = scored
+            .iter()
+            .take(limits.per_sub_question)
+            .flat_map(|(_, candidate)| candidate.terms.iter())
+            .collect();
+        let missing: Vec<String> = query_terms
+            .iter()
+            .filter(|term| !covered.contains(term))
+            .cloned()
+            .collect();
+        if scored.len() < 2 || !missing.is_empty() {
+            let mut queries = Vec::new();
+            if !missing.is_empty() {
+                queries.push(missing.join(" "));
+                let mut with_context = query_terms.clone();
+                with_context.retain(|term| !missing.contains(term));
+                if let Some(anchor) = with_context.first() {
+                    queries.push(format!("{anchor} {}", missing.join(" ")));
+                }
+            } else {
+                queries.push(format!("{} example", query_terms.join(" ")));
+            }
+            gaps.push(Gap {
+                sub_question: index,
+                missing_terms: missing,
+                queries,
+            });
+        }
+        ranked.push(scored);
+    }
+    // Round robin over sub-questions, best first, skipping duplicates, within the budget.
+    let mut chosen: Vec<(usize, f32, &Candidate, HashSet<String>)> = Vec::new();
+    let mut extra_questions: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut cursors = vec![0usize; ranked.len()];
+    let mut kept = vec![0usize; ranked.len()];
+    let mut tokens = 0usize;
+    let mut budget_reached = false;
+    'outer: loop {
+        let mut progressed = false;
+        for (question, list) in ranked.iter().enumerate() {
+            while kept[question] < limits.per_sub_question && cursors[question] < list.len() {
+                let (score, candidate) = list[cursors[question]];
+                cursors[question] += 1;
+                let candidate_shingles = shingles(&candidate.text);
+                if let Some(position) = chosen.iter().position(|(_, _, other, other_shingles)| {
+                    other.reference == candidate.reference && other.text == candidate.text
+                        || near_duplicate(&candidate_shingles, other_shingles)
+                }) {
+                    let extra = extra_questions.entry(position).or_default();
+                    if chosen[position].0 != question && !extra.contains(&question) {
+                        extra.push(question);
+                    }
+                    continue;
+                }
+                let cost = approx_tokens(&candidate.text);
+                if tokens + cost > limits.token_budget {
+                    budget_reached = true;
+                    if chosen.is_empty() {
+                        continue;
+                    }
+                    break 'outer;
+                }
+                tokens += cost;
+                chosen.push((question, score, candidate, candidate_shingles));
+                kept[question] += 1;
+                progressed = true;
+                break;
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    // Citation numbers in sub-question order, best first within each.
+    let mut order: Vec<usize> = (0..chosen.len()).collect();
+    order.sort_by(|&a, &b| {
+        chosen[a]
+            .0
+            .cmp(&chosen[b].0)
+            .then_with(|| chosen[b].1.total_cmp(&chosen[a].1))
+    });
+    let passages = order
+        .iter()
+        .enumerate()
+        .map(|(position, &index)| {
+            let (question, score, candidate, _) = &chosen[index];
+            let mut sub_questions = vec![*question];
+            sub_questions.extend(extra_questions.get(&index).into_iter().flatten().copied());
+            Passage {
+                n: position + 1,
+                sub_questions,
+                text: candidate.text.clone(),
+                score: *score,
+                reference: candidate.reference.clone(),
+            }
+        })
+        .collect();
+    Selection {
+        passages,
+        gaps,
+        budget_reached,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(path: &str, text: &str, rank_score: f32) -> FoundText {
+        FoundText {
+            source: "docs".into(),
+            title: path.into(),
+            url: None,
+            collection: Some("book".into()),
+            path: Some(path.into()),
+            start_line: Some(10),
+            end_line: Some(10 + text.lines().count() as u32 - 1),
+            language: Some("markdown".into()),
+            symbol: None,
+            kind: None,
+            parent: None,
+            text: text.into(),
+            score: rank_score,
+            retrieved_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    fn question(index: usize, text: &str) -> SubQuestion {
+        SubQuestion {
+            index,
+            text: text.into(),
+            heading: text.into(),
+            queries: vec![text.into()],
+        }
+    }
+
+    #[test]
+    fn splits_on_paragraphs_with_line_ranges() {
+        let para = "word ".repeat(45);
+        let text = format!("{para}\n\n{para}\nmore\n\n{para}");
+        let passages = split_passages(&found("a.md", &text, 1.0));
+        assert_eq!(passages.len(), 3);
+        assert_eq!(passages[0].1, Some((10, 10)));
+        assert_eq!(passages[1].1, Some((12, 13)));
+    }
+
+    #[test]
+    fn ranks_dedups_and_budgets() {
+        let questions = vec![
+            question(0, "how does ownership move values"),
+            question(1, "what is borrowing"),
+        ];
+        let ownership = "Ownership rules: each value has an owner; when ownership moves the old variable can no longer be used.";
+        let borrowing =
+            "Borrowing lets code use a value through a reference without taking ownership of it.";
+        let found_lists = vec![
+            vec![
+                found("other.md", "Unrelated text about cargo and crates.", 1.0),
+                found("own.md", ownership, 0.5),
+                found("dup.md", ownership, 0.4),
+            ],
+            vec![found("borrow.md", borrowing, 1.0)],
+        ];
+        let limits = SelectionLimits {
+            token_budget: 10_000,
+            per_sub_question: 2,
+            embed_candidates: 0,
+        };
+        let selection = select_evidence(&questions, &found_lists, &NoEmbeddings, limits);
+        let texts: Vec<&str> = selection.passages.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(
+            texts.iter().filter(|t| **t == ownership).count(),
+            1,
+            "dedup: {texts:?}"
+        );
+        assert_eq!(
+            selection.passages[0].text, ownership,
+            "best lexical match first"
+        );
+        assert_eq!(
+            selection.passages.iter().map(|p| p.n).collect::<Vec<_>>(),
+            (1..=selection.passages.len()).collect::<Vec<_>>()
+        );
+        let tight = SelectionLimits {
+            token_budget: 30,
+            per_sub_question: 2,
+            embed_candidates: 0,
+        };
+        let cut = select_evidence(&questions, &found_lists, &NoEmbeddings, tight);
+        assert!(cut.budget_reached);
+        assert!(cut.passages.len() < selection.passages.len());
+    }
+}

@@ -1,0 +1,324 @@
+//! The LLM-backed planner and synthesizer (through `aiex-llm`). Both fall back to the
+//! deterministic path when the model fails or answers with something unusable; the synthesizer's
+//! citations are checked by the orchestrator like any other.
+
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use aiex_llm::{ChatDelta, ChatRequest, Llm, Message, Role};
+
+use crate::evidence::Passage;
+use crate::plan::{plan_question, Plan, Planner, SubQuestion};
+use crate::synth::{extractive_section, passages_for, Draft, Synthesizer};
+use crate::template::Template;
+use crate::text::truncate;
+use crate::usage::Usage;
+use crate::BoxFuture;
+
+/// Longest passage text put in a prompt.
+const PROMPT_PASSAGE_BYTES: usize = 1_200;
+
+fn usage_of(usage: aiex_llm::Usage) -> Usage {
+    Usage {
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+        cost_usd: usage.cost_usd,
+        calls: 1,
+    }
+}
+
+/// Sub-questions and queries from the `fast` model, within the deterministic plan's frame
+/// (title, key phrases, entities, template).
+#[derive(Clone)]
+pub struct LlmPlanner {
+    llm: Llm,
+}
+
+impl LlmPlanner {
+    pub fn new(llm: Llm) -> Self {
+        LlmPlanner { llm }
+    }
+}
+
+impl Planner for LlmPlanner {
+    fn name(&self) -> &str {
+        "llm"
+    }
+
+    fn plan<'a>(
+        &'a self,
+        question: &'a str,
+        template: Option<&'static Template>,
+        max_sub_questions: usize,
+    ) -> BoxFuture<'a, crate::Result<(Plan, Usage)>> {
+        Box::pin(async move {
+            let base = plan_question(question, template, max_sub_questions);
+            // A template fixes the sections: the model is not asked.
+            if template.is_some() {
+                return Ok((base, Usage::default()));
+            }
+            let schema = json!({
+                "type": "object",
+                "required": ["sub_questions"],
+                "properties": {"sub_questions": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["question", "queries"],
+                    "properties": {
+                        "heading": {"type": "string"},
+                        "question": {"type": "string", "minLength": 3},
+                        "queries": {"type": "array", "items": {"type": "string"}}
+                    }
+                }}}
+            });
+            let prompt = format!(
+                "Break this programming question into at most {max_sub_questions} sub-questions that \
+                 together answer it. For each give a short section heading, the sub-question, and \
+                 one to three search queries (keywords, identifiers) for code and documentation \
+                 search. Answer with JSON only.\n\nQuestion: {question}"
+            );
+            let request = ChatRequest::new(
+                Role::Fast,
+                vec![
+                    Message::system("You plan research for programmers."),
+                    Message::user(prompt),
+                ],
+            )
+            .with_max_tokens(600)
+            .with_temperature(0.0);
+            match self.llm.chat_json(request, &schema).await {
+                Ok((value, response)) => {
+                    let mut sub_questions = Vec::new();
+                    for item in value["sub_questions"].as_array().into_iter().flatten() {
+                        let Some(text) = item["question"].as_str().map(str::trim) else {
+                            continue;
+                        };
+                        if text.is_empty() || sub_questions.len() >= max_sub_questions {
+                            continue;
+                        }
+                        let mut queries: Vec<String> = item["queries"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|q| q.as_str().map(str::trim).filter(|q| !q.is_empty()))
+                            .map(|q| truncate(q, 200))
+                            .take(3)
+                            .collect();
+                        if queries.is_empty() {
+                            queries.push(text.to_string());
+                        }
+                        sub_questions.push(SubQuestion {
+                            index: sub_questions.len(),
+                            heading: item["heading"]
+                                .as_str()
+                                .filter(|h| !h.trim().is_empty())
+                                .unwrap_or(text)
+                                .trim()
+                                .to_string(),
+                            text: text.to_string(),
+                            queries,
+                        });
+                    }
+                    let usage = usage_of(response.usage);
+                    if sub_questions.is_empty() {
+                        return Ok((base, usage));
+                    }
+                    Ok((
+                        Plan {
+                            sub_questions,
+                            planner: "llm".to_string(),
+                            ..base
+                        },
+                        usage,
+                    ))
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "LLM planning failed; using the deterministic plan");
+                    Ok((base, Usage::default()))
+                }
+            }
+        })
+    }
+}
+
+/// Synthesis by the `smart` model, streamed, with `[n]` citations to the evidence list.
+#[derive(Clone)]
+pub struct LlmSynthesizer {
+    llm: Llm,
+}
+
+impl LlmSynthesizer {
+    pub fn new(llm: Llm) -> Self {
+        LlmSynthesizer { llm }
+    }
+}
+
+/// The synthesis prompt: question, sections to write, numbered evidence.
+pub fn synthesis_prompt(plan: &Plan, passages: &[Passage]) -> String {
+    let mut prompt = format!("Question: {}\n\nEvidence:\n", plan.question);
+    for passage in passages {
+        prompt.push_str(&format!(
+            "[{}] {} ({})\n{}\n\n",
+            passage.n,
+            passage.reference.title,
+            passage.reference.locator(),
+            truncate(&passage.text, PROMPT_PASSAGE_BYTES)
+        ));
+    }
+    prompt.push_str(&format!(
+        "Write the answer in Markdown with exactly these sections, in this order, each starting \
+         with its `## ` heading line:\n## {}\n",
+        plan.summary_heading
+    ));
+    for sub in &plan.sub_questions {
+        prompt.push_str(&format!("## {}\n(answers: {})\n", sub.heading, sub.text));
+    }
+    prompt.push_str(
+        "\nUse only the evidence above. After every claim put the number of each passage it comes \
+         from in square brackets, like [1] or [2][3]. Cite only numbers from the evidence list. If \
+         the evidence does not answer a section, say so in one sentence.",
+    );
+    prompt
+}
+
+/// Splits the model's Markdown into the summary and one body per sub-question: sections are
+/// matched by heading, else by order.
+pub fn split_sections(text: &str, plan: &Plan) -> Option<(String, Vec<Option<String>>)> {
+    let mut parts: Vec<(String, String)> = Vec::new();
+    let mut preamble = String::new();
+    for line in text.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            parts.push((heading.trim().to_lowercase(), String::new()));
+        } else if let Some((_, body)) = parts.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        } else {
+            preamble.push_str(line);
+            preamble.push('\n');
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let summary_heading = plan.summary_heading.to_lowercase();
+    let mut summary = preamble.trim().to_string();
+    let mut bodies: Vec<Option<String>> = vec![None; plan.sub_questions.len()];
+    let mut unmatched: Vec<String> = Vec::new();
+    for (heading, body) in parts {
+        if heading == summary_heading && summary.is_empty() {
+            summary = body.trim().to_string();
+            continue;
+        }
+        match plan
+            .sub_questions
+            .iter()
+            .position(|sub| sub.heading.to_lowercase() == heading)
+        {
+            Some(index) if bodies[index].is_none() => bodies[index] = Some(body.trim().to_string()),
+            _ => unmatched.push(body.trim().to_string()),
+        }
+    }
+    let mut unmatched = unmatched.into_iter();
+    for body in bodies.iter_mut().filter(|body| body.is_none()) {
+        *body = unmatched.next();
+    }
+    Some((summary, bodies))
+}
+
+impl Synthesizer for LlmSynthesizer {
+    fn name(&self) -> &str {
+        "llm"
+    }
+
+    fn synthesize<'a>(
+        &'a self,
+        plan: &'a Plan,
+        passages: &'a [Passage],
+        max_output_tokens: u32,
+        deltas: mpsc::UnboundedSender<String>,
+    ) -> BoxFuture<'a, crate::Result<Draft>> {
+        Box::pin(async move {
+            let request = ChatRequest::new(
+                Role::Smart,
+                vec![
+                    Message::system(
+                        "You are a research assistant for programmers. You answer from numbered \
+                         evidence passages only and cite them as [n].",
+                    ),
+                    Message::user(synthesis_prompt(plan, passages)),
+                ],
+            )
+            .with_max_tokens(max_output_tokens)
+            .with_temperature(0.2);
+            let mut stream = self
+                .llm
+                .chat_stream(request)
+                .await
+                .map_err(|err| crate::Error::Llm(err.to_string()))?;
+            let mut text = String::new();
+            let mut usage = Usage::default();
+            while let Some(item) = stream.next().await {
+                match item.map_err(|err| crate::Error::Llm(err.to_string()))? {
+                    ChatDelta::Text(piece) => {
+                        text.push_str(&piece);
+                        let _ = deltas.send(piece);
+                    }
+                    ChatDelta::Done(response) => {
+                        usage = usage_of(response.usage);
+                        text = response.text;
+                    }
+                }
+            }
+            let (summary, bodies) = split_sections(&text, plan).unwrap_or_else(|| {
+                (
+                    text.trim().to_string(),
+                    vec![None; plan.sub_questions.len()],
+                )
+            });
+            // A section the model left out is filled from the evidence.
+            let sections = plan
+                .sub_questions
+                .iter()
+                .zip(bodies)
+                .map(|(sub, body)| match body.filter(|b| !b.is_empty()) {
+                    Some(body) => body,
+                    None => extractive_section(&sub.text, &passages_for(passages, sub.index)),
+                })
+                .collect();
+            Ok(Draft {
+                summary,
+                sections,
+                usage,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_match_by_heading_then_order() {
+        let plan = plan_question(
+            "How does tokio schedule tasks, and how should I size its thread pool?",
+            None,
+            4,
+        );
+        let headings: Vec<String> = plan
+            .sub_questions
+            .iter()
+            .map(|s| s.heading.clone())
+            .collect();
+        let text = format!(
+            "## Summary\nTasks are stolen [1].\n## {}\nSecond [2].\n## Something else\nFirst [1].\n",
+            headings[1]
+        );
+        let (summary, bodies) = split_sections(&text, &plan).expect("sections");
+        assert_eq!(summary, "Tasks are stolen [1].");
+        assert_eq!(bodies[1].as_deref(), Some("Second [2]."));
+        assert_eq!(bodies[0].as_deref(), Some("First [1]."));
+        assert!(split_sections("no headings at all", &plan).is_none());
+        let prompt = synthesis_prompt(&plan, &[]);
+        assert!(prompt.contains("## Summary") && prompt.contains(&headings[0]));
+    }
+}
