@@ -1,8 +1,9 @@
 //! Research evaluation: the questions of `../shared/eval/research/questions.jsonl` over the Rust
 //! book as a docs collection, no LLM, no network. Prints per question and overall: citation
 //! validity (every `[n]` resolves to a retrieved passage), evidence recall (a cited passage comes
-//! from an expected page), term coverage (the cited passages hold every expected term), time to
-//! first event, time per stage and total time.
+//! from an expected page), term coverage (the cited passages hold every expected term), citation
+//! precision (the cited passage holds at least half of the key terms of the claim before its
+//! `[n]`), time to first event, time per stage and total time.
 //!
 //! `scripts/setup --with-rust-doc && cargo bench -p aiex-benches --bench research`
 
@@ -45,6 +46,50 @@ fn cited(text: &str, out: &mut BTreeSet<usize>) {
     }
 }
 
+/// The claims of a text with the citation that follows each: the text between the previous
+/// citation (or line start) and a `[n]`, cut to its last sentence.
+fn claims(text: &str) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut start = 0;
+        let mut rest = line;
+        let mut offset = 0;
+        while let Some(open) = rest.find('[') {
+            let after = &rest[open + 1..];
+            let Some(close) = after.find(']') else { break };
+            if let Ok(n) = after[..close].parse::<usize>() {
+                let claim = &line[start..offset + open];
+                let sentence = claim
+                    .trim_end()
+                    .trim_end_matches(['.', ',', ';', ':'])
+                    .rsplit(". ")
+                    .next()
+                    .unwrap_or("");
+                out.push((sentence.to_string(), n));
+                start = offset + open + 1 + close + 1;
+            }
+            offset += open + 1 + close + 1;
+            rest = &line[offset..];
+        }
+    }
+    out
+}
+
+/// Content words of a claim: lowercase, 4+ characters, not a common English word.
+fn key_terms(claim: &str) -> BTreeSet<String> {
+    const STOP: &[&str] = &[
+        "that", "this", "with", "from", "have", "will", "when", "what", "which", "there", "their",
+        "they", "them", "then", "than", "into", "also", "some", "only", "more", "most", "such",
+        "each", "other", "these", "those", "your", "about", "would", "could", "should", "does",
+        "because", "while", "where", "here", "just", "like", "make", "made", "used", "using",
+    ];
+    claim
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .map(str::to_lowercase)
+        .filter(|word| word.chars().count() >= 4 && !STOP.contains(&word.as_str()))
+        .collect()
+}
+
 fn main() {
     println!("research benchmark; machine: {}", aiex_benches::machine());
     let Some(book) = aiex_benches::rust_book() else {
@@ -65,6 +110,7 @@ fn main() {
         Arc::new(ResearchEngine::from_config(&config, &["rust-book".to_string()]).expect("engine"));
     let questions = questions();
     let (mut valid, mut citations, mut recalled, mut covered) = (0usize, 0usize, 0usize, 0usize);
+    let (mut claims_checked, mut claims_supported) = (0usize, 0usize);
     let mut first_event_ms = Vec::new();
     let mut totals_ms = Vec::new();
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -102,6 +148,25 @@ fn main() {
             .iter()
             .filter_map(|n| report.references.iter().find(|r| r.n == *n))
             .collect();
+        for text in std::iter::once(&report.summary).chain(report.sections.iter().map(|s| &s.body))
+        {
+            for (claim, n) in claims(text) {
+                let terms = key_terms(&claim);
+                if terms.is_empty() {
+                    continue;
+                }
+                claims_checked += 1;
+                let Some(reference) = report.references.iter().find(|r| r.n == n) else {
+                    continue;
+                };
+                let passage = reference.excerpt.to_lowercase();
+                let found = terms
+                    .iter()
+                    .filter(|term| passage.contains(term.as_str()))
+                    .count();
+                claims_supported += usize::from(2 * found >= terms.len());
+            }
+        }
         citations += numbers.len();
         valid += resolved.len();
         let recall = resolved.iter().any(|reference| {
@@ -144,6 +209,10 @@ fn main() {
         100.0 * valid as f64 / citations.max(1) as f64,
         100.0 * recalled as f64 / n,
         100.0 * covered as f64 / n
+    );
+    println!(
+        "citation precision {:.1}% ({claims_supported}/{claims_checked} cited claims whose passage holds at least half of their key terms)",
+        100.0 * claims_supported as f64 / claims_checked.max(1) as f64
     );
     println!(
         "time to first event p50 {:.1} ms; total p50 {:.0} ms, p90 {:.0} ms",

@@ -385,24 +385,28 @@ pub async fn cancel(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     check_visible(&state, &caller, &id)?;
+    // The log decides first: a session that has ended may still be winding down in this server.
+    let store = state.research.store().clone();
+    let session_id = id.clone();
+    let status = tokio::task::spawn_blocking(move || store.state(&session_id))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(research_error)?
+        .status();
+    if matches!(
+        status,
+        SessionStatus::Cancelled | SessionStatus::Complete | SessionStatus::Failed
+    ) {
+        return Err(ApiError::conflict(
+            "session_finished",
+            "the session has already ended",
+        ));
+    }
     if !state.research.is_running(&id) {
-        // Distinguish an unknown session from one that is not running.
-        let store = state.research.store().clone();
-        let session_id = id.clone();
-        let status = tokio::task::spawn_blocking(move || store.state(&session_id))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(research_error)?
-            .status();
-        return Err(match status {
-            SessionStatus::Incomplete => ApiError::conflict(
-                "session_not_running",
-                "the session is not running in this server",
-            ),
-            SessionStatus::Cancelled | SessionStatus::Complete | SessionStatus::Failed => {
-                ApiError::conflict("session_finished", "the session has already ended")
-            }
-        });
+        return Err(ApiError::conflict(
+            "session_not_running",
+            "the session is not running in this server",
+        ));
     }
     state.research.cancel(&id).await?;
     Ok((

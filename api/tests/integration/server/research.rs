@@ -84,18 +84,24 @@ fn delete(uri: &str) -> Request<Body> {
     Request::delete(uri).body(Body::empty()).expect("request")
 }
 
-/// Polls the session until its status is one of `wanted`.
-async fn wait_status(state: &AppState, id: &str, wanted: &[&str]) -> serde_json::Value {
-    for _ in 0..600 {
+/// Polls the session until its status is one of `wanted` (for at most `seconds`).
+async fn wait_status(
+    state: &AppState,
+    id: &str,
+    wanted: &[&str],
+    seconds: u64,
+) -> serde_json::Value {
+    let mut body = serde_json::Value::Null;
+    for _ in 0..seconds * 10 {
         let answer = call(state, get(&format!("/v1/research/{id}"))).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-        let body = answer.json();
+        body = answer.json();
         if wanted.iter().any(|status| body["status"] == *status) {
             return body;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("session {id} never reached {wanted:?}");
+    panic!("session {id} never reached {wanted:?}: {body}");
 }
 
 fn ids_of(events: &[SseEvent]) -> Vec<u64> {
@@ -133,7 +139,7 @@ async fn research_sessions_without_a_socket() {
         created.json()["links"]["events"],
         format!("/v1/research/{id}/events")
     );
-    let finished = wait_status(&state, &id, &["complete", "failed", "cancelled"]).await;
+    let finished = wait_status(&state, &id, &["complete", "failed", "cancelled"], 60).await;
     assert_eq!(finished["status"], "complete", "{finished}");
     assert_eq!(finished["question"], "How are TOML table headers parsed?");
     assert!(finished["last_event_id"].as_u64().expect("id") > 3);
@@ -217,7 +223,7 @@ async fn research_sessions_without_a_socket() {
     let cancelled = call(&state, delete(&format!("/v1/research/{slow_id}"))).await;
     assert_eq!(cancelled.status, StatusCode::ACCEPTED, "{}", cancelled.text);
     assert_eq!(cancelled.json()["status"], "cancelling");
-    let stopped = wait_status(&state, &slow_id, &["cancelled", "complete", "failed"]).await;
+    let stopped = wait_status(&state, &slow_id, &["cancelled", "complete", "failed"], 60).await;
     assert_eq!(stopped["status"], "cancelled", "{stopped}");
     assert!(stopped.get("report").is_none(), "{stopped}");
     let again = call(&state, delete(&format!("/v1/research/{slow_id}"))).await;
@@ -649,7 +655,7 @@ async fn research_with_a_local_llm_is_ready_and_metered() {
     )
     .await;
     let id = create_id(&created);
-    let finished = wait_status(&state, &id, &["complete", "failed", "cancelled"]).await;
+    let finished = wait_status(&state, &id, &["complete", "failed", "cancelled"], 300).await;
     assert_eq!(finished["status"], "complete", "{finished}");
     assert_eq!(finished["report"]["synthesis"], "llm", "{finished}");
     assert!(finished["usage"]["output_tokens"].as_u64().expect("tokens") > 0);
