@@ -10,7 +10,9 @@ use std::sync::Arc;
 use aiex_indexer::search::QueryEmbedder;
 use aiex_indexer::{CollectionKind, IndexDir, Language, Searcher};
 use aiex_search::enhance::{enhance, Enhancement};
-use aiex_search::setup::{collection_languages, coordinator_options, LOCAL_CACHE_TTL};
+use aiex_search::setup::{
+    collection_languages, coordinator_options, LocalSources, LOCAL_CACHE_TTL,
+};
 use aiex_search::sources::local::LocalSource;
 use aiex_search::sources::web::WebSource;
 use aiex_search::{CoordinatedSearch, Coordinator, Source, SourceQuery};
@@ -63,6 +65,32 @@ pub struct SearchEngine {
     pub collections: Vec<(String, CollectionKind)>,
     /// Whether a web source is configured.
     pub has_web: bool,
+}
+
+impl SearchEngine {
+    /// The local side of this engine as `aiex_search::setup` describes it (searchers with their
+    /// kind, the pool and the query model), for research sessions run over this engine.
+    pub fn local_sources(&self, parts: &EngineParts) -> LocalSources {
+        let searchers = self
+            .searchers
+            .iter()
+            .filter_map(|searcher| {
+                let first = searcher.collection_names().into_iter().next()?;
+                let kind = self
+                    .collections
+                    .iter()
+                    .find(|(name, _)| *name == first)
+                    .map(|(_, kind)| *kind)?;
+                Some((kind, Arc::clone(searcher)))
+            })
+            .collect();
+        LocalSources {
+            sources: Vec::new(),
+            searchers,
+            pool: Arc::clone(&parts.pool),
+            query_embedder: Arc::clone(&parts.query_embedder),
+        }
+    }
 }
 
 impl std::fmt::Debug for SearchEngine {

@@ -188,6 +188,30 @@ impl ResearchEngine {
         }
     }
 
+    /// Gives an engine built [`with_coordinator`](Self::with_coordinator) the local searchers,
+    /// pool and query model behind that coordinator (a front end that already holds them, such as
+    /// the HTTP server): local hits are then completed with their chunk's full text and evidence
+    /// is ranked with embeddings too, as with [`from_config`](Self::from_config).
+    pub fn with_local_sources(mut self, local: LocalSources) -> Self {
+        self.collections = local
+            .searchers
+            .iter()
+            .flat_map(|(_, searcher)| searcher.collection_names())
+            .collect();
+        self.local = Some(Arc::new(local));
+        self
+    }
+
+    /// Reads web pages through the SSRF-guarded fetcher of the configuration (as
+    /// [`from_config`](Self::from_config) does); unchanged when the fetcher cannot be built.
+    pub fn with_page_fetcher_from_config(mut self) -> Self {
+        match aiex_search::fetch::PageFetcher::from_config(&self.config) {
+            Ok(fetcher) => self.pages = Some(Arc::new(GuardedPages(fetcher))),
+            Err(err) => tracing::warn!(error = %err, "web pages will not be read"),
+        }
+        self
+    }
+
     pub fn with_planner(mut self, planner: Arc<dyn Planner>) -> Self {
         self.planner = planner;
         self

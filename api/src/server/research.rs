@@ -296,7 +296,10 @@ impl ResearchManager {
         }
         let mut config = (*self.config).clone();
         budgets.apply(&mut config.research);
-        let mut engine = ResearchEngine::with_coordinator(&config, Arc::clone(&search.coordinator));
+        let local = search.local_sources(self.engine.parts());
+        let mut engine = ResearchEngine::with_coordinator(&config, Arc::clone(&search.coordinator))
+            .with_local_sources(local)
+            .with_page_fetcher_from_config();
         if let Some(llm) = &self.llm {
             engine = engine
                 .with_planner(Arc::new(aiex_research::llm::LlmPlanner::new(llm.clone())))
