@@ -22,9 +22,10 @@ pub use error::{ConfigError, Problem, Result, Source};
 pub use llm::{LlmConfig, LlmPrice, LlmProviderConfig, LlmProviderKind};
 pub use load::LoadOptions;
 pub use model::{
-    default_data_dir, ChunkConfig, Config, EmbeddingConfig, FetchConfig, IndexConfig,
-    ResearchConfig, SearchConfig, SearchMode, ServerConfig, VectorBackend, VectorConfig, WebConfig,
-    APP_DIR, CONFIG_VERSION, DEFAULT_MODEL_ID, DEFAULT_RUNTIME_FILE, FALLBACK_DATA_DIR,
+    default_data_dir, ChunkConfig, Config, EmbeddingConfig, EmbeddingProvider, FetchConfig,
+    IndexConfig, ResearchConfig, SearchConfig, SearchMode, ServerConfig, VectorBackend,
+    VectorConfig, WebConfig, APP_DIR, CONFIG_VERSION, DEFAULT_MODEL_ID, DEFAULT_RUNTIME_FILE,
+    FALLBACK_DATA_DIR,
 };
 pub use secret::{Secret, REDACTED};
 

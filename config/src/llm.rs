@@ -231,6 +231,37 @@ impl LlmConfig {
         all
     }
 
+    /// The embedding model of the first `embed`-role provider that serves embeddings (Anthropic
+    /// has none): its `embed_model`, else its `model`.
+    /// The distinct embedding models of the embed role's providers that have embeddings (more
+    /// than one would put vectors of different models in one index when a fallback answers).
+    pub fn embed_models(&self) -> Vec<String> {
+        let providers = self.all_providers();
+        let mut models: Vec<String> = Vec::new();
+        for name in self.role_providers("embed") {
+            let model = providers
+                .iter()
+                .find(|p| p.name == name && p.kind != LlmProviderKind::Anthropic)
+                .map(|p| p.embed_model.clone().unwrap_or_else(|| p.model.clone()));
+            if let Some(model) = model {
+                if !models.contains(&model) {
+                    models.push(model);
+                }
+            }
+        }
+        models
+    }
+
+    pub fn first_embed_model(&self) -> Option<String> {
+        let providers = self.all_providers();
+        self.role_providers("embed").iter().find_map(|name| {
+            providers
+                .iter()
+                .find(|p| &p.name == name && p.kind != LlmProviderKind::Anthropic)
+                .map(|p| p.embed_model.clone().unwrap_or_else(|| p.model.clone()))
+        })
+    }
+
     /// Provider names of a role (`fast`, `smart` or `embed`), first choice first: the single
     /// provider if any, then the role's list, or every named provider when the list is empty.
     pub fn role_providers(&self, role: &str) -> Vec<String> {

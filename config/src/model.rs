@@ -80,6 +80,19 @@ impl Config {
         self.embedding.resolve_runtime_path(&self.data_dir)
     }
 
+    /// The embedding model's identity, recorded in index manifests: `embedding.model_id` for the
+    /// ONNX model, `llm:<model>` for the LLM layer, where `<model>` is the embedding model of the
+    /// first `embed`-role provider that has embeddings (`None` when there is none).
+    pub fn embedding_model_key(&self) -> Option<String> {
+        match self.embedding.provider {
+            EmbeddingProvider::Onnx => Some(self.embedding.model_id.clone()),
+            EmbeddingProvider::Llm => self
+                .llm
+                .first_embed_model()
+                .map(|model| format!("llm:{model}")),
+        }
+    }
+
     /// Directory holding the search indexes: `data_dir/index`.
     pub fn index_dir(&self) -> PathBuf {
         self.data_dir.join("index")
@@ -148,6 +161,8 @@ impl Default for ChunkConfig {
 pub struct EmbeddingConfig {
     /// Whether vectors are computed at all.
     pub enabled: bool,
+    /// What computes the vectors: the local ONNX model or the `embed` role of `[llm]`.
+    pub provider: EmbeddingProvider,
     /// Model identifier.
     pub model_id: String,
     /// Model directory; `None` means `data_dir/models/<model_id>`.
@@ -170,6 +185,7 @@ impl Default for EmbeddingConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            provider: EmbeddingProvider::Onnx,
             model_id: DEFAULT_MODEL_ID.to_owned(),
             model_dir: None,
             runtime_path: None,
@@ -195,6 +211,30 @@ impl EmbeddingConfig {
         match &self.runtime_path {
             Some(path) => path.clone(),
             None => data_dir.join("runtime").join(DEFAULT_RUNTIME_FILE),
+        }
+    }
+}
+
+/// What computes the embeddings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    /// The local ONNX model under `embedding.model_dir`.
+    #[default]
+    Onnx,
+    /// The `embed` role of the LLM layer (an OpenAI-compatible or Ollama server).
+    Llm,
+}
+
+impl EmbeddingProvider {
+    /// Every provider, in declaration order.
+    pub const ALL: [Self; 2] = [Self::Onnx, Self::Llm];
+
+    /// The lowercase name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Onnx => "onnx",
+            Self::Llm => "llm",
         }
     }
 }
@@ -502,6 +542,7 @@ macro_rules! lowercase_enum_text {
     };
 }
 
+lowercase_enum_text!(EmbeddingProvider, "embedding provider");
 lowercase_enum_text!(VectorBackend, "vector backend");
 lowercase_enum_text!(SearchMode, "search mode");
 

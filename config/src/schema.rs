@@ -69,6 +69,7 @@ pub(crate) const FIELDS: &[Field] = &[
     req("chunk.window_lines", USIZE),
     req("chunk.window_overlap", USIZE),
     req("embedding.enabled", Kind::Bool),
+    req("embedding.provider", Kind::Choice(&["onnx", "llm"])),
     req("embedding.model_id", Kind::Str),
     opt("embedding.model_dir", Kind::Path),
     opt("embedding.runtime_path", Kind::Path),

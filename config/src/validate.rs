@@ -2,7 +2,7 @@
 
 use std::path::{Component, Path};
 
-use crate::{Config, ConfigError, Problem, Result, SearchMode, VectorBackend};
+use crate::{Config, ConfigError, EmbeddingProvider, Problem, Result, SearchMode, VectorBackend};
 
 /// One failed check.
 #[derive(Debug)]
@@ -132,6 +132,27 @@ pub(crate) fn issues(config: &Config) -> Vec<Issue> {
     out.positive("embedding.dimension", usize_u64(embedding.dimension));
     out.positive("embedding.max_length", usize_u64(embedding.max_length));
     out.within("embedding.batch_size", embedding.batch_size, 1, 256);
+    if embedding.provider == EmbeddingProvider::Llm {
+        let models = config.llm.embed_models();
+        if models.is_empty() {
+            out.push_related(
+                "embedding.provider",
+                "llm.embed",
+                "\"llm\" needs an [llm] provider with embeddings (openai or ollama) in the embed role"
+                    .to_owned(),
+            );
+        } else if models.len() > 1 {
+            out.push_related(
+                "embedding.provider",
+                "llm.embed",
+                format!(
+                    "the embed role's providers use different embedding models ({}): a fallback \
+                     would mix their vectors in one index; give them one model",
+                    models.join(", ")
+                ),
+            );
+        }
+    }
 
     let vector = &config.vector;
     match (&vector.url, vector.backend) {
@@ -451,6 +472,52 @@ mod tests {
                 "search.rrf_k",
                 "search.keyword_weight",
             ]
+        );
+    }
+
+    #[test]
+    fn llm_embeddings_need_an_embed_provider() {
+        let mut config = Config::default();
+        config.embedding.provider = EmbeddingProvider::Llm;
+        let err = config.validate().expect_err("no provider");
+        let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["embedding.provider"]);
+        assert!(err.to_string().contains("embed role"), "{err}");
+
+        config.llm = crate::LlmConfig::single(
+            "http://127.0.0.1:8080",
+            "chat",
+            crate::LlmProviderKind::Anthropic,
+            None,
+        );
+        assert!(config.validate().is_err(), "anthropic has no embeddings");
+
+        config.llm.provider = crate::LlmProviderKind::OpenAi;
+        config.llm.embed_model = Some("nomic-embed".into());
+        assert!(config.validate().is_ok());
+
+        // A fallback with another embedding model would mix vector spaces.
+        let mut other = config.clone();
+        other.llm.providers.push(crate::LlmProviderConfig {
+            name: "backup".into(),
+            kind: crate::LlmProviderKind::Ollama,
+            base_url: "http://127.0.0.1:11434".into(),
+            model: "other-embed".into(),
+            ..crate::LlmProviderConfig::default()
+        });
+        let err = other.validate().expect_err("two embedding models");
+        assert!(
+            err.to_string().contains("different embedding models"),
+            "{err}"
+        );
+        assert_eq!(
+            config.embedding_model_key().as_deref(),
+            Some("llm:nomic-embed")
+        );
+        config.embedding.provider = EmbeddingProvider::Onnx;
+        assert_eq!(
+            config.embedding_model_key().as_deref(),
+            Some(crate::DEFAULT_MODEL_ID)
         );
     }
 

@@ -27,6 +27,19 @@ pub trait Embedder: Send {
     fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
 }
 
+pub use crate::remote::RemoteEmbedder;
+
+/// The configured embedder: the local ONNX model, or the LLM layer's `embed` role when
+/// `embedding.provider = "llm"`.
+pub fn load_embedder(config: &aiex_config::Config) -> Result<Box<dyn Embedder>> {
+    Ok(match config.embedding.provider {
+        aiex_config::EmbeddingProvider::Onnx => Box::new(OnnxEmbedder::load(
+            &OnnxEmbedderOptions::from_config(config),
+        )?),
+        aiex_config::EmbeddingProvider::Llm => Box::new(RemoteEmbedder::from_config(config)?),
+    })
+}
+
 /// Files that make up a user-defined ONNX text model.
 const MODEL_FILES: [&str; 5] = [
     "model.onnx",
@@ -187,7 +200,7 @@ impl Embedder for OnnxEmbedder {
 }
 
 /// Scales a vector to unit length (the model already does; this guards other models).
-fn normalized(mut vector: Vec<f32>) -> Vec<f32> {
+pub(crate) fn normalized(mut vector: Vec<f32>) -> Vec<f32> {
     let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 && (norm - 1.0).abs() > 1e-4 {
         vector.iter_mut().for_each(|x| *x /= norm);

@@ -7,7 +7,8 @@
 //! ([`store::keyword`]) → [`embed`] new chunk hashes → [`store::vector`] → [`manifest`] generation.
 //!
 //! Threading: everything here is synchronous. Parsing and chunking run on a bounded rayon pool of
-//! `index.threads` threads; tantivy, qdrant-edge and ONNX Runtime run their own bounded threads.
+//! `index.threads` threads; tantivy, qdrant-edge and ONNX Runtime run their own bounded threads; a remote embedder (`embedding.provider =
+//! "llm"`) runs its HTTP calls on one worker thread of its own.
 //! Callers in async code run these functions on a blocking thread, never on async workers.
 
 pub mod chunk;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod lang;
 pub mod manifest;
 pub mod pipeline;
+pub mod remote;
 pub mod search;
 pub mod snippet;
 pub mod store;

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::chunk::{chunk_source, ChunkOptions};
 use crate::collection::{default_name, validate_name, IndexDir, WriteLock};
 use crate::document::Chunk;
-use crate::embed::{Embedder, OnnxEmbedder, OnnxEmbedderOptions};
+use crate::embed::{load_embedder, Embedder};
 use crate::error::{Error, Result};
 use crate::manifest::{ChunkRecord, CollectionKind, FileRecord, LastRun, Manifest};
 use crate::store::keyword::KeywordStore;
@@ -175,11 +175,12 @@ pub fn index_directory(
     let embeddings_wanted = config.embedding.enabled && request.embed;
     if let Some(manifest) = &previous {
         if let Some(indexed) = manifest.model_id.as_ref() {
-            if embeddings_wanted && !request.rebuild && *indexed != config.embedding.model_id {
+            let configured = config.embedding_model_key().unwrap_or_default();
+            if embeddings_wanted && !request.rebuild && *indexed != configured {
                 return Err(Error::ModelMismatch {
                     name,
                     indexed: indexed.clone(),
-                    configured: config.embedding.model_id.clone(),
+                    configured,
                 });
             }
         }
@@ -711,12 +712,6 @@ fn embed_pending(
         vectors.flush()?;
     }
     Ok(())
-}
-
-fn load_embedder(config: &aiex_config::Config) -> Result<Box<dyn Embedder>> {
-    Ok(Box::new(OnnxEmbedder::load(
-        &OnnxEmbedderOptions::from_config(config),
-    )?))
 }
 
 fn point(collection: &str, chunk: &Chunk, vector: Vec<f32>) -> VectorPoint {

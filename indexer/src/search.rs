@@ -16,7 +16,7 @@ use aiex_config::SearchMode;
 use crate::chunk::ChunkKind;
 use crate::collection::IndexDir;
 use crate::document::Chunk;
-use crate::embed::{Embedder, OnnxEmbedder, OnnxEmbedderOptions};
+use crate::embed::{load_embedder, Embedder};
 use crate::error::{Error, Result};
 use crate::lang::Language;
 use crate::manifest::Manifest;
@@ -105,7 +105,8 @@ const QUERY_VECTOR_CACHE: usize = 512;
 /// (one model in memory; a query asked of several sources is embedded once).
 pub struct QueryEmbedder {
     embedder: Mutex<Option<Box<dyn Embedder>>>,
-    options: Option<OnnxEmbedderOptions>,
+    /// The configuration to load the embedder from (None when embeddings are disabled).
+    config: Option<Box<aiex_config::Config>>,
     recent: Mutex<HashMap<String, Arc<Vec<f32>>>>,
 }
 
@@ -120,10 +121,7 @@ impl QueryEmbedder {
     pub fn from_config(config: &aiex_config::Config) -> Self {
         QueryEmbedder {
             embedder: Mutex::new(None),
-            options: config
-                .embedding
-                .enabled
-                .then(|| OnnxEmbedderOptions::from_config(config)),
+            config: config.embedding.enabled.then(|| Box::new(config.clone())),
             recent: Mutex::new(HashMap::new()),
         }
     }
@@ -141,8 +139,8 @@ impl QueryEmbedder {
         let embedder = match &mut *slot {
             Some(embedder) => embedder,
             None => {
-                let options = self.options.as_ref().ok_or(Error::EmbeddingsDisabled)?;
-                slot.insert(Box::new(OnnxEmbedder::load(options)?))
+                let config = self.config.as_ref().ok_or(Error::EmbeddingsDisabled)?;
+                slot.insert(load_embedder(config)?)
             }
         };
         let vector = Arc::new(embedder.embed(&[query.to_string()])?.pop().ok_or_else(|| {
@@ -238,10 +236,10 @@ impl Searcher {
                 return Err("no vectors yet".to_string());
             }
             if let Some(indexed) = &manifest.model_id {
-                if *indexed != config.embedding.model_id {
+                let configured = config.embedding_model_key().unwrap_or_default();
+                if *indexed != configured {
                     return Err(format!(
-                        "embedded with model `{indexed}`, but `{}` is configured",
-                        config.embedding.model_id
+                        "embedded with model `{indexed}`, but `{configured}` is configured"
                     ));
                 }
             }

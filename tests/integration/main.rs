@@ -2,4 +2,5 @@
 
 mod bad_inputs;
 mod incremental;
+mod remote_embed;
 mod support;
