@@ -134,7 +134,14 @@ pub(crate) fn chat_request(
     let (path, body) = match provider.kind {
         LlmProviderKind::OpenAi => (
             "/v1/chat/completions",
-            openai::chat_body(model, messages, max_tokens, temperature, schema),
+            openai::chat_body(
+                model,
+                messages,
+                max_tokens,
+                temperature,
+                schema,
+                openai::is_openai_itself(&provider.base_url),
+            ),
         ),
         LlmProviderKind::Anthropic => (
             "/v1/messages",

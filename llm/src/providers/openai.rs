@@ -6,6 +6,18 @@ use super::{ParseError, StreamItem};
 use crate::framing::{lenient_u64, SseDecoder};
 use crate::Message;
 
+/// Whether `base_url` is OpenAI's own API, whose newer models take `max_completion_tokens` (and
+/// refuse `max_tokens`); compatible servers (LM Studio, llama.cpp, vLLM, Ollama) get `max_tokens`.
+pub(crate) fn is_openai_itself(base_url: &str) -> bool {
+    reqwest::Url::parse(base_url)
+        .ok()
+        .and_then(|url| {
+            url.host_str()
+                .map(|host| host.eq_ignore_ascii_case("api.openai.com"))
+        })
+        .unwrap_or(false)
+}
+
 /// Body of a streamed `/v1/chat/completions` request.
 pub(crate) fn chat_body(
     model: &str,
@@ -13,6 +25,7 @@ pub(crate) fn chat_body(
     max_tokens: u32,
     temperature: Option<f32>,
     schema: Option<&Value>,
+    completion_tokens_field: bool,
 ) -> Value {
     let messages: Vec<Value> = messages
         .iter()
@@ -21,10 +34,15 @@ pub(crate) fn chat_body(
     let mut body = json!({
         "model": model,
         "messages": messages,
-        "max_tokens": max_tokens,
         "stream": true,
         "stream_options": {"include_usage": true},
     });
+    let limit_field = if completion_tokens_field {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    };
+    body[limit_field] = json!(max_tokens);
     if let Some(temperature) = temperature {
         body["temperature"] = json!(temperature);
     }
@@ -221,6 +239,21 @@ pub(crate) fn listed_models(body: &Value) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openai_itself_gets_max_completion_tokens() {
+        assert!(is_openai_itself("https://api.openai.com"));
+        assert!(is_openai_itself("https://API.openai.com/v1/"));
+        assert!(!is_openai_itself("http://127.0.0.1:8080"));
+        assert!(!is_openai_itself("https://api.openai.com.example.net"));
+        assert!(!is_openai_itself("not a url"));
+        let body = chat_body("m", &[Message::user("x")], 7, None, None, true);
+        assert_eq!(body["max_completion_tokens"], 7);
+        assert!(body.get("max_tokens").is_none());
+        let body = chat_body("m", &[Message::user("x")], 7, None, None, false);
+        assert_eq!(body["max_tokens"], 7);
+        assert!(body.get("max_completion_tokens").is_none());
+    }
 
     #[test]
     fn chunks_usage_and_done() {
