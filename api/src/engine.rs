@@ -115,6 +115,8 @@ pub struct SearchParams {
     pub include_domains: Vec<String>,
     pub exclude_domains: Vec<String>,
     pub since: Option<String>,
+    /// Local sources: keyword, vector or hybrid instead of `search.mode`.
+    pub mode: Option<aiex_config::SearchMode>,
 }
 
 impl SearchEngine {
@@ -209,6 +211,7 @@ impl SearchEngine {
         query.include_domains = params.include_domains.clone();
         query.exclude_domains = params.exclude_domains.clone();
         query.time_range = params.since.clone();
+        query.mode = params.mode;
         query.web_query = Some(enhancement.web_query.clone());
         let search = CoordinatedSearch {
             query,

@@ -29,6 +29,9 @@ pub struct SourceQuery {
     pub time_range: Option<String>,
     /// Web sources: the query to send instead of `query` (with its language context added).
     pub web_query: Option<String>,
+    /// Local sources: the mode for this query instead of the source's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<aiex_config::SearchMode>,
 }
 
 impl SourceQuery {
@@ -43,6 +46,7 @@ impl SourceQuery {
             exclude_domains: Vec::new(),
             time_range: None,
             web_query: None,
+            mode: None,
         }
     }
 }

@@ -121,7 +121,7 @@ impl Source for LocalSource {
                 .collect::<Result<Vec<_>, _>>()?;
             let request = SearchRequest {
                 query: query.query.clone(),
-                mode: self.mode,
+                mode: query.mode.unwrap_or(self.mode),
                 collections,
                 languages,
                 path_glob: query.path_glob.clone(),

@@ -57,6 +57,10 @@ pub struct SearchRequestBody {
     /// Web: `day`, `week`, `month` or `year`.
     #[serde(default)]
     pub since: Option<String>,
+    /// Local sources: `keyword`, `vector` or `hybrid` (default `search.mode`).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^(keyword|vector|hybrid)$")]
+    pub mode: Option<aiex_config::SearchMode>,
 }
 
 /// A source that failed or timed out.
@@ -132,6 +136,7 @@ fn validate(body: &SearchRequestBody, default_limit: usize) -> Result<SearchPara
         include_domains: body.domains.clone(),
         exclude_domains: body.exclude_domains.clone(),
         since: body.since.clone(),
+        mode: body.mode,
     })
 }
 

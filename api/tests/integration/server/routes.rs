@@ -42,6 +42,47 @@ async fn search_collections_history_bookmarks_metrics() {
     assert_eq!(body["hits"][0]["collection"], "demo");
     assert!(body["timings"]["total_ms"].is_number());
 
+    // The mode can be chosen per request; an unknown mode is refused.
+    let keyword = call(
+        &state,
+        post_json(
+            "/v1/search",
+            &json!({"query": "parse toml table", "limit": 5, "mode": "keyword"}),
+        ),
+    )
+    .await;
+    assert_eq!(keyword.status, StatusCode::OK, "{}", keyword.text);
+    assert_eq!(keyword.json()["hits"][0]["path"], "src/table.rs");
+    let vector = call(
+        &state,
+        post_json(
+            "/v1/search",
+            &json!({"query": "parse toml table", "limit": 5, "mode": "vector"}),
+        ),
+    )
+    .await;
+    assert_eq!(vector.status, StatusCode::OK, "{}", vector.text);
+    // This index has no vectors: vector mode finds nothing and says why.
+    let vector = vector.json();
+    assert_eq!(vector["hits"].as_array().map(Vec::len), Some(0), "{vector}");
+    assert!(
+        vector["notes"][0]
+            .as_str()
+            .is_some_and(|n| n.contains("no vectors")),
+        "{vector}"
+    );
+    let fuzzy = call(
+        &state,
+        post_json("/v1/search", &json!({"query": "x", "mode": "fuzzy"})),
+    )
+    .await;
+    assert_eq!(
+        fuzzy.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        fuzzy.text
+    );
+
     // The same search as SSE: the coordinator's events with ids, `done` last.
     let request = Request::post("/v1/search")
         .header("content-type", "application/json")
@@ -119,7 +160,15 @@ async fn search_collections_history_bookmarks_metrics() {
         .iter()
         .filter_map(|q| q["query"].as_str())
         .collect();
-    assert_eq!(queries, ["job queue", "parse toml table"]);
+    assert_eq!(
+        queries,
+        [
+            "job queue",
+            "parse toml table",
+            "parse toml table",
+            "parse toml table"
+        ]
+    );
 
     let hit = body["hits"][0].clone();
     let created = call(
