@@ -119,9 +119,10 @@ impl Source for LocalSource {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            let mode = query.mode.unwrap_or(self.mode);
             let request = SearchRequest {
                 query: query.query.clone(),
-                mode: query.mode.unwrap_or(self.mode),
+                mode,
                 collections,
                 languages,
                 path_glob: query.path_glob.clone(),
@@ -144,7 +145,13 @@ impl Source for LocalSource {
                 results
                     .vectors_unavailable
                     .iter()
-                    .map(|(name, reason)| format!("`{name}` searched by keywords only ({reason})")),
+                    .map(|(name, reason)| match mode {
+                        // Vector mode has no keyword side to fall back on.
+                        SearchMode::Vector => {
+                            format!("`{name}` has no vector search ({reason}): no results from it")
+                        }
+                        _ => format!("`{name}` searched by keywords only ({reason})"),
+                    }),
             );
             let name = self.name.clone();
             Ok(SourceResults {

@@ -68,7 +68,7 @@ async fn search_collections_history_bookmarks_metrics() {
     assert!(
         vector["notes"][0]
             .as_str()
-            .is_some_and(|n| n.contains("no vectors")),
+            .is_some_and(|n| n.contains("no vector search")),
         "{vector}"
     );
     let fuzzy = call(
