@@ -1,19 +1,18 @@
 //! The HTTP API's search engine: local sources over the index, the web sources from the
 //! configuration, and the coordinator over them (options and languages from
-//! `aiex_search::setup`, as the CLI's `search`). Unlike `setup::local_sources`, a build reuses the
-//! process's query model and search pool ([`EngineParts`]), since the API rebuilds the engine
+//! `aiex_search::setup`, as the CLI's `search`). Through `setup::local_sources_with`, a build
+//! reuses the process's query model and search pool ([`EngineParts`]), since the API rebuilds the engine
 //! when collections appear and around its own indexing runs, and can search a kind by keywords
 //! only while a collection of that kind is being written (its vector store has one owner).
 
 use std::sync::Arc;
 
 use aiex_indexer::search::QueryEmbedder;
-use aiex_indexer::{CollectionKind, IndexDir, Language, Searcher};
+use aiex_indexer::{CollectionKind, Language};
 use aiex_search::enhance::{enhance, Enhancement};
 use aiex_search::setup::{
-    collection_languages, coordinator_options, LocalSources, LOCAL_CACHE_TTL,
+    coordinator_options, local_sources_with, search_pool, LocalSources, SetupError,
 };
-use aiex_search::sources::local::LocalSource;
 use aiex_search::sources::web::WebSource;
 use aiex_search::{CoordinatedSearch, Coordinator, Source, SourceQuery};
 
@@ -28,6 +27,15 @@ pub enum EngineError {
     Pool(String),
 }
 
+impl From<SetupError> for EngineError {
+    fn from(err: SetupError) -> Self {
+        match err {
+            SetupError::Index(err) => EngineError::Index(err),
+            SetupError::Pool(message) => EngineError::Pool(message),
+        }
+    }
+}
+
 /// What the engine is built over, and the parts that outlive one build.
 #[derive(Clone)]
 pub struct EngineParts {
@@ -39,19 +47,9 @@ pub struct EngineParts {
 
 impl EngineParts {
     pub fn new(config: &aiex_config::Config) -> Result<Self, EngineError> {
-        let threads = if config.index.threads == 0 {
-            std::thread::available_parallelism().map_or(1, usize::from)
-        } else {
-            config.index.threads
-        };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|index| format!("aiex-search-{index}"))
-            .build()
-            .map_err(|err| EngineError::Pool(err.to_string()))?;
         Ok(EngineParts {
             query_embedder: Arc::new(QueryEmbedder::from_config(config)),
-            pool: Arc::new(pool),
+            pool: search_pool(config)?,
         })
     }
 }
@@ -59,38 +57,13 @@ impl EngineParts {
 /// A coordinator over the sources of the index and the web.
 pub struct SearchEngine {
     pub coordinator: Arc<Coordinator>,
-    /// The local searchers (one per collection kind that has collections).
-    pub searchers: Vec<Arc<Searcher>>,
+    /// The local sources, their searchers (one per collection kind that has collections), the
+    /// pool and the query model.
+    pub local: LocalSources,
     /// Collections searched, with their kind.
     pub collections: Vec<(String, CollectionKind)>,
     /// Whether a web source is configured.
     pub has_web: bool,
-}
-
-impl SearchEngine {
-    /// The local side of this engine as `aiex_search::setup` describes it (searchers with their
-    /// kind, the pool and the query model), for research sessions run over this engine.
-    pub fn local_sources(&self, parts: &EngineParts) -> LocalSources {
-        let searchers = self
-            .searchers
-            .iter()
-            .filter_map(|searcher| {
-                let first = searcher.collection_names().into_iter().next()?;
-                let kind = self
-                    .collections
-                    .iter()
-                    .find(|(name, _)| *name == first)
-                    .map(|(_, kind)| *kind)?;
-                Some((kind, Arc::clone(searcher)))
-            })
-            .collect();
-        LocalSources {
-            sources: Vec::new(),
-            searchers,
-            pool: Arc::clone(&parts.pool),
-            query_embedder: Arc::clone(&parts.query_embedder),
-        }
-    }
 }
 
 impl std::fmt::Debug for SearchEngine {
@@ -132,45 +105,24 @@ impl SearchEngine {
         requested: &[String],
         keyword_only: &[CollectionKind],
     ) -> Result<Self, EngineError> {
-        let kinds = IndexDir::new(config.index_dir()).collection_kinds()?;
-        for name in requested {
-            if !kinds.iter().any(|(known, _)| known == name) {
-                return Err(aiex_indexer::Error::CollectionNotFound { name: name.clone() }.into());
-            }
-        }
-        let mut sources: Vec<Arc<dyn Source>> = Vec::new();
-        let mut searchers = Vec::new();
-        let mut collections = Vec::new();
-        for kind in [CollectionKind::Code, CollectionKind::Docs] {
-            let names: Vec<String> = kinds
-                .iter()
-                .filter(|(name, of)| {
-                    *of == kind && (requested.is_empty() || requested.contains(name))
-                })
-                .map(|(name, _)| name.clone())
-                .collect();
-            if names.is_empty() {
-                continue;
-            }
-            let searcher = if keyword_only.contains(&kind) {
-                let mut keyword_config = config.clone();
-                keyword_config.embedding.enabled = false;
-                Searcher::open(&keyword_config, &names)?
-            } else {
-                Searcher::open(config, &names)?
-            };
-            let searcher =
-                Arc::new(searcher.with_query_embedder(Arc::clone(&parts.query_embedder)));
-            collections.extend(names.into_iter().map(|name| (name, kind)));
-            searchers.push(Arc::clone(&searcher));
-            sources.push(Arc::new(LocalSource::new(
-                kind.name(),
-                searcher,
-                config.search.mode,
-                Arc::clone(&parts.pool),
-                LOCAL_CACHE_TTL,
-            )));
-        }
+        let local = local_sources_with(
+            config,
+            requested,
+            Arc::clone(&parts.pool),
+            Arc::clone(&parts.query_embedder),
+            keyword_only,
+        )?;
+        let collections = local
+            .searchers
+            .iter()
+            .flat_map(|(kind, searcher)| {
+                searcher
+                    .collection_names()
+                    .into_iter()
+                    .map(|name| (name, *kind))
+            })
+            .collect();
+        let mut sources: Vec<Arc<dyn Source>> = local.sources.clone();
         let web =
             WebSource::from_config(config).map_err(|err| EngineError::Web(err.to_string()))?;
         let has_web = web.is_some();
@@ -179,7 +131,7 @@ impl SearchEngine {
         }
         Ok(SearchEngine {
             coordinator: Arc::new(Coordinator::new(sources, coordinator_options(config))),
-            searchers,
+            local,
             collections,
             has_web,
         })
@@ -187,7 +139,7 @@ impl SearchEngine {
 
     /// The languages of the collections searched, most chunks first.
     pub fn collection_languages(&self) -> Vec<String> {
-        collection_languages(&self.searchers)
+        self.local.languages()
     }
 
     /// The coordinated search for `params`, with the query enhanced for web sources (their

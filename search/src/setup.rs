@@ -27,6 +27,7 @@ pub enum SetupError {
 
 /// The local sources (one per collection kind), their searchers, the CPU pool they search on, and
 /// the query embedder they share.
+#[derive(Clone)]
 pub struct LocalSources {
     pub sources: Vec<Arc<dyn Source>>,
     pub searchers: Vec<(CollectionKind, Arc<Searcher>)>,
@@ -67,11 +68,41 @@ impl LocalSources {
     }
 }
 
-/// Local sources over the collections of each kind (those in `requested`, or all). An unknown
-/// name in `requested` is an error.
+/// Local sources over the collections of each kind (those in `requested`, or all), with their
+/// own search pool and query model. An unknown name in `requested` is an error.
 pub fn local_sources(
     config: &aiex_config::Config,
     requested: &[String],
+) -> Result<LocalSources, SetupError> {
+    // One query model for every source: loaded once, each query embedded once.
+    let query_embedder = Arc::new(QueryEmbedder::from_config(config));
+    local_sources_with(config, requested, search_pool(config)?, query_embedder, &[])
+}
+
+/// The bounded CPU pool local searches run on (`index.threads`, or one thread per core).
+pub fn search_pool(config: &aiex_config::Config) -> Result<Arc<rayon::ThreadPool>, SetupError> {
+    let threads = if config.index.threads == 0 {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        config.index.threads
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|index| format!("aiex-search-{index}"))
+        .build()
+        .map(Arc::new)
+        .map_err(|err| SetupError::Pool(err.to_string()))
+}
+
+/// [`local_sources`] over a pool and query model the caller keeps (a long-lived process that
+/// rebuilds its sources). Kinds in `keyword_only` are opened without vectors (their vector stores
+/// are being written by this process, and a vector store has one owner at a time).
+pub fn local_sources_with(
+    config: &aiex_config::Config,
+    requested: &[String],
+    pool: Arc<rayon::ThreadPool>,
+    query_embedder: Arc<QueryEmbedder>,
+    keyword_only: &[CollectionKind],
 ) -> Result<LocalSources, SetupError> {
     let kinds = IndexDir::new(config.index_dir()).collection_kinds()?;
     for name in requested {
@@ -79,22 +110,8 @@ pub fn local_sources(
             return Err(aiex_indexer::Error::CollectionNotFound { name: name.clone() }.into());
         }
     }
-    let threads = if config.index.threads == 0 {
-        std::thread::available_parallelism().map_or(1, usize::from)
-    } else {
-        config.index.threads
-    };
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|index| format!("aiex-search-{index}"))
-            .build()
-            .map_err(|err| SetupError::Pool(err.to_string()))?,
-    );
     let mut sources: Vec<Arc<dyn Source>> = Vec::new();
     let mut searchers = Vec::new();
-    // One query model for every source: loaded once, each query embedded once.
-    let query_embedder = Arc::new(QueryEmbedder::from_config(config));
     for kind in [CollectionKind::Code, CollectionKind::Docs] {
         let names: Vec<String> = kinds
             .iter()
@@ -104,9 +121,14 @@ pub fn local_sources(
         if names.is_empty() {
             continue;
         }
-        let searcher = Arc::new(
-            Searcher::open(config, &names)?.with_query_embedder(Arc::clone(&query_embedder)),
-        );
+        let searcher = if keyword_only.contains(&kind) {
+            let mut keyword_config = config.clone();
+            keyword_config.embedding.enabled = false;
+            Searcher::open(&keyword_config, &names)?
+        } else {
+            Searcher::open(config, &names)?
+        };
+        let searcher = Arc::new(searcher.with_query_embedder(Arc::clone(&query_embedder)));
         searchers.push((kind, Arc::clone(&searcher)));
         sources.push(Arc::new(LocalSource::new(
             kind.name(),

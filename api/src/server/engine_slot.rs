@@ -50,11 +50,6 @@ impl EngineSlot {
         }
     }
 
-    /// The query model and search pool every build shares.
-    pub fn parts(&self) -> &EngineParts {
-        &self.parts
-    }
-
     /// The engine, rebuilt first when the collections on disk changed (checked at most once a
     /// second).
     pub async fn get(&self) -> Result<Arc<SearchEngine>, EngineError> {

@@ -296,7 +296,7 @@ impl ResearchManager {
         }
         let mut config = (*self.config).clone();
         budgets.apply(&mut config.research);
-        let local = search.local_sources(self.engine.parts());
+        let local = search.local.clone();
         let mut engine = ResearchEngine::with_coordinator(&config, Arc::clone(&search.coordinator))
             .with_local_sources(local)
             .with_page_fetcher_from_config();

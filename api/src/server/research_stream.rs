@@ -4,34 +4,22 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use aiex_research::{EventKind, ResearchEvent, SessionState, SessionStatus};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::sse::Event;
+use axum::response::Response;
 use futures_util::Stream;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::research::{research_error, ResearchManager, POLL_INTERVAL};
-use crate::server::stream::StreamContext;
+use crate::server::stream::{sse_of, OpenGuard, StreamContext};
 
 impl ResearchManager {
     /// The SSE response of session `id` after event `after`.
     pub fn sse(self: &Arc<Self>, id: &str, after: u64, context: &StreamContext) -> Response {
-        let mut response = Sse::new(self.event_stream(id, after, context))
-            .keep_alive(
-                KeepAlive::new()
-                    .interval(context.keep_alive)
-                    .text("keep-alive"),
-            )
-            .into_response();
-        response.headers_mut().insert(
-            axum::http::HeaderName::from_static("x-accel-buffering"),
-            axum::http::HeaderValue::from_static("no"),
-        );
-        response
+        sse_of(self.event_stream(id, after, context), context)
     }
 
     /// The SSE events of session `id` after event `after`, then live ones until the session
@@ -42,7 +30,6 @@ impl ResearchManager {
         after: u64,
         context: &StreamContext,
     ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-        context.open_streams.fetch_add(1, Ordering::Relaxed);
         let follower = Follower {
             manager: Arc::clone(self),
             id: id.to_string(),
@@ -51,7 +38,7 @@ impl ResearchManager {
             pending: VecDeque::new(),
             ended: false,
             shutdown: context.shutdown.clone(),
-            _open: OpenGuard(Arc::clone(&context.open_streams)),
+            _open: context.open_stream(),
         };
         futures_util::stream::unfold(follower, |mut follower| async move {
             let event = follower.next_event().await?;
@@ -61,14 +48,6 @@ impl ResearchManager {
 }
 
 /// Counts an open stream while alive.
-struct OpenGuard(Arc<AtomicUsize>);
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// The SSE frame of a research event: `id:` its id, `event:` its type.
 pub fn to_sse(event: &ResearchEvent) -> Event {
     let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_string());

@@ -353,6 +353,12 @@ impl StreamContext {
             open_streams: Arc::new(AtomicUsize::new(0)),
         }
     }
+
+    /// Counts one more open stream until the guard is dropped.
+    pub(crate) fn open_stream(&self) -> OpenGuard {
+        self.open_streams.fetch_add(1, Ordering::Relaxed);
+        OpenGuard(Arc::clone(&self.open_streams))
+    }
 }
 
 /// Where a client resumes: `Last-Event-ID` if sent, else `?after=`, else the start.
@@ -374,7 +380,8 @@ pub fn resume_point(headers: &HeaderMap, after: Option<u64>) -> Result<u64, ApiE
 }
 
 /// Counts an open stream while alive.
-struct OpenGuard(Arc<AtomicUsize>);
+/// One open stream in [`StreamContext::open_streams`], counted down on drop.
+pub(crate) struct OpenGuard(Arc<AtomicUsize>);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
@@ -497,7 +504,6 @@ pub fn event_stream(
     after: u64,
     context: &StreamContext,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    context.open_streams.fetch_add(1, Ordering::Relaxed);
     let follower = Follower {
         receiver: log.notify.subscribe(),
         log,
@@ -506,7 +512,7 @@ pub fn event_stream(
         shutdown: context.shutdown.clone(),
         pending: VecDeque::new(),
         ended: false,
-        _open: OpenGuard(Arc::clone(&context.open_streams)),
+        _open: context.open_stream(),
     };
     futures_util::stream::unfold(follower, |mut follower| async move {
         let event = follower.next_event().await?;
@@ -516,7 +522,15 @@ pub fn event_stream(
 
 /// The `text/event-stream` response of `log` after `after`, with keep-alive comments.
 pub fn sse_response(log: Arc<EventLog>, after: u64, context: &StreamContext) -> Response {
-    let mut response = Sse::new(event_stream(log, after, context))
+    sse_of(event_stream(log, after, context), context)
+}
+
+/// The `text/event-stream` response of `events`, with keep-alive comments.
+pub(crate) fn sse_of(
+    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    context: &StreamContext,
+) -> Response {
+    let mut response = Sse::new(events)
         .keep_alive(
             KeepAlive::new()
                 .interval(context.keep_alive)
