@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use aiex_llm::{ChatDelta, ChatRequest, Llm, Message, Role};
+use aiex_llm::{ChatDelta, ChatRequest, Llm, Message, Role, Templates};
 
 use crate::evidence::Passage;
 use crate::plan::{plan_question, Plan, Planner, SubQuestion};
@@ -18,6 +18,21 @@ use crate::BoxFuture;
 
 /// Longest passage text put in a prompt.
 const PROMPT_PASSAGE_BYTES: usize = 1_200;
+
+/// The prompts, as template files rendered by the LLM layer's templating.
+static PROMPTS: std::sync::LazyLock<Templates> = std::sync::LazyLock::new(|| {
+    let mut templates = Templates::new();
+    for (name, source) in [
+        ("plan", include_str!("../templates/plan.j2")),
+        ("synthesis", include_str!("../templates/synthesis.j2")),
+    ] {
+        // Compiled by the tests; a broken one is a build defect, reported when rendered.
+        if let Err(err) = templates.add(name, source) {
+            tracing::error!(template = name, error = %err, "research prompt does not compile");
+        }
+    }
+    templates
+});
 
 fn usage_of(usage: aiex_llm::Usage) -> Usage {
     Usage {
@@ -70,12 +85,12 @@ impl Planner for LlmPlanner {
                     }
                 }}}
             });
-            let prompt = format!(
-                "Break this programming question into at most {max_sub_questions} sub-questions that \
-                 together answer it. For each give a short section heading, the sub-question, and \
-                 one to three search queries (keywords, identifiers) for code and documentation \
-                 search. Answer with JSON only.\n\nQuestion: {question}"
-            );
+            let prompt = PROMPTS
+                .render(
+                    "plan",
+                    json!({"max_sub_questions": max_sub_questions, "question": question}),
+                )
+                .map_err(|err| crate::Error::Llm(err.to_string()))?;
             let request = ChatRequest::new(
                 Role::Fast,
                 vec![
@@ -153,31 +168,27 @@ impl LlmSynthesizer {
 }
 
 /// The synthesis prompt: question, sections to write, numbered evidence.
-pub fn synthesis_prompt(plan: &Plan, passages: &[Passage]) -> String {
-    let mut prompt = format!("Question: {}\n\nEvidence:\n", plan.question);
-    for passage in passages {
-        prompt.push_str(&format!(
-            "[{}] {} ({})\n{}\n\n",
-            passage.n,
-            passage.reference.title,
-            passage.reference.locator(),
-            truncate(&passage.text, PROMPT_PASSAGE_BYTES)
-        ));
-    }
-    prompt.push_str(&format!(
-        "Write the answer in Markdown with exactly these sections, in this order, each starting \
-         with its `## ` heading line:\n## {}\n",
-        plan.summary_heading
-    ));
-    for sub in &plan.sub_questions {
-        prompt.push_str(&format!("## {}\n(answers: {})\n", sub.heading, sub.text));
-    }
-    prompt.push_str(
-        "\nUse only the evidence above. After every claim put the number of each passage it comes \
-         from in square brackets, like [1] or [2][3]. Cite only numbers from the evidence list. If \
-         the evidence does not answer a section, say so in one sentence.",
-    );
-    prompt
+pub fn synthesis_prompt(plan: &Plan, passages: &[Passage]) -> Result<String, aiex_llm::LlmError> {
+    let passages: Vec<serde_json::Value> = passages
+        .iter()
+        .map(|passage| {
+            json!({
+                "n": passage.n,
+                "title": passage.reference.title,
+                "locator": passage.reference.locator(),
+                "text": truncate(&passage.text, PROMPT_PASSAGE_BYTES),
+            })
+        })
+        .collect();
+    PROMPTS.render(
+        "synthesis",
+        json!({
+            "question": plan.question,
+            "passages": passages,
+            "summary_heading": plan.summary_heading,
+            "sections": plan.sub_questions,
+        }),
+    )
 }
 
 /// Splits the model's Markdown into the summary and one body per sub-question: sections are
@@ -244,7 +255,10 @@ impl Synthesizer for LlmSynthesizer {
                         "You are a research assistant for programmers. You answer from numbered \
                          evidence passages only and cite them as [n].",
                     ),
-                    Message::user(synthesis_prompt(plan, passages)),
+                    Message::user(
+                        synthesis_prompt(plan, passages)
+                            .map_err(|err| crate::Error::Llm(err.to_string()))?,
+                    ),
                 ],
             )
             .with_max_tokens(max_output_tokens)
@@ -318,7 +332,12 @@ mod tests {
         assert_eq!(bodies[1].as_deref(), Some("Second [2]."));
         assert_eq!(bodies[0].as_deref(), Some("First [1]."));
         assert!(split_sections("no headings at all", &plan).is_none());
-        let prompt = synthesis_prompt(&plan, &[]);
+        let prompt = synthesis_prompt(&plan, &[]).expect("renders");
         assert!(prompt.contains("## Summary") && prompt.contains(&headings[0]));
+        let plan_prompt = PROMPTS
+            .render("plan", json!({"max_sub_questions": 3, "question": "Why?"}))
+            .expect("renders");
+        assert!(plan_prompt.starts_with("Break this programming question into at most 3 "));
+        assert!(plan_prompt.ends_with("Answer with JSON only.\n\nQuestion: Why?"));
     }
 }

@@ -7,8 +7,11 @@ mod security;
 mod streams;
 
 use std::path::Path;
+use std::time::Duration;
 
-use aiex_api::server::{app, AppState, ServerOptions};
+use futures_util::StreamExt;
+
+use aiex_api::server::{app, serve, AppState, ServerOptions};
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -153,6 +156,49 @@ pub fn parse_sse(buffer: &mut String) -> Vec<SseEvent> {
         }
         if any {
             events.push(event);
+        }
+    }
+    events
+}
+
+/// Serves `state` on a free loopback port; returns its base URL.
+pub async fn start(state: &AppState) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let served = state.clone();
+    let handle = tokio::spawn(async move {
+        let router = app(served.clone());
+        serve(
+            served,
+            router,
+            listener,
+            std::future::pending(),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("serve");
+    });
+    (format!("http://{addr}"), handle)
+}
+
+/// Reads events from `response` until `stop` says so or the stream ends.
+pub async fn read_events(
+    response: reqwest::Response,
+    mut stop: impl FnMut(&[SseEvent]) -> bool,
+) -> Vec<SseEvent> {
+    let mut events = Vec::new();
+    let mut buffer = String::new();
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(120), body.next())
+        .await
+        .expect("an event within two minutes")
+    {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
+        events.extend(parse_sse(&mut buffer));
+        if stop(&events) {
+            break;
         }
     }
     events

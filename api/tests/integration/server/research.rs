@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use futures_util::StreamExt;
 use serde_json::json;
 
 use aiex_api::server::auth::hash_key;
-use aiex_api::server::{app, serve, AppState};
+use aiex_api::server::AppState;
 
 use super::{
-    call, get, index_keywords, parse_sse, post_json, server_config, small_repo, state, Answer,
-    SseEvent,
+    call, get, index_keywords, parse_sse, post_json, read_events, server_config, small_repo, start,
+    state, Answer, SseEvent,
 };
 
 /// A stand-in for Serper that answers every search after `delay`, so sessions take a while.
@@ -422,49 +421,6 @@ async fn research_routes_need_a_key_and_sessions_are_per_key() {
     assert_eq!(alices["total"], 1, "{alices}");
     assert_eq!(alices["sessions"][0]["id"], id.as_str());
     state.begin_shutdown();
-}
-
-/// Serves `state` on a free loopback port; returns its base URL.
-async fn start(state: &AppState) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let served = state.clone();
-    let handle = tokio::spawn(async move {
-        let router = app(served.clone());
-        serve(
-            served,
-            router,
-            listener,
-            std::future::pending(),
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("serve");
-    });
-    (format!("http://{addr}"), handle)
-}
-
-/// Reads events from `response` until `stop` says so or the stream ends.
-async fn read_events(
-    response: reqwest::Response,
-    mut stop: impl FnMut(&[SseEvent]) -> bool,
-) -> Vec<SseEvent> {
-    let mut events = Vec::new();
-    let mut buffer = String::new();
-    let mut body = response.bytes_stream();
-    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(120), body.next())
-        .await
-        .expect("an event within two minutes")
-    {
-        buffer.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
-        events.extend(parse_sse(&mut buffer));
-        if stop(&events) {
-            break;
-        }
-    }
-    events
 }
 
 fn is_final(event: &SseEvent) -> bool {

@@ -3,55 +3,9 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde_json::json;
 
-use aiex_api::server::{app, serve, AppState};
-
-use super::{parse_sse, server_config, state, SseEvent};
-
-/// Serves `state` on a free loopback port; returns its base URL.
-async fn start(state: &AppState) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let served = state.clone();
-    let handle = tokio::spawn(async move {
-        let router = app(served.clone());
-        serve(
-            served,
-            router,
-            listener,
-            std::future::pending(),
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("serve");
-    });
-    (format!("http://{addr}"), handle)
-}
-
-/// Reads events from `response` until `stop` says so or the stream ends.
-async fn read_events(
-    response: reqwest::Response,
-    mut stop: impl FnMut(&[SseEvent]) -> bool,
-) -> Vec<SseEvent> {
-    let mut events = Vec::new();
-    let mut buffer = String::new();
-    let mut body = response.bytes_stream();
-    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(120), body.next())
-        .await
-        .expect("an event within two minutes")
-    {
-        buffer.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
-        events.extend(parse_sse(&mut buffer));
-        if stop(&events) {
-            break;
-        }
-    }
-    events
-}
+use super::{read_events, server_config, start, state, SseEvent};
 
 fn many_files(root: &std::path::Path, count: usize) {
     for n in 0..count {
