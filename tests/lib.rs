@@ -62,3 +62,75 @@ pub fn write_files(root: &Path, files: &[(&str, &str)]) {
         std::fs::write(&path, content).expect("write file");
     }
 }
+
+/// A real llama-server with the SmolLM2 model (`AIEX_TEST_LLAMA_SERVER`, `AIEX_TEST_LLAMA_MODEL`,
+/// both printed by `scripts/setup-llm` and set by `scripts/test`), on a free loopback port, served
+/// as `smollm2` with one thread; killed on drop.
+pub struct LlamaServer {
+    child: std::process::Child,
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+}
+
+impl LlamaServer {
+    /// Starts the server with `extra` arguments (e.g. `-c 4096`, or `--embeddings --pooling mean`)
+    /// and waits until `/health` answers 200. Blocking: call it from a blocking context in async
+    /// tests.
+    pub fn start(extra: &[&str]) -> LlamaServer {
+        let required = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: run scripts/setup-llm (it prints the llama-server binary and the SmolLM2 model paths), then set AIEX_TEST_LLAMA_SERVER and AIEX_TEST_LLAMA_MODEL")
+            })
+        };
+        let binary = required("AIEX_TEST_LLAMA_SERVER");
+        let model = required("AIEX_TEST_LLAMA_MODEL");
+        let address = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("free port");
+        let child = std::process::Command::new(&binary)
+            .args(["-m", &model, "--alias", "smollm2", "--host", "127.0.0.1"])
+            .args(["--port", &address.port().to_string(), "-t", "1"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {binary}: {err} (run scripts/setup-llm)"));
+        let server = LlamaServer {
+            child,
+            url: format!("http://{address}"),
+        };
+        for _ in 0..300 {
+            if healthy(address) {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("llama-server did not become healthy within 30 s");
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `GET /health` at `address` answers 200.
+fn healthy(address: std::net::SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_millis(200);
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&address, timeout) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
+}

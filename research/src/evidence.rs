@@ -45,16 +45,13 @@ pub struct FoundText {
 impl FoundText {
     /// Identity: the normalised URL (as the search's dedup sees it), or collection, path and lines.
     pub fn key(&self) -> String {
-        match &self.url {
-            Some(url) => aiex_search::urlnorm::normalize_url(url),
-            None => format!(
-                "{}:{}:{}-{}",
-                self.collection.as_deref().unwrap_or(""),
-                self.path.as_deref().unwrap_or(""),
-                self.start_line.unwrap_or(0),
-                self.end_line.unwrap_or(0)
-            ),
-        }
+        aiex_search::hit::identity_key(
+            self.url.as_deref(),
+            self.collection.as_deref(),
+            self.path.as_deref(),
+            self.start_line,
+            self.end_line,
+        )
     }
 
     /// Whether the text is source code (not prose, Markdown or HTML documentation).

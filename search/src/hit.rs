@@ -65,16 +65,13 @@ impl Hit {
     /// Identity for deduplication: the normalised URL of a web hit, or collection, path and lines
     /// of a local one.
     pub fn key(&self) -> String {
-        match &self.url {
-            Some(url) => crate::urlnorm::normalize_url(url),
-            None => format!(
-                "{}:{}:{}-{}",
-                self.collection.as_deref().unwrap_or(""),
-                self.path.as_deref().unwrap_or(""),
-                self.start_line.unwrap_or(0),
-                self.end_line.unwrap_or(0)
-            ),
-        }
+        identity_key(
+            self.url.as_deref(),
+            self.collection.as_deref(),
+            self.path.as_deref(),
+            self.start_line,
+            self.end_line,
+        )
     }
 
     /// Approximate heap size, for the cache's byte bound.
@@ -97,5 +94,26 @@ impl Hit {
     /// Whether the hit is usable: a finite score and something to show.
     pub fn is_sane(&self) -> bool {
         self.score.is_finite() && !(self.title.is_empty() && self.snippet.is_empty())
+    }
+}
+
+/// Identity of a found text for deduplication: the normalised URL of a web text, or collection,
+/// path and lines of a local one.
+pub fn identity_key(
+    url: Option<&str>,
+    collection: Option<&str>,
+    path: Option<&str>,
+    start_line: Option<u32>,
+    end_line: Option<u32>,
+) -> String {
+    match url {
+        Some(url) => crate::urlnorm::normalize_url(url),
+        None => format!(
+            "{}:{}:{}-{}",
+            collection.unwrap_or(""),
+            path.unwrap_or(""),
+            start_line.unwrap_or(0),
+            end_line.unwrap_or(0)
+        ),
     }
 }

@@ -1,12 +1,9 @@
 //! `embedding.provider = "llm"`: indexing and vector search with vectors from a remote server,
 //! first a local stand-in speaking the exact OpenAI embeddings shape, then a real llama-server.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use aiex_config::{Config, SearchMode};
 use aiex_indexer::{index_directory, IndexRequest};
@@ -239,83 +236,13 @@ fn standin_embeddings_index_and_search() {
     );
 }
 
-/// A llama-server child process, killed on drop.
-struct LlamaServer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for LlamaServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run scripts/setup-llm (it prints the llama-server binary and the SmolLM2 model paths), then set AIEX_TEST_LLAMA_SERVER and AIEX_TEST_LLAMA_MODEL")
-    })
-}
-
-/// Whether `GET /health` answers 200.
-fn healthy(address: SocketAddr) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
-}
-
-fn start_llama_embeddings() -> LlamaServer {
-    let binary = required_env("AIEX_TEST_LLAMA_SERVER");
-    let model = required_env("AIEX_TEST_LLAMA_MODEL");
-    let address = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port");
-    let child = Command::new(&binary)
-        .args(["-m", &model, "--alias", "smollm2", "--host", "127.0.0.1"])
-        .args([
-            "--port",
-            &address.port().to_string(),
-            "-t",
-            "1",
-            "-c",
-            "2048",
-        ])
-        .args(["--embeddings", "--pooling", "mean"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|err| panic!("cannot start {binary}: {err} (run scripts/setup-llm)"));
-    let server = LlamaServer {
-        child,
-        url: format!("http://{address}"),
-    };
-    for _ in 0..300 {
-        if healthy(address) {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("llama-server did not become healthy within 30 s");
-}
-
 /// SmolLM2-135M's hidden size: the length of its mean-pooled embeddings.
 const SMOLLM2_DIMENSION: usize = 576;
 
 #[test]
 fn real_llama_server_embeddings_index_and_search() {
-    let server = start_llama_embeddings();
+    let server =
+        aiex_tests::LlamaServer::start(&["-c", "2048", "--embeddings", "--pooling", "mean"]);
     let data = tempfile::tempdir().expect("tempdir");
     let repo = tempfile::tempdir().expect("tempdir");
     aiex_tests::write_files(

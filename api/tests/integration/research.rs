@@ -461,62 +461,11 @@ fn templates_are_listed_and_used() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown template"));
 }
 
-/// A llama-server child process, killed on drop.
-struct LlamaServer {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for LlamaServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_llama() -> LlamaServer {
-    use std::io::{Read, Write};
-    let required = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| {
-            panic!("{name} is not set: run scripts/setup-llm (it prints the llama-server binary and the SmolLM2 model paths), then set AIEX_TEST_LLAMA_SERVER and AIEX_TEST_LLAMA_MODEL")
-        })
-    };
-    let binary = required("AIEX_TEST_LLAMA_SERVER");
-    let model = required("AIEX_TEST_LLAMA_MODEL");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port();
-    let child = std::process::Command::new(&binary)
-        .args(["-m", &model, "--alias", "smollm2", "--host", "127.0.0.1"])
-        .args(["--port", &port.to_string(), "-t", "1", "-c", "4096"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|err| panic!("cannot start {binary}: {err}"));
-    let server = LlamaServer {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..300 {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = stream.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut answer = String::new();
-            let _ = stream.read_to_string(&mut answer);
-            if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200") {
-                return server;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("llama-server did not become healthy within 30 s");
-}
-
 /// With a real (tiny) local model: synthesis streams, usage is counted, and whatever the model
 /// cites, every citation left in the report names a passage. Protocol only, never facts.
 #[test]
 fn llm_synthesis_streams_and_its_citations_are_checked() {
-    let server = start_llama();
+    let server = aiex_tests::LlamaServer::start(&["-c", "4096"]);
     let (_guard, fixture) = fixture();
     let run = run_ok(
         aiex(&fixture.data)

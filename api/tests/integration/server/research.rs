@@ -527,62 +527,13 @@ async fn research_stream_resumes_after_a_drop_and_a_restart() {
     second.begin_shutdown();
 }
 
-/// A llama-server child process (`AIEX_TEST_LLAMA_SERVER`, `AIEX_TEST_LLAMA_MODEL`, from
-/// `scripts/setup-llm`), killed on drop.
-struct Llama {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for Llama {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_llama() -> Llama {
-    let variable = |name: &str| {
-        std::env::var(name)
-            .unwrap_or_else(|_| panic!("{name} is not set: run scripts/setup-llm and set it"))
-    };
-    let binary = variable("AIEX_TEST_LLAMA_SERVER");
-    let model = variable("AIEX_TEST_LLAMA_MODEL");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port();
-    let child = std::process::Command::new(&binary)
-        .args(["-m", &model, "--alias", "smollm2", "--host", "127.0.0.1"])
-        .args(["--port", &port.to_string(), "-t", "1", "-c", "4096"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|err| panic!("cannot start {binary}: {err}"));
-    let llama = Llama {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        let healthy = client
-            .get(format!("{}/health", llama.url))
-            .send()
-            .await
-            .is_ok_and(|response| response.status().is_success());
-        if healthy {
-            return llama;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("llama-server did not become healthy within 30 s");
-}
-
 /// With a real (tiny) local model: the server is ready, a session is planned and written by the
 /// model, and the metrics count the model's requests and tokens. Protocol only, never facts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn research_with_a_local_llm_is_ready_and_metered() {
-    let llama = start_llama().await;
+    let llama = tokio::task::spawn_blocking(|| aiex_tests::LlamaServer::start(&["-c", "4096"]))
+        .await
+        .expect("llama-server");
     let data = tempfile::tempdir().expect("tempdir");
     let repo = tempfile::tempdir().expect("tempdir");
     let config = research_config(
