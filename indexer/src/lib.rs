@@ -11,6 +11,7 @@
 //! "llm"`) runs its HTTP calls on one worker thread of its own.
 //! Callers in async code run these functions on a blocking thread, never on async workers.
 
+pub mod atomic;
 pub mod chunk;
 pub mod collection;
 pub mod document;
@@ -26,6 +27,7 @@ pub mod store;
 pub mod tokenizer;
 pub mod walk;
 
+pub use atomic::atomic_write;
 pub use collection::{CollectionStatus, IndexDir};
 pub use document::Chunk;
 pub use error::{Error, Result};

@@ -5,7 +5,6 @@
 //! leaves either the previous or the new manifest, never a torn one.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -178,19 +177,7 @@ impl Manifest {
 
 /// Replaces `path` with `bytes` so that readers and crashes see the old or the new content only.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = fs_err::File::create(&tmp).map_err(Error::io(&tmp))?;
-        file.write_all(bytes).map_err(Error::io(&tmp))?;
-        file.sync_all().map_err(Error::io(&tmp))?;
-    }
-    fs_err::rename(&tmp, path).map_err(Error::io(path))?;
-    // The rename is durable only once the directory entry is.
-    if let Ok(dir_handle) = std::fs::File::open(dir) {
-        let _ = dir_handle.sync_all();
-    }
-    Ok(())
+    crate::atomic::atomic_write(path, bytes).map_err(Error::io(path))
 }
 
 #[cfg(test)]

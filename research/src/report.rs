@@ -1,7 +1,6 @@
 //! The report: title, summary, a section per sub-question, references, graph, usage; rendered as
 //! Markdown or JSON, written atomically.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -212,27 +211,7 @@ impl Report {
     }
 }
 
-/// Writes `contents` to `path` atomically: a temporary file beside it, flushed and synced, then
-/// renamed over it.
+/// Writes `contents` to `path` atomically and durably ([`aiex_indexer::atomic_write`]).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> crate::Result<()> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path.file_name().map_or_else(
-        || "report".into(),
-        |name| name.to_string_lossy().into_owned(),
-    );
-    let temporary = directory.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-    })();
-    if let Err(err) = result {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(crate::Error::io("writing", path, err));
-    }
-    Ok(())
+    aiex_indexer::atomic_write(path, contents).map_err(|err| crate::Error::io("writing", path, err))
 }

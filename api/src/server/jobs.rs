@@ -235,13 +235,6 @@ impl std::fmt::Debug for JobManager {
     }
 }
 
-/// Writes `bytes` to `path` atomically. Blocking.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary = path.with_extension("json.tmp");
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, path)
-}
-
 /// Options of a [`JobManager`].
 #[derive(Debug, Clone)]
 pub struct JobOptions {
@@ -488,7 +481,7 @@ impl JobManager {
         };
         let written = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)?;
-            write_atomically(&path, &bytes)
+            aiex_indexer::atomic_write(&path, &bytes)
         })
         .await;
         match written {

@@ -107,15 +107,15 @@ impl UserStore {
     async fn save(&self, caller: &Caller, data: &UserData) -> Result<(), ApiError> {
         let path = self.path(caller);
         let bytes = serde_json::to_vec(data).map_err(ApiError::internal)?;
-        let write = async {
-            tokio::fs::create_dir_all(&self.dir).await?;
-            let temporary = path.with_extension("json.tmp");
-            tokio::fs::write(&temporary, &bytes).await?;
-            tokio::fs::rename(&temporary, &path).await
-        };
-        write
-            .await
-            .map_err(|err| ApiError::internal(format!("{}: {err}", path.display())))
+        let dir = self.dir.clone();
+        let target = path.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            aiex_indexer::atomic_write(&target, &bytes)
+        })
+        .await
+        .map_err(|err| ApiError::internal(format!("{}: {err}", path.display())))?
+        .map_err(|err| ApiError::internal(format!("{}: {err}", path.display())))
     }
 
     /// Remembers a query (the newest first; the oldest forgotten beyond the limit). Written by

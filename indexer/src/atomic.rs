@@ -1,0 +1,77 @@
+//! One way to replace a file durably: a temporary file in the same directory, written and synced,
+//! renamed over the target, then the directory synced so the rename itself survives a power cut.
+//! Readers and crashes see the old content or the new one, never a mix.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Replaces `path` with `bytes` atomically and durably. Blocking: async callers run it on a
+/// blocking thread. On error the temporary file is removed and `path` is left as it was.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |name| name.to_string_lossy().into_owned());
+    // Hidden and unique per process, so two writers of different files never share a temporary
+    // and directory listings that skip dot files never see it.
+    let temporary = directory.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(err);
+    }
+    sync_directory(&directory)
+}
+
+/// Makes directory entries (a rename, a new file) durable. Platforms that cannot open a
+/// directory for syncing have nothing to do here.
+fn sync_directory(directory: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(directory) {
+        Ok(handle) => match handle.sync_all() {
+            Ok(()) => Ok(()),
+            // Some file systems refuse fsync on directories; the rename is as durable as they allow.
+            Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+            Err(err) => Err(err),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_content_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        atomic_write(&path, b"one").expect("first write");
+        atomic_write(&path, b"two").expect("second write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[test]
+    fn failure_keeps_the_old_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The target is a directory: the rename fails and nothing else changes.
+        let path = dir.path().join("target");
+        std::fs::create_dir(&path).expect("mkdir");
+        std::fs::write(path.join("inside"), b"kept").expect("write");
+        assert!(atomic_write(&path, b"new").is_err());
+        assert_eq!(std::fs::read(path.join("inside")).expect("read"), b"kept");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+}
