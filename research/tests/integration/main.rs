@@ -1,6 +1,8 @@
 //! The in-process session API (what the HTTP API builds on): start, live events, replay after an
 //! id, cancel and resume, list and status, over a coordinator with an in-memory source.
 
+mod stored_log;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
