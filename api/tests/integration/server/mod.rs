@@ -4,6 +4,7 @@ mod batch;
 mod research;
 mod routes;
 mod security;
+mod snapshots;
 mod streams;
 
 use std::path::Path;
