@@ -56,8 +56,14 @@ fn stored_events_read_back_into_the_same_json() {
 fn stored_sessions_rebuild_their_state_and_report() {
     for (id, locator) in [(LOCAL, "demo:"), (WEB, "https://docs.example/")] {
         let (_data, store) = store_with(id);
-        assert_eq!(store.state(id).expect("state").status(), SessionStatus::Complete);
-        let report = store.report(id).expect("report").expect("a report was written");
+        assert_eq!(
+            store.state(id).expect("state").status(),
+            SessionStatus::Complete
+        );
+        let report = store
+            .report(id)
+            .expect("report")
+            .expect("a report was written");
         assert!(!report.references.is_empty(), "{id}");
         for reference in &report.references {
             let place = match (&reference.url, &reference.path) {
