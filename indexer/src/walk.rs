@@ -179,10 +179,22 @@ const GENERATED_NAMES: &[&str] = &[
 
 /// Walks `root` (which must be a directory).
 pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walk> {
-    let include = glob_set(&options.include)?;
-    let exclude = glob_set(&options.exclude)?;
+    let filter = EntryFilter::new(options)?;
     let mut walk = Walk::default();
-    let walker = ignore::WalkBuilder::new(root)
+    for entry in walker(root, options) {
+        match entry {
+            Ok(entry) => walk.record(filter.visit(&entry, root)),
+            Err(err) => walk.record_error(&err, root),
+        }
+    }
+    walk.files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    Ok(walk)
+}
+
+/// The `ignore` walker for `options`: ignore files as configured, never into `.git`, no symbolic
+/// links followed.
+fn walker(root: &Path, options: &WalkOptions) -> ignore::Walk {
+    ignore::WalkBuilder::new(root)
         .hidden(!options.hidden)
         .git_ignore(options.respect_gitignore)
         .git_exclude(options.respect_gitignore)
@@ -192,92 +204,141 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walk> {
         .require_git(false)
         .follow_links(false)
         .filter_entry(|entry| entry.file_name() != ".git")
-        .build();
-    for entry in walker {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(err) => {
-                tracing::warn!(error = %err, "skipping unreadable entry");
-                *walk.skipped.entry(SkipReason::Unreadable).or_default() += 1;
-                if let Some(path) = error_path(&err, root).filter(|p| !p.is_empty()) {
-                    walk.unreadable.push(path);
-                }
-                continue;
+        .build()
+}
+
+/// What the walk makes of one entry.
+enum Visit {
+    /// A candidate file.
+    File(WalkedFile),
+    /// Not a candidate, counted under a reason.
+    Skip(SkipReason),
+    /// A file whose metadata could not be read (relative path): counted as unreadable, and what
+    /// was indexed of it is kept.
+    Unreadable(String),
+    /// Directories and other entries that are neither files nor links.
+    Pass,
+}
+
+impl Walk {
+    fn skip(&mut self, reason: SkipReason) {
+        *self.skipped.entry(reason).or_default() += 1;
+    }
+
+    fn record(&mut self, visit: Visit) {
+        match visit {
+            Visit::File(file) => self.files.push(file),
+            Visit::Skip(reason) => self.skip(reason),
+            Visit::Unreadable(rel_path) => {
+                self.skip(SkipReason::Unreadable);
+                self.unreadable.push(rel_path);
             }
-        };
+            Visit::Pass => {}
+        }
+    }
+
+    /// An entry the walker could not read (a directory without permission, a vanished file).
+    fn record_error(&mut self, err: &ignore::Error, root: &Path) {
+        tracing::warn!(error = %err, "skipping unreadable entry");
+        self.skip(SkipReason::Unreadable);
+        if let Some(path) = error_path(err, root).filter(|p| !p.is_empty()) {
+            self.unreadable.push(path);
+        }
+    }
+}
+
+/// Decides, for each entry, whether it is a candidate file.
+struct EntryFilter {
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+    max_file_bytes: u64,
+}
+
+impl EntryFilter {
+    /// Compiles the include and exclude globs; an invalid one is an error.
+    fn new(options: &WalkOptions) -> Result<Self> {
+        Ok(EntryFilter {
+            include: glob_set(&options.include)?,
+            exclude: glob_set(&options.exclude)?,
+            max_file_bytes: options.max_file_bytes,
+        })
+    }
+
+    fn visit(&self, entry: &ignore::DirEntry, root: &Path) -> Visit {
         let Some(file_type) = entry.file_type() else {
-            continue;
+            return Visit::Pass;
         };
         if file_type.is_dir() {
-            continue;
+            return Visit::Pass;
         }
-        let mut skip = |reason: SkipReason| *walk.skipped.entry(reason).or_default() += 1;
         if file_type.is_symlink() {
-            skip(SkipReason::Symlink);
-            continue;
+            return Visit::Skip(SkipReason::Symlink);
         }
         if !file_type.is_file() {
-            continue;
+            return Visit::Pass;
         }
         let abs_path = entry.path().to_path_buf();
         let Ok(relative) = abs_path.strip_prefix(root) else {
-            skip(SkipReason::Unreadable);
-            continue;
+            return Visit::Skip(SkipReason::Unreadable);
         };
         let Some(rel_str) = relative.to_str() else {
-            skip(SkipReason::NonUtf8Path);
-            continue;
+            return Visit::Skip(SkipReason::NonUtf8Path);
         };
         let rel_path = rel_str.replace(std::path::MAIN_SEPARATOR, "/");
-        if include.as_ref().is_some_and(|set| !set.is_match(&rel_path))
-            || exclude.as_ref().is_some_and(|set| set.is_match(&rel_path))
-        {
-            skip(SkipReason::ExcludedByGlob);
-            continue;
+        if let Some(reason) = self.skip_by_name(&rel_path, &entry.file_name().to_string_lossy()) {
+            return Visit::Skip(reason);
         }
-        let file_name = entry.file_name().to_string_lossy();
-        if GENERATED_NAMES.contains(&file_name.as_ref()) {
-            skip(SkipReason::Generated);
-            continue;
+        let Some(language) = Language::from_path(relative) else {
+            return Visit::Skip(SkipReason::UnsupportedType);
+        };
+        let Ok(metadata) = entry.metadata() else {
+            return Visit::Unreadable(rel_path);
+        };
+        if metadata.len() > self.max_file_bytes {
+            return Visit::Skip(SkipReason::TooLarge);
+        }
+        Visit::File(WalkedFile {
+            rel_path,
+            language,
+            size: metadata.len(),
+            mtime_ns: mtime_ns(&metadata),
+            abs_path,
+        })
+    }
+
+    /// Why a file is skipped by its path or name alone: the globs, lock files, minified files.
+    fn skip_by_name(&self, rel_path: &str, file_name: &str) -> Option<SkipReason> {
+        if self
+            .include
+            .as_ref()
+            .is_some_and(|set| !set.is_match(rel_path))
+            || self
+                .exclude
+                .as_ref()
+                .is_some_and(|set| set.is_match(rel_path))
+        {
+            return Some(SkipReason::ExcludedByGlob);
+        }
+        if GENERATED_NAMES.contains(&file_name) {
+            return Some(SkipReason::Generated);
         }
         if file_name.ends_with(".min.js")
             || file_name.ends_with(".min.css")
             || file_name.ends_with(".map")
         {
-            skip(SkipReason::Minified);
-            continue;
+            return Some(SkipReason::Minified);
         }
-        let Some(language) = Language::from_path(relative) else {
-            skip(SkipReason::UnsupportedType);
-            continue;
-        };
-        let metadata = match entry.metadata() {
-            Ok(metadata) => metadata,
-            Err(_) => {
-                skip(SkipReason::Unreadable);
-                walk.unreadable.push(rel_path);
-                continue;
-            }
-        };
-        if metadata.len() > options.max_file_bytes {
-            skip(SkipReason::TooLarge);
-            continue;
-        }
-        let mtime_ns = metadata
-            .modified()
-            .ok()
-            .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |duration| duration.as_nanos());
-        walk.files.push(WalkedFile {
-            rel_path,
-            abs_path,
-            language,
-            size: metadata.len(),
-            mtime_ns,
-        });
+        None
     }
-    walk.files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
-    Ok(walk)
+}
+
+/// Modification time in nanoseconds since the epoch, 0 when unknown.
+fn mtime_ns(metadata: &std::fs::Metadata) -> u128 {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |duration| duration.as_nanos())
 }
 
 /// Looks at a file's bytes and decides whether it is indexable text. Returns the text, or why not.
