@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiex_config::{LlmConfig, LlmProviderConfig, LlmProviderKind};
+use aiex_resilience::{BreakerState, CallHealth, CircuitBreaker, RateLimits, RetryPolicy};
 use serde_json::{json, Value};
 use tokio::time::{timeout_at, Instant};
 
@@ -15,7 +16,6 @@ use crate::http::{send, timeout};
 use crate::json::Schema;
 use crate::meter::estimate_tokens;
 use crate::providers;
-use crate::resilience::{BreakerState, CircuitBreaker, RateLimits, RetryPolicy};
 use crate::{
     ChatRequest, ChatResponse, ChatStream, LlmError, Message, MessageRole, Role, Templates,
     UsageMeter,
@@ -43,12 +43,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Books a failed attempt: the breaker counts provider failures only.
+    /// Books a stream that failed after its first token (the attempt was already reported
+    /// healthy to the breaker): the breaker counts provider failures only.
     pub(crate) fn note_failure(&self, provider: &Provider, err: &LlmError) {
         if err.counts_against_provider() {
-            provider.breaker.failure();
-        } else {
-            provider.breaker.release();
+            provider.breaker.record_failure();
         }
         self.meter.record_failure(&provider.config.name);
     }
@@ -143,7 +142,8 @@ impl Llm {
                 retry: RetryPolicy {
                     max_retries: config.max_retries,
                     base: ms(config.retry_base_ms),
-                    max: ms(config.retry_max_ms),
+                    max_backoff: ms(config.retry_max_ms),
+                    max_retry_after: ms(config.retry_max_ms),
                 },
                 max_tokens: config.max_tokens,
                 meter: UsageMeter::default(),
@@ -359,20 +359,21 @@ impl Llm {
         let name = &provider.config.name;
         let mut attempt = 0;
         loop {
-            if !provider.breaker.try_acquire() {
+            let Some(guard) = provider.breaker.try_acquire() else {
                 return Err(LlmError::BreakerOpen {
                     provider: name.clone(),
                 });
-            }
+            };
             provider.limits.acquire(tokens).await;
             let err = match op().await {
                 Ok(value) => {
-                    provider.breaker.success();
+                    guard.record(CallHealth::Healthy);
                     return Ok(value);
                 }
                 Err(err) => err,
             };
-            self.inner.note_failure(provider, &err);
+            guard.record(err.call_health());
+            self.inner.meter.record_failure(name);
             if !err.is_retryable() || attempt >= self.inner.retry.max_retries {
                 return Err(err);
             }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use aiex_resilience::CallHealth;
+
 use crate::Role;
 
 /// Which timeout fired.
@@ -116,6 +118,19 @@ impl LlmError {
                 | LlmError::Config { .. }
                 | LlmError::NoProvider { .. }
         )
+    }
+
+    /// What the error says about the provider's health, for its circuit breaker: a failure
+    /// when it [counts against the provider](Self::counts_against_provider), healthy when the
+    /// provider answered by refusing the request (another 4xx), unknown when it was not asked.
+    pub(crate) fn call_health(&self) -> CallHealth {
+        if self.counts_against_provider() {
+            CallHealth::Failed
+        } else if matches!(self, LlmError::Http { .. }) {
+            CallHealth::Healthy
+        } else {
+            CallHealth::Unknown
+        }
     }
 
     /// Whether the provider failed (counts against its circuit breaker): everything that is

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use aiex_config::LlmProviderKind;
+use aiex_resilience::BreakerState;
 use serde_json::Value;
 use tokio::time::{timeout_at, Instant};
 
@@ -10,7 +11,6 @@ use crate::answer::millis;
 use crate::client::Provider;
 use crate::http::send;
 use crate::providers;
-use crate::resilience::BreakerState;
 
 /// Health of one provider.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -1,13 +1,13 @@
 //! Sending a request with deadlines, and turning transport failures and error statuses into
 //! [`LlmError`]s.
 
+use aiex_resilience::retry_after;
 use tokio::time::{timeout_at, Instant};
 
 use crate::answer::millis;
 use crate::client::Provider;
 use crate::error::TimeoutStage;
 use crate::providers;
-use crate::resilience::parse_retry_after;
 use crate::LlmError;
 
 pub(crate) fn timeout(provider: &Provider, stage: TimeoutStage, started: Instant) -> LlmError {
@@ -59,7 +59,7 @@ pub(crate) async fn send(
     if status.is_success() {
         return Ok(response);
     }
-    let retry_after = parse_retry_after(response.headers());
+    let retry_after = retry_after(response.headers());
     let body = match timeout_at(deadline, response.text()).await {
         Ok(Ok(body)) => body,
         _ => String::new(),

@@ -5,7 +5,7 @@
 //! (SSE and NDJSON decoded incrementally); roles (`fast`, `smart`, `embed`) mapped to named
 //! providers with fallback; timeouts (connect, first token, total); retries with exponential
 //! backoff and jitter that honour `retry-after`; a circuit breaker and `governor` rate limits
-//! (requests and tokens per minute) per provider; token and cost accounting ([`UsageMeter`]);
+//! (requests and tokens per minute) per provider, all from `aiex-resilience`; token and cost accounting ([`UsageMeter`]);
 //! `<think>` removal; JSON answers validated against a schema and repaired once; prompt
 //! [`Templates`]; and provider health.
 //!
@@ -21,17 +21,16 @@ mod http;
 mod json;
 mod meter;
 mod providers;
-mod resilience;
 mod templates;
 mod think;
 mod types;
 
 pub use aiex_config::{LlmConfig, LlmPrice, LlmProviderConfig, LlmProviderKind};
+pub use aiex_resilience::BreakerState;
 pub use client::Llm;
 pub use error::{LlmError, TimeoutStage};
 pub use health::{HealthReport, ProviderHealth};
 pub use meter::{estimate_tokens, UsageMeter, UsageSnapshot, UsageTotals};
-pub use resilience::BreakerState;
 pub use templates::Templates;
 pub use think::strip_think;
 pub use types::{

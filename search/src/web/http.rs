@@ -5,16 +5,16 @@ use std::error::Error as _;
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use aiex_resilience::{retry_after, BreakerState, CallHealth, CircuitBreaker, RetryPolicy};
 use reqwest::{Client, RequestBuilder, Url};
 
-use super::resilience::{
-    backoff_delay, BreakerState, CallHealth, CircuitBreaker, KeyChoice, KeyPool,
-};
+use super::resilience::{KeyChoice, KeyPool};
 use super::{ProviderConfig, WebError};
 
 /// Larger bodies are cut off and reported as malformed: no search answer comes near this.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Longest backoff between two retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// A `retry-after` longer than this is not waited out: the call fails so that the caller (or a
 /// fallback provider) can move on.
 const MAX_HONOURED_RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -61,8 +61,7 @@ pub(crate) struct Transport {
     client: Client,
     base_url: Url,
     timeout: Duration,
-    max_retries: u32,
-    backoff_base: Duration,
+    retry: RetryPolicy,
     keys: KeyPool,
     breaker: CircuitBreaker,
 }
@@ -127,8 +126,12 @@ impl Transport {
             client,
             base_url,
             timeout: config.timeout,
-            max_retries: config.max_retries,
-            backoff_base: config.backoff_base,
+            retry: RetryPolicy {
+                max_retries: config.max_retries,
+                base: config.backoff_base,
+                max_backoff: MAX_BACKOFF,
+                max_retry_after: MAX_HONOURED_RETRY_AFTER,
+            },
             keys: KeyPool::new(keys, config.requests_per_minute),
             breaker: CircuitBreaker::new(config.breaker_threshold, config.breaker_cooldown),
         })
@@ -198,21 +201,15 @@ impl Transport {
                 // The limiter already waited as long as the timeout allows.
                 Err(throttled @ AttemptFailure::Throttled(_)) => return Err(throttled),
             };
-            if !error.is_retryable() || retry >= self.max_retries {
+            if !error.is_retryable() || retry >= self.retry.max_retries {
                 return Err(AttemptFailure::Failed(error));
             }
-            let delay = match &error {
-                WebError::RateLimited {
-                    retry_after: Some(retry_after),
-                    ..
-                } if *retry_after > MAX_HONOURED_RETRY_AFTER => {
-                    return Err(AttemptFailure::Failed(error))
-                }
-                WebError::RateLimited {
-                    retry_after: Some(retry_after),
-                    ..
-                } => *retry_after,
-                _ => backoff_delay(self.backoff_base, retry),
+            let asked_wait = match &error {
+                WebError::RateLimited { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            let Some(delay) = self.retry.delay(retry, asked_wait) else {
+                return Err(AttemptFailure::Failed(error));
             };
             tracing::debug!(
                 provider = self.provider,
@@ -290,7 +287,7 @@ impl Transport {
                 .await
                 .map_err(|error| self.transport_error(&error))?;
             let status = response.status().as_u16();
-            let retry_after = parse_retry_after(response.headers());
+            let retry_after = retry_after(response.headers());
             let mut body = Vec::new();
             while let Some(chunk) = response
                 .chunk()
@@ -348,17 +345,6 @@ impl Transport {
         }
         message
     }
-}
-
-/// `retry-after` in seconds (fractions allowed); the HTTP-date form is not used by these
-/// providers and is ignored.
-fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let seconds: f64 = text.parse().ok()?;
-    if !seconds.is_finite() || seconds < 0.0 {
-        return None;
-    }
-    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// The error text of a JSON error body, in any of the shapes these providers use:

@@ -7,7 +7,7 @@
 //!
 //! 1. a circuit breaker per client, which rejects calls at once while the provider is failing;
 //! 2. retries with exponential backoff and jitter on rate limits, 5xx, timeouts and connection
-//!    errors, honouring `retry-after`;
+//!    errors, honouring `retry-after` (seconds or an HTTP date);
 //! 3. key rotation: a key that is refused (bad, out of credits, rate limited) is set aside for a
 //!    while and the same request goes out with the next key;
 //! 4. a rate limiter per key, which makes a call wait (never longer than the request timeout)
@@ -32,10 +32,10 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+pub use aiex_resilience::BreakerState;
 pub use config::ProviderConfig;
 pub use error::WebError;
 pub use fallback::WebFallback;
-pub use resilience::BreakerState;
 pub use serper::SerperClient;
 pub use tavily::TavilyClient;
 

@@ -1,22 +1,16 @@
-//! The provider-independent resilience pieces: a circuit breaker, backoff delays, and a pool of
-//! API keys with per-key rate limiters and cooldowns.
+//! A pool of API keys with per-key rate limiters and cooldowns. The breaker, backoff and
+//! `retry-after` rules are `aiex-resilience`'s.
 
 use std::fmt;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use governor::clock::Clock;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use rand::Rng;
-use serde::Serialize;
+use aiex_resilience::RequestLimiter;
 use tokio::time::Instant;
 
 use super::WebError;
 
-/// Longest backoff between two retries.
-const BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// A key that was refused as invalid rests this long before it is tried again.
 const UNAUTHORIZED_KEY_COOLDOWN: Duration = Duration::from_secs(10 * 60);
 /// A key out of credits rests this long before it is tried again.
@@ -25,166 +19,6 @@ const EXHAUSTED_KEY_COOLDOWN: Duration = Duration::from_secs(60 * 60);
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded data stays consistent across a panic (plain assignments), so poisoning is moot.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Where a client's circuit breaker stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerState {
-    /// Calls go through.
-    Closed,
-    /// Calls are rejected with [`WebError::BreakerOpen`] until the cooldown ends.
-    Open,
-    /// The cooldown is over: the next call is a trial that closes or re-opens the breaker.
-    HalfOpen,
-}
-
-#[derive(Debug)]
-enum BreakerInner {
-    Closed { consecutive_failures: u32 },
-    Open { until: Instant },
-    HalfOpen { trial_in_flight: bool },
-}
-
-/// Opens after `threshold` consecutive failed calls, rejects calls during `cooldown`, then lets
-/// a single trial call decide between closing and re-opening.
-#[derive(Debug)]
-pub(crate) struct CircuitBreaker {
-    threshold: u32,
-    cooldown: Duration,
-    inner: Mutex<BreakerInner>,
-}
-
-/// How a call ended, as far as the breaker cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CallHealth {
-    /// The provider answered (successfully, or by refusing a bad request).
-    Healthy,
-    /// The provider failed or cannot be used.
-    Failed,
-    /// The provider was not asked: the call counts for nothing.
-    Unknown,
-}
-
-impl CircuitBreaker {
-    pub(crate) fn new(threshold: u32, cooldown: Duration) -> Self {
-        CircuitBreaker {
-            threshold,
-            cooldown,
-            inner: Mutex::new(BreakerInner::Closed {
-                consecutive_failures: 0,
-            }),
-        }
-    }
-
-    pub(crate) fn state(&self) -> BreakerState {
-        match *lock(&self.inner) {
-            BreakerInner::Closed { .. } => BreakerState::Closed,
-            BreakerInner::Open { until } if Instant::now() < until => BreakerState::Open,
-            BreakerInner::Open { .. } | BreakerInner::HalfOpen { .. } => BreakerState::HalfOpen,
-        }
-    }
-
-    /// A permit to make one call, or `None` while the breaker rejects calls.
-    pub(crate) fn try_acquire(&self) -> Option<BreakerPermit<'_>> {
-        let mut inner = lock(&self.inner);
-        let trial = match *inner {
-            BreakerInner::Closed { .. } => false,
-            BreakerInner::Open { until } if Instant::now() < until => return None,
-            BreakerInner::HalfOpen {
-                trial_in_flight: true,
-            } => return None,
-            BreakerInner::Open { .. }
-            | BreakerInner::HalfOpen {
-                trial_in_flight: false,
-            } => {
-                *inner = BreakerInner::HalfOpen {
-                    trial_in_flight: true,
-                };
-                true
-            }
-        };
-        Some(BreakerPermit {
-            breaker: self,
-            trial,
-            recorded: false,
-        })
-    }
-
-    fn record(&self, trial: bool, health: CallHealth) {
-        let mut inner = lock(&self.inner);
-        match health {
-            CallHealth::Healthy => {
-                *inner = BreakerInner::Closed {
-                    consecutive_failures: 0,
-                };
-            }
-            CallHealth::Failed if trial => {
-                *inner = BreakerInner::Open {
-                    until: Instant::now() + self.cooldown,
-                };
-            }
-            CallHealth::Unknown => {
-                if let BreakerInner::HalfOpen { trial_in_flight } = &mut *inner {
-                    if trial {
-                        *trial_in_flight = false;
-                    }
-                }
-            }
-            CallHealth::Failed => {
-                // A failure reported while already open or half-open (a call that started
-                // before the breaker opened) changes nothing.
-                if let BreakerInner::Closed {
-                    consecutive_failures,
-                } = &mut *inner
-                {
-                    *consecutive_failures = consecutive_failures.saturating_add(1);
-                    if self.threshold > 0 && *consecutive_failures >= self.threshold {
-                        *inner = BreakerInner::Open {
-                            until: Instant::now() + self.cooldown,
-                        };
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Leave to make one call; report its outcome with [`BreakerPermit::record`]. Dropped without a
-/// report (a cancelled call), it counts for nothing.
-pub(crate) struct BreakerPermit<'breaker> {
-    breaker: &'breaker CircuitBreaker,
-    trial: bool,
-    recorded: bool,
-}
-
-impl BreakerPermit<'_> {
-    pub(crate) fn record(mut self, health: CallHealth) {
-        self.recorded = true;
-        self.breaker.record(self.trial, health);
-    }
-}
-
-impl Drop for BreakerPermit<'_> {
-    fn drop(&mut self) {
-        // A call dropped before its outcome (cancelled) counts for nothing, and a trial frees
-        // the slot for the next one.
-        if !self.recorded {
-            self.breaker.record(self.trial, CallHealth::Unknown);
-        }
-    }
-}
-
-/// The delay before retry number `retry` (0-based): `base · 2^retry`, capped, of which a random
-/// half is dropped ("equal jitter") so that clients that failed together do not retry together.
-pub(crate) fn backoff_delay(base: Duration, retry: u32) -> Duration {
-    let exponential = base
-        .saturating_mul(2u32.saturating_pow(retry.min(16)))
-        .min(BACKOFF_CAP);
-    let half = exponential / 2;
-    let half_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-    let jitter = Duration::from_nanos(rand::rng().random_range(0..=half_nanos));
-    half + jitter
 }
 
 /// Why a key is resting.
@@ -196,7 +30,7 @@ struct Rest {
 
 struct KeySlot {
     key: String,
-    limiter: Option<DefaultDirectRateLimiter>,
+    limiter: Option<RequestLimiter>,
     rest: Mutex<Option<Rest>>,
 }
 
@@ -230,12 +64,11 @@ impl fmt::Debug for KeyPool {
 
 impl KeyPool {
     pub(crate) fn new(keys: Vec<String>, requests_per_minute: u32) -> Self {
-        let quota = NonZeroU32::new(requests_per_minute).map(Quota::per_minute);
         let slots = keys
             .into_iter()
             .map(|key| KeySlot {
                 key,
-                limiter: quota.map(RateLimiter::direct),
+                limiter: RequestLimiter::per_minute(requests_per_minute),
                 rest: Mutex::new(None),
             })
             .collect();
@@ -286,15 +119,14 @@ impl KeyPool {
                         key: &slot.key,
                     };
                 };
-                match limiter.check() {
+                match limiter.try_acquire() {
                     Ok(()) => {
                         return KeyChoice::Ready {
                             index,
                             key: &slot.key,
                         }
                     }
-                    Err(not_until) => {
-                        let wait = not_until.wait_time_from(limiter.clock().now());
+                    Err(wait) => {
                         shortest_limiter_wait =
                             Some(shortest_limiter_wait.map_or(wait, |shortest| shortest.min(wait)));
                     }
@@ -380,66 +212,5 @@ impl KeyPool {
             until: Instant::now() + cooldown,
             reason: error.clone(),
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_stays_capped() {
-        let base = Duration::from_millis(200);
-        for retry in 0..4 {
-            let full = base * 2u32.pow(retry);
-            for _ in 0..50 {
-                let delay = backoff_delay(base, retry);
-                assert!(
-                    delay >= full / 2 && delay <= full,
-                    "{delay:?} for retry {retry}"
-                );
-            }
-        }
-        for _ in 0..50 {
-            let delay = backoff_delay(base, 40);
-            assert!(
-                delay >= BACKOFF_CAP / 2 && delay <= BACKOFF_CAP,
-                "{delay:?}"
-            );
-        }
-        assert_eq!(backoff_delay(Duration::ZERO, 3), Duration::ZERO);
-    }
-
-    #[test]
-    fn a_cancelled_trial_frees_the_half_open_slot() {
-        let breaker = CircuitBreaker::new(1, Duration::ZERO);
-        let first = breaker.try_acquire();
-        assert!(first.is_some());
-        if let Some(permit) = first {
-            permit.record(CallHealth::Failed);
-        }
-        // Cooldown zero: half-open at once; one trial at a time.
-        assert_eq!(breaker.state(), BreakerState::HalfOpen);
-        let trial = breaker.try_acquire();
-        assert!(trial.is_some());
-        assert!(breaker.try_acquire().is_none(), "a second trial waits");
-        drop(trial);
-        let next_trial = breaker.try_acquire();
-        assert!(next_trial.is_some(), "the dropped trial gave its slot back");
-        if let Some(permit) = next_trial {
-            permit.record(CallHealth::Healthy);
-        }
-        assert_eq!(breaker.state(), BreakerState::Closed);
-    }
-
-    #[test]
-    fn a_zero_threshold_never_opens() {
-        let breaker = CircuitBreaker::new(0, Duration::from_secs(60));
-        for _ in 0..10 {
-            if let Some(permit) = breaker.try_acquire() {
-                permit.record(CallHealth::Failed);
-            }
-        }
-        assert_eq!(breaker.state(), BreakerState::Closed);
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::http::{
     classify_status, error_text, json_error_message, json_kind, RawResponse, Transport,
 };
-use super::resilience::BreakerState;
+use super::BreakerState;
 use super::{
     check_not_blank, normalise_domains, ProviderConfig, WebError, WebProvider, WebQuery, WebResult,
     WebSearchFuture,

@@ -114,6 +114,44 @@ async fn honours_retry_after_then_succeeds() {
 }
 
 #[tokio::test]
+async fn honours_a_retry_after_http_date() {
+    // HTTP dates have whole seconds: two seconds ahead is a wait of one to two seconds.
+    let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+    let server = MockServer::sequence(vec![
+        Reply::json(429, r#"{"message":"Too many requests","statusCode":429}"#)
+            .header("retry-after", &soon),
+        Reply::json(200, SERPER_SEARCH),
+    ])
+    .await;
+    let serper = SerperClient::new(fast_config(&server.url, &["key"])).unwrap();
+    let started = Instant::now();
+    assert_eq!(serper.search(&query()).await.unwrap().len(), 4);
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    assert_eq!(server.request_count(), 2);
+}
+
+#[tokio::test]
+async fn a_retry_after_date_too_far_ahead_is_not_waited_out() {
+    let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+    let server = MockServer::always(
+        Reply::json(429, r#"{"message":"Too many requests","statusCode":429}"#)
+            .header("retry-after", &later),
+    )
+    .await;
+    let serper = SerperClient::new(fast_config(&server.url, &["key"])).unwrap();
+    let started = Instant::now();
+    let error = serper.search(&query()).await.unwrap_err();
+    assert!(
+        matches!(error, WebError::RateLimited { retry_after: Some(wait), .. } if wait > Duration::from_secs(100)),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(server.request_count(), 1, "no retry");
+}
+
+#[tokio::test]
 async fn rate_limited_after_all_retries() {
     let server = MockServer::always(
         Reply::json(429, r#"{"message":"Too many requests","statusCode":429}"#)
