@@ -1,5 +1,5 @@
 //! Tests of the HTML chunker: extraction rules on small pages, line mapping,
-//! robustness, link extraction, and snapshots of real documentation pages.
+//! robustness, and snapshots of real documentation pages.
 
 #![allow(clippy::unwrap_used)]
 
@@ -600,7 +600,6 @@ proptest! {
     ) {
         let src: String = parts.concat();
         html_within(&src, max, max / 4);
-        let _ = extract_links(&src, "https://example.com/docs/page.html");
     }
 }
 
@@ -665,75 +664,4 @@ fn real_pages_keep_docs_and_drop_chrome() {
         .contains("Acquires a mutex, blocking the current thread"));
     let line = MUTEX.lines().nth(lock.start_line as usize - 1).unwrap();
     assert!(line.contains("id=\"method.lock\""), "{line}");
-}
-
-// ---------------------------------------------------------------------------
-// Links
-
-#[test]
-fn links_resolve_against_urls() {
-    let src = "<a href=\"struct.Mutex.html#method.lock\">lock</a>\
-               <a href='../fs/index.html'>fs</a>\
-               <a href=/std/index.html>root</a>\
-               <a href=\"//cdn.example.org/lib.js\">cdn</a>\
-               <a href=\"https://other.org/a?b=1&amp;c=2#frag\">abs</a>\
-               <a href=\"?page=2\">next</a>\
-               <a href=\"#top\">top</a><a href=\"\">empty</a><a>none</a>\
-               <a href=\"mailto:me@example.org\">mail</a><a href=\"javascript:void(0)\">js</a>\
-               <area href=\"./map.html\">\
-               <a href=\" struct.Mutex.html \">again</a>\
-               <link href=\"style.css\"><img src=\"a.png\">\
-               <script>var a = '<a href=\"hidden.html\">';</script><!-- <a href=\"c.html\"> -->";
-    assert_eq!(
-        extract_links(src, "https://doc.rust-lang.org/std/sync/index.html?x=1"),
-        [
-            "https://doc.rust-lang.org/std/sync/struct.Mutex.html",
-            "https://doc.rust-lang.org/std/fs/index.html",
-            "https://doc.rust-lang.org/std/index.html",
-            "https://cdn.example.org/lib.js",
-            "https://other.org/a?b=1&c=2",
-            "https://doc.rust-lang.org/std/sync/index.html?page=2",
-            "https://doc.rust-lang.org/std/sync/map.html",
-        ]
-    );
-    assert_eq!(
-        extract_links(
-            "<a href=\"a/../../b.html\">b</a><a href=\"x/\">x</a>",
-            "https://h.org"
-        ),
-        ["https://h.org/b.html", "https://h.org/x/"]
-    );
-}
-
-#[test]
-fn links_resolve_against_paths_and_base_href() {
-    let src = "<a href=\"../alloc/index.html\">alloc</a><a href=\"sync/./struct.Arc.html\">arc</a>";
-    assert_eq!(
-        extract_links(src, "/usr/share/doc/rust-doc/html/std/index.html"),
-        [
-            "/usr/share/doc/rust-doc/html/alloc/index.html",
-            "/usr/share/doc/rust-doc/html/std/sync/struct.Arc.html",
-        ]
-    );
-    assert_eq!(
-        extract_links(src, "html/std/index.html"),
-        ["html/alloc/index.html", "html/std/sync/struct.Arc.html"]
-    );
-    assert_eq!(
-        extract_links("<a href=\"../../../x.html\">x</a>", "docs/index.html"),
-        ["../../x.html"]
-    );
-    assert_eq!(
-        extract_links("<a href=\"../../../x.html\">x</a>", "/docs/index.html"),
-        ["/x.html"]
-    );
-    let src = "<head><base href=\"https://example.com/guide/\"></head>\
-               <a href=\"intro.html\">intro</a><a href=\"/abs.html\">abs</a>";
-    assert_eq!(
-        extract_links(src, "/local/page.html"),
-        [
-            "https://example.com/guide/intro.html",
-            "https://example.com/abs.html"
-        ]
-    );
 }

@@ -4,7 +4,7 @@
 //! structure: one chunk per function, method, type, module, ... (found with
 //! tree-sitter), top-level code between symbols as [`ChunkKind::Preamble`]
 //! chunks, Markdown by heading sections, and HTML by the heading sections of
-//! its extracted text (see `html.rs`). Languages without a grammar,
+//! its extracted text (see `html/`). Languages without a grammar,
 //! unparseable files and pathological inputs fall back to overlapping line
 //! windows ([`ChunkKind::Block`]).
 //!
@@ -60,7 +60,6 @@ use crate::lang::Language;
 /// Version of the chunker's output: bump it when a change here cuts files differently, so that
 /// existing collections are re-chunked by their next indexing run.
 pub const CHUNKER_VERSION: u32 = 3;
-pub use html::extract_links;
 use lines::Lines;
 
 /// What a chunk contains.

@@ -1,0 +1,316 @@
+//! A bounded, polite crawl of a documentation site into a local mirror that the indexer then
+//! indexes as a `docs` collection: same host only, depth and page limits, `robots.txt` honoured,
+//! a delay between requests, size and content-type limits.
+//!
+//! A crawl runs in phases: the start URL is checked and `robots.txt` read, then pages are taken
+//! breadth-first from the frontier; each allowed one is fetched ([`fetch_page`]), written to the
+//! mirror ([`mirror`]), and below the depth limit its links are extracted ([`links`]) and the
+//! unseen ones on the same site enqueued. The crawl runs on the caller's async runtime; file-system
+//! calls and link extraction run on the blocking pool.
+
+mod links;
+mod mirror;
+mod robots;
+
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::{Origin, Url};
+
+use crate::fetch::guard::{find_cause, guarded_client_builder, Blocked};
+use crate::fetch::{NetPolicy, SystemResolver};
+
+pub use robots::Robots;
+
+/// Limits of one crawl.
+#[derive(Debug, Clone)]
+pub struct CrawlOptions {
+    /// Most pages fetched.
+    pub max_pages: usize,
+    /// Most link hops from the start page.
+    pub max_depth: usize,
+    /// Pause between two requests to the site.
+    pub delay: Duration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Pages larger than this are skipped.
+    pub max_page_bytes: usize,
+    pub user_agent: String,
+    /// Which addresses the crawl may reach (the SSRF guard); strict by default.
+    pub net: NetPolicy,
+}
+
+impl Default for CrawlOptions {
+    fn default() -> Self {
+        CrawlOptions {
+            max_pages: 200,
+            max_depth: 3,
+            delay: Duration::from_millis(250),
+            timeout: Duration::from_secs(10),
+            max_page_bytes: 4 * 1024 * 1024,
+            user_agent: concat!("aiex/", env!("CARGO_PKG_VERSION")).to_string(),
+            net: NetPolicy::strict(),
+        }
+    }
+}
+
+/// What a crawl did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CrawlReport {
+    pub fetched: usize,
+    pub skipped_robots: usize,
+    pub skipped_other: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    #[error("invalid start URL `{0}`: only http and https URLs with a host can be crawled")]
+    InvalidUrl(String),
+    #[error("cannot write the mirror at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("http client: {0}")]
+    Client(String),
+    #[error("refused to crawl: {0}")]
+    Blocked(String),
+}
+
+/// Crawls from `start` into `mirror` (created; pages are written as they come).
+pub async fn crawl(
+    start: &str,
+    mirror: &Path,
+    options: &CrawlOptions,
+) -> Result<CrawlReport, CrawlError> {
+    let start_url = start_url(start, &options.net)?;
+    let client = build_client(options)?;
+    let robots = read_robots(&client, &start_url, &options.user_agent).await?;
+    mirror::create_mirror(mirror).await?;
+    let mut frontier = Frontier::new(&start_url);
+    let mut report = CrawlReport::default();
+    let mut first = true;
+    while let Some((url, depth)) = frontier.queue.pop_front() {
+        if report.fetched >= options.max_pages {
+            break;
+        }
+        if !robots.allows(&path_and_query(&url)) {
+            report.skipped_robots += 1;
+            continue;
+        }
+        if !first {
+            tokio::time::sleep(options.delay).await;
+        }
+        first = false;
+        let is_start = url == start_url;
+        let html = match fetch_page(&client, &url, is_start, &frontier.origin, options).await? {
+            Fetched::Page(html) => html,
+            Fetched::Skipped => {
+                report.skipped_other += 1;
+                continue;
+            }
+            Fetched::Failed => {
+                report.failed += 1;
+                continue;
+            }
+        };
+        let target = mirror::mirror_path(mirror, &url);
+        mirror::write_page(target, Arc::clone(&html)).await?;
+        report.fetched += 1;
+        if depth < options.max_depth {
+            frontier.enqueue(page_links(html, url).await, depth + 1);
+        }
+    }
+    Ok(report)
+}
+
+/// The start URL, when it is an http(s) URL with a host that the SSRF guard lets through.
+fn start_url(start: &str, net: &NetPolicy) -> Result<Url, CrawlError> {
+    let start_url = Url::parse(start)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some())
+        .ok_or_else(|| CrawlError::InvalidUrl(start.to_string()))?;
+    net.check_url(&start_url)
+        .map_err(|blocked| CrawlError::Blocked(blocked.to_string()))?;
+    Ok(start_url)
+}
+
+/// The HTTP client, behind the SSRF guard (every resolved address and redirect hop checked).
+fn build_client(options: &CrawlOptions) -> Result<reqwest::Client, CrawlError> {
+    guarded_client_builder(&options.net, Arc::new(SystemResolver), Some(5))
+        .user_agent(options.user_agent.clone())
+        .timeout(options.timeout)
+        .build()
+        .map_err(|err| CrawlError::Client(err.to_string()))
+}
+
+/// The site's `robots.txt` rules for `user_agent`; none when it cannot be read.
+async fn read_robots(
+    client: &reqwest::Client,
+    start_url: &Url,
+    user_agent: &str,
+) -> Result<Robots, CrawlError> {
+    let robots_url = start_url
+        .join("/robots.txt")
+        .map_err(|_| CrawlError::InvalidUrl(start_url.to_string()))?;
+    Ok(match client.get(robots_url).send().await {
+        Ok(response) if response.status().is_success() => {
+            Robots::parse(&response.text().await.unwrap_or_default(), user_agent)
+        }
+        _ => Robots::default(),
+    })
+}
+
+/// The path of `url` with its query, as `robots.txt` rules match it.
+fn path_and_query(url: &Url) -> String {
+    match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    }
+}
+
+/// What fetching one page gave.
+enum Fetched {
+    /// An HTML page on the site, within the size limit.
+    Page(Arc<str>),
+    /// Not kept: off the site after redirects, not HTML, or too large.
+    Skipped,
+    /// The request or the body failed.
+    Failed,
+}
+
+/// Fetches `url`. A start URL whose name resolves to a refused address ends the crawl clearly
+/// (`CrawlError::Blocked`); any other failure is [`Fetched::Failed`].
+async fn fetch_page(
+    client: &reqwest::Client,
+    url: &Url,
+    is_start: bool,
+    origin: &Origin,
+    options: &CrawlOptions,
+) -> Result<Fetched, CrawlError> {
+    let response = match client.get(url.clone()).send().await {
+        Ok(response) if response.status().is_success() => response,
+        Err(err) if is_start && find_cause::<Blocked>(&err).is_some() => {
+            let reason = find_cause::<Blocked>(&err).map(Blocked::to_string);
+            return Err(CrawlError::Blocked(reason.unwrap_or_default()));
+        }
+        _ => return Ok(Fetched::Failed),
+    };
+    // Redirects may leave the site: what is not on it is not kept.
+    if response.url().origin() != *origin {
+        return Ok(Fetched::Skipped);
+    }
+    let is_html = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.contains("text/html"));
+    let declared_too_large = response
+        .content_length()
+        .is_some_and(|len| len as usize > options.max_page_bytes);
+    if !is_html || declared_too_large {
+        return Ok(Fetched::Skipped);
+    }
+    Ok(read_body(response, options.max_page_bytes).await)
+}
+
+/// Reads the body in chunks, so a page without `Content-Length` cannot grow past `max_bytes` in
+/// memory.
+async fn read_body(mut response: reqwest::Response, max_bytes: usize) -> Fetched {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max_bytes {
+                    return Fetched::Skipped;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => return Fetched::Failed,
+        }
+    }
+    Fetched::Page(Arc::from(String::from_utf8_lossy(&body)))
+}
+
+/// The links of a fetched page (parsing on the blocking pool).
+async fn page_links(html: Arc<str>, url: Url) -> Vec<Url> {
+    let page = url.clone();
+    match tokio::task::spawn_blocking(move || links::extract_links(&html, &page)).await {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::warn!(url = %url, error = %err, "link extraction failed; no links followed");
+            Vec::new()
+        }
+    }
+}
+
+/// Pages still to fetch, breadth-first, and every URL ever queued.
+struct Frontier {
+    origin: Origin,
+    queue: VecDeque<(Url, usize)>,
+    seen: HashSet<String>,
+}
+
+impl Frontier {
+    fn new(start_url: &Url) -> Self {
+        Frontier {
+            origin: start_url.origin(),
+            queue: VecDeque::from([(start_url.clone(), 0)]),
+            seen: HashSet::from([start_url.as_str().to_string()]),
+        }
+    }
+
+    /// Queues the links on the crawled site (same origin) not seen before, at `depth`.
+    fn enqueue(&mut self, links: Vec<Url>, depth: usize) {
+        for mut next in links {
+            next.set_fragment(None);
+            if next.origin() != self.origin {
+                continue;
+            }
+            if self.seen.insert(next.as_str().to_string()) {
+                self.queue.push_back((next, depth));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontier_keeps_the_site_and_skips_seen_urls() {
+        let start = Url::parse("https://d.test/").expect("url");
+        let mut frontier = Frontier::new(&start);
+        frontier.queue.clear();
+        let links = [
+            "https://d.test/",
+            "https://d.test/a.html",
+            "https://d.test/a.html#part",
+            "http://d.test/b.html",
+            "https://d.test:8443/c.html",
+            "https://other.test/d.html",
+        ]
+        .map(|link| Url::parse(link).expect("url"));
+        frontier.enqueue(links.to_vec(), 1);
+        let queued: Vec<(String, usize)> = frontier
+            .queue
+            .iter()
+            .map(|(url, depth)| (url.to_string(), *depth))
+            .collect();
+        assert_eq!(queued, [("https://d.test/a.html".to_string(), 1)]);
+    }
+
+    #[test]
+    fn robots_paths_keep_the_query() {
+        let url = Url::parse("https://d.test/search?q=x#top").expect("url");
+        assert_eq!(path_and_query(&url), "/search?q=x");
+        let url = Url::parse("https://d.test/").expect("url");
+        assert_eq!(path_and_query(&url), "/");
+    }
+}
