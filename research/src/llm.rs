@@ -10,7 +10,7 @@ use aiex_llm::{ChatDelta, ChatRequest, Llm, Message, Role, Templates};
 
 use crate::evidence::Passage;
 use crate::plan::{plan_question, Plan, Planner, SubQuestion};
-use crate::synth::{extractive_section, passages_for, Draft, Synthesizer};
+use crate::synth::{extractive_section, passages_for, Draft, Synthesizer, SynthesizerKind};
 use crate::template::Template;
 use crate::text::truncate;
 use crate::usage::Usage;
@@ -238,6 +238,10 @@ pub fn split_sections(text: &str, plan: &Plan) -> Option<(String, Vec<Option<Str
 impl Synthesizer for LlmSynthesizer {
     fn name(&self) -> &str {
         "llm"
+    }
+
+    fn kind(&self) -> SynthesizerKind {
+        SynthesizerKind::Llm
     }
 
     fn synthesize<'a>(
