@@ -350,6 +350,12 @@ fn near_duplicate(a: &HashSet<String>, b: &HashSet<String>) -> bool {
     union > 0 && shared as f32 / union as f32 >= 0.8
 }
 
+/// A candidate with its score for one sub-question.
+type Scored<'a> = (f32, &'a Candidate);
+
+/// A passage kept so far: its sub-question, score, candidate and shingles (for dedup).
+type Chosen<'a> = (usize, f32, &'a Candidate, HashSet<String>);
+
 /// Ranks the texts found for each sub-question and keeps the best passages. `found[i]` holds the
 /// texts found for sub-question `i`, best first.
 pub fn select_evidence(
@@ -361,72 +367,120 @@ pub fn select_evidence(
     let per_question: Vec<Vec<Candidate>> = found.iter().map(|list| candidates_of(list)).collect();
     let pool: Vec<&Candidate> = per_question.iter().flatten().collect();
     let bm25 = Bm25::new(&pool);
-    // Ranked candidates per sub-question: (score, candidate).
-    let mut ranked: Vec<Vec<(f32, &Candidate)>> = Vec::new();
+    // Ranked candidates per sub-question.
+    let mut ranked: Vec<Vec<Scored<'_>>> = Vec::new();
     let mut gaps = Vec::new();
     for (index, sub_question) in sub_questions.iter().enumerate() {
         let candidates = per_question.get(index).map_or(&[][..], Vec::as_slice);
         let query_terms = distinct_terms(&sub_question.text);
-        let lexical: Vec<f32> = candidates
-            .iter()
-            .map(|candidate| bm25.score(&query_terms, &candidate.terms))
-            .collect();
-        let max_lexical = lexical.iter().copied().fold(0.0f32, f32::max).max(1e-6);
-        let prior = |candidate: &Candidate| 1.0 / (1.0 + candidate.rank as f32 * 0.5);
-        let mut scored: Vec<(f32, &Candidate)> = candidates
-            .iter()
-            .zip(&lexical)
-            .map(|(candidate, score)| {
-                (
-                    0.7 * score / max_lexical + 0.3 * prior(candidate),
-                    candidate,
-                )
-            })
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        // Embedding similarity for the best candidates: the rest keep their lexical score.
-        if let Some(question_vector) = embedder.embed(&sub_question.text) {
-            for entry in scored.iter_mut().take(limits.embed_candidates) {
-                if let Some(vector) = embedder.embed(&entry.1.text) {
-                    let similarity = cosine(&question_vector, &vector).max(0.0);
-                    entry.0 = 0.5 * entry.0 + 0.5 * (similarity * 1.5).min(1.0);
-                }
-            }
-            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        }
-        // A gap: few candidates, or question terms no good candidate contains.
-        let covered: HashSet<&String> = scored
-            .iter()
-            .take(limits.per_sub_question)
-            .flat_map(|(_, candidate)| candidate.terms.iter())
-            .collect();
-        let missing: Vec<String> = query_terms
-            .iter()
-            .filter(|term| !covered.contains(term))
-            .cloned()
-            .collect();
-        if scored.len() < 2 || !missing.is_empty() {
-            let mut queries = Vec::new();
-            if !missing.is_empty() {
-                queries.push(missing.join(" "));
-                let mut with_context = query_terms.clone();
-                with_context.retain(|term| !missing.contains(term));
-                if let Some(anchor) = with_context.first() {
-                    queries.push(format!("{anchor} {}", missing.join(" ")));
-                }
-            } else {
-                queries.push(format!("{} example", query_terms.join(" ")));
-            }
-            gaps.push(Gap {
-                sub_question: index,
-                missing_terms: missing,
-                queries,
-            });
+        let scored = rank_candidates(
+            sub_question,
+            &query_terms,
+            candidates,
+            &bm25,
+            embedder,
+            limits,
+        );
+        if let Some(gap) = gap_of(index, &query_terms, &scored, limits.per_sub_question) {
+            gaps.push(gap);
         }
         ranked.push(scored);
     }
-    // Round robin over sub-questions, best first, skipping duplicates, within the budget.
-    let mut chosen: Vec<(usize, f32, &Candidate, HashSet<String>)> = Vec::new();
+    let (chosen, extra_questions, budget_reached) = choose_round_robin(&ranked, limits);
+    Selection {
+        passages: number_passages(&chosen, &extra_questions),
+        gaps,
+        budget_reached,
+    }
+}
+
+/// The candidates of one sub-question, best first: BM25 against the sub-question blended with the
+/// search rank, then embedding similarity for the best `embed_candidates` of them.
+fn rank_candidates<'a>(
+    sub_question: &SubQuestion,
+    query_terms: &[String],
+    candidates: &'a [Candidate],
+    bm25: &Bm25,
+    embedder: &dyn TextEmbedder,
+    limits: SelectionLimits,
+) -> Vec<Scored<'a>> {
+    let lexical: Vec<f32> = candidates
+        .iter()
+        .map(|candidate| bm25.score(query_terms, &candidate.terms))
+        .collect();
+    let max_lexical = lexical.iter().copied().fold(0.0f32, f32::max).max(1e-6);
+    let prior = |candidate: &Candidate| 1.0 / (1.0 + candidate.rank as f32 * 0.5);
+    let mut scored: Vec<Scored<'a>> = candidates
+        .iter()
+        .zip(&lexical)
+        .map(|(candidate, score)| {
+            (
+                0.7 * score / max_lexical + 0.3 * prior(candidate),
+                candidate,
+            )
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    // Embedding similarity for the best candidates: the rest keep their lexical score.
+    if let Some(question_vector) = embedder.embed(&sub_question.text) {
+        for entry in scored.iter_mut().take(limits.embed_candidates) {
+            if let Some(vector) = embedder.embed(&entry.1.text) {
+                let similarity = cosine(&question_vector, &vector).max(0.0);
+                entry.0 = 0.5 * entry.0 + 0.5 * (similarity * 1.5).min(1.0);
+            }
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    }
+    scored
+}
+
+/// A gap: few candidates, or question terms that no good candidate (the best `per_sub_question`)
+/// contains; with the queries a next round searches for it.
+fn gap_of(
+    index: usize,
+    query_terms: &[String],
+    scored: &[Scored<'_>],
+    per_sub_question: usize,
+) -> Option<Gap> {
+    let covered: HashSet<&String> = scored
+        .iter()
+        .take(per_sub_question)
+        .flat_map(|(_, candidate)| candidate.terms.iter())
+        .collect();
+    let missing: Vec<String> = query_terms
+        .iter()
+        .filter(|term| !covered.contains(term))
+        .cloned()
+        .collect();
+    if scored.len() >= 2 && missing.is_empty() {
+        return None;
+    }
+    let mut queries = Vec::new();
+    if !missing.is_empty() {
+        queries.push(missing.join(" "));
+        let mut with_context = query_terms.to_vec();
+        with_context.retain(|term| !missing.contains(term));
+        if let Some(anchor) = with_context.first() {
+            queries.push(format!("{anchor} {}", missing.join(" ")));
+        }
+    } else {
+        queries.push(format!("{} example", query_terms.join(" ")));
+    }
+    Some(Gap {
+        sub_question: index,
+        missing_terms: missing,
+        queries,
+    })
+}
+
+/// Round robin over sub-questions, best first, skipping duplicates, within the token budget: the
+/// passages kept, the other sub-questions each kept passage also answers (by position), and
+/// whether the budget cut the selection.
+fn choose_round_robin<'a>(
+    ranked: &[Vec<Scored<'a>>],
+    limits: SelectionLimits,
+) -> (Vec<Chosen<'a>>, HashMap<usize, Vec<usize>>, bool) {
+    let mut chosen: Vec<Chosen<'a>> = Vec::new();
     let mut extra_questions: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut cursors = vec![0usize; ranked.len()];
     let mut kept = vec![0usize; ranked.len()];
@@ -439,10 +493,7 @@ pub fn select_evidence(
                 let (score, candidate) = list[cursors[question]];
                 cursors[question] += 1;
                 let candidate_shingles = shingles(&candidate.text);
-                if let Some(position) = chosen.iter().position(|(_, _, other, other_shingles)| {
-                    other.reference == candidate.reference && other.text == candidate.text
-                        || near_duplicate(&candidate_shingles, other_shingles)
-                }) {
+                if let Some(position) = duplicate_of(&chosen, candidate, &candidate_shingles) {
                     let extra = extra_questions.entry(position).or_default();
                     if chosen[position].0 != question && !extra.contains(&question) {
                         extra.push(question);
@@ -468,7 +519,27 @@ pub fn select_evidence(
             break;
         }
     }
-    // Citation numbers in sub-question order, best first within each.
+    (chosen, extra_questions, budget_reached)
+}
+
+/// The position of the kept passage that `candidate` repeats (same text and source, or a near
+/// duplicate).
+fn duplicate_of(
+    chosen: &[Chosen<'_>],
+    candidate: &Candidate,
+    candidate_shingles: &HashSet<String>,
+) -> Option<usize> {
+    chosen.iter().position(|(_, _, other, other_shingles)| {
+        other.reference == candidate.reference && other.text == candidate.text
+            || near_duplicate(candidate_shingles, other_shingles)
+    })
+}
+
+/// The kept passages with citation numbers in sub-question order, best first within each.
+fn number_passages(
+    chosen: &[Chosen<'_>],
+    extra_questions: &HashMap<usize, Vec<usize>>,
+) -> Vec<Passage> {
     let mut order: Vec<usize> = (0..chosen.len()).collect();
     order.sort_by(|&a, &b| {
         chosen[a]
@@ -476,7 +547,7 @@ pub fn select_evidence(
             .cmp(&chosen[b].0)
             .then_with(|| chosen[b].1.total_cmp(&chosen[a].1))
     });
-    let passages = order
+    order
         .iter()
         .enumerate()
         .map(|(position, &index)| {
@@ -491,12 +562,7 @@ pub fn select_evidence(
                 reference: candidate.reference.clone(),
             }
         })
-        .collect();
-    Selection {
-        passages,
-        gaps,
-        budget_reached,
-    }
+        .collect()
 }
 
 #[cfg(test)]

@@ -106,51 +106,10 @@ pub fn build_graph(passages: &[Passage], key_phrases: &[String]) -> Graph {
     let mut owners: Vec<(String, &Passage)> = Vec::new();
     let mut symbols: Vec<(String, String)> = Vec::new(); // (node id, short name)
     for passage in passages {
-        let reference = &passage.reference;
-        let container = match (&reference.path, &reference.url) {
-            (Some(path), _) => {
-                let kind = if reference.source == "code" {
-                    NodeKind::File
-                } else {
-                    NodeKind::Page
-                };
-                let id = format!(
-                    "{}:{path}",
-                    reference.collection.as_deref().unwrap_or_default()
-                );
-                let label = if kind == NodeKind::Page {
-                    reference.title.as_str()
-                } else {
-                    path.as_str()
-                };
-                builder.node(id, label, kind)
-            }
-            (None, Some(url)) => builder.node(url.clone(), &reference.title, NodeKind::Page),
-            (None, None) => builder.node(reference.title.clone(), &reference.title, NodeKind::Page),
-        };
-        let mut owner = container.clone();
-        if reference.source == "code" {
-            if let Some(symbol) = &reference.symbol {
-                let mut parent_id = container.clone();
-                if let Some(parent) = &reference.parent {
-                    let parent_name = short_name(parent);
-                    if !parent_name.is_empty() {
-                        let id = format!("{container}#{parent_name}");
-                        parent_id = builder.node(id, parent_name, NodeKind::Symbol);
-                        builder.edge(&container, &parent_id, Relation::Contains, passage.n);
-                        symbols.push((parent_id.clone(), parent_name.to_string()));
-                    }
-                }
-                let id = format!("{container}#{symbol}");
-                let label = match &reference.kind {
-                    Some(kind) => format!("{kind} {symbol}"),
-                    None => symbol.clone(),
-                };
-                owner = builder.node(id, &label, NodeKind::Symbol);
-                builder.edge(&parent_id, &owner, Relation::Contains, passage.n);
-                symbols.push((owner.clone(), short_name(symbol).to_string()));
-            }
-        }
+        let container = builder.container_of(passage);
+        let owner = builder
+            .symbol_of(passage, &container, &mut symbols)
+            .unwrap_or(container);
         owners.push((owner, passage));
     }
     for (owner, passage) in &owners {
@@ -167,31 +126,98 @@ pub fn build_graph(passages: &[Passage], key_phrases: &[String]) -> Graph {
             }
         }
     }
-    let mut edges: Vec<Edge> = builder
-        .edges
-        .into_iter()
-        .map(|((from, to, relation), mut citations)| {
-            citations.sort_unstable();
-            Edge {
-                from,
-                to,
-                relation,
-                citations,
+    builder.into_graph()
+}
+
+impl Builder {
+    /// The node of the file or page `passage` comes from.
+    fn container_of(&mut self, passage: &Passage) -> String {
+        let reference = &passage.reference;
+        match (&reference.path, &reference.url) {
+            (Some(path), _) => {
+                let kind = if reference.source == "code" {
+                    NodeKind::File
+                } else {
+                    NodeKind::Page
+                };
+                let id = format!(
+                    "{}:{path}",
+                    reference.collection.as_deref().unwrap_or_default()
+                );
+                let label = if kind == NodeKind::Page {
+                    reference.title.as_str()
+                } else {
+                    path.as_str()
+                };
+                self.node(id, label, kind)
             }
-        })
-        .collect();
-    edges.sort_by_key(|edge| std::cmp::Reverse(edge.citations.len()));
-    edges.truncate(MAX_EDGES);
-    let used: std::collections::HashSet<&String> = edges
-        .iter()
-        .flat_map(|edge| [&edge.from, &edge.to])
-        .collect();
-    let nodes = builder
-        .nodes
-        .into_values()
-        .filter(|node| used.contains(&node.id))
-        .collect();
-    Graph { nodes, edges }
+            (None, Some(url)) => self.node(url.clone(), &reference.title, NodeKind::Page),
+            (None, None) => self.node(reference.title.clone(), &reference.title, NodeKind::Page),
+        }
+    }
+
+    /// The node of the code symbol `passage` is (under its parent symbol, in `container`), with
+    /// both added to `symbols`; None for other passages.
+    fn symbol_of(
+        &mut self,
+        passage: &Passage,
+        container: &str,
+        symbols: &mut Vec<(String, String)>,
+    ) -> Option<String> {
+        let reference = &passage.reference;
+        if reference.source != "code" {
+            return None;
+        }
+        let symbol = reference.symbol.as_ref()?;
+        let mut parent_id = container.to_string();
+        if let Some(parent) = &reference.parent {
+            let parent_name = short_name(parent);
+            if !parent_name.is_empty() {
+                let id = format!("{container}#{parent_name}");
+                parent_id = self.node(id, parent_name, NodeKind::Symbol);
+                self.edge(container, &parent_id, Relation::Contains, passage.n);
+                symbols.push((parent_id.clone(), parent_name.to_string()));
+            }
+        }
+        let id = format!("{container}#{symbol}");
+        let label = match &reference.kind {
+            Some(kind) => format!("{kind} {symbol}"),
+            None => symbol.clone(),
+        };
+        let owner = self.node(id, &label, NodeKind::Symbol);
+        self.edge(&parent_id, &owner, Relation::Contains, passage.n);
+        symbols.push((owner.clone(), short_name(symbol).to_string()));
+        Some(owner)
+    }
+
+    /// The graph: the edges cited most (at most [`MAX_EDGES`]) and the nodes they join.
+    fn into_graph(self) -> Graph {
+        let mut edges: Vec<Edge> = self
+            .edges
+            .into_iter()
+            .map(|((from, to, relation), mut citations)| {
+                citations.sort_unstable();
+                Edge {
+                    from,
+                    to,
+                    relation,
+                    citations,
+                }
+            })
+            .collect();
+        edges.sort_by_key(|edge| std::cmp::Reverse(edge.citations.len()));
+        edges.truncate(MAX_EDGES);
+        let used: std::collections::HashSet<&String> = edges
+            .iter()
+            .flat_map(|edge| [&edge.from, &edge.to])
+            .collect();
+        let nodes = self
+            .nodes
+            .into_values()
+            .filter(|node| used.contains(&node.id))
+            .collect();
+        Graph { nodes, edges }
+    }
 }
 
 impl Graph {

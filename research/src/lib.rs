@@ -7,8 +7,8 @@
 //! API.
 //!
 //! Threading: the orchestrator ([`engine`]) is async (tokio); searches run on the coordinator's
-//! bounded pool, chunk look-ups and evidence ranking (embeddings) on the search CPU pool, fsyncs on
-//! the blocking pool.
+//! bounded pool, chunk look-ups and evidence ranking (embeddings) on the search CPU pool, session
+//! log writes and fsyncs on the blocking pool (one writer per running session).
 
 pub mod cite;
 pub mod engine;

@@ -10,7 +10,7 @@ use aiex_llm::{ChatDelta, ChatRequest, Llm, Message, Role, Templates};
 
 use crate::evidence::Passage;
 use crate::plan::{plan_question, Plan, Planner, SubQuestion};
-use crate::synth::{extractive_section, passages_for, Draft, Synthesizer};
+use crate::synth::{extractive_section, passages_for, Draft, Synthesizer, SynthesizerKind};
 use crate::template::Template;
 use crate::text::truncate;
 use crate::usage::Usage;
@@ -73,66 +73,10 @@ impl Planner for LlmPlanner {
             if template.is_some() {
                 return Ok((base, Usage::default()));
             }
-            let schema = json!({
-                "type": "object",
-                "required": ["sub_questions"],
-                "properties": {"sub_questions": {"type": "array", "minItems": 1, "items": {
-                    "type": "object", "required": ["question", "queries"],
-                    "properties": {
-                        "heading": {"type": "string"},
-                        "question": {"type": "string", "minLength": 3},
-                        "queries": {"type": "array", "items": {"type": "string"}}
-                    }
-                }}}
-            });
-            let prompt = PROMPTS
-                .render(
-                    "plan",
-                    json!({"max_sub_questions": max_sub_questions, "question": question}),
-                )
-                .map_err(|err| crate::Error::Llm(err.to_string()))?;
-            let request = ChatRequest::new(
-                Role::Fast,
-                vec![
-                    Message::system("You plan research for programmers."),
-                    Message::user(prompt),
-                ],
-            )
-            .with_max_tokens(600)
-            .with_temperature(0.0);
-            match self.llm.chat_json(request, &schema).await {
+            let request = plan_request(question, max_sub_questions)?;
+            match self.llm.chat_json(request, &plan_schema()).await {
                 Ok((value, response)) => {
-                    let mut sub_questions = Vec::new();
-                    for item in value["sub_questions"].as_array().into_iter().flatten() {
-                        let Some(text) = item["question"].as_str().map(str::trim) else {
-                            continue;
-                        };
-                        if text.is_empty() || sub_questions.len() >= max_sub_questions {
-                            continue;
-                        }
-                        let mut queries: Vec<String> = item["queries"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|q| q.as_str().map(str::trim).filter(|q| !q.is_empty()))
-                            .map(|q| truncate(q, 200))
-                            .take(3)
-                            .collect();
-                        if queries.is_empty() {
-                            queries.push(text.to_string());
-                        }
-                        sub_questions.push(SubQuestion {
-                            index: sub_questions.len(),
-                            heading: item["heading"]
-                                .as_str()
-                                .filter(|h| !h.trim().is_empty())
-                                .unwrap_or(text)
-                                .trim()
-                                .to_string(),
-                            text: text.to_string(),
-                            queries,
-                        });
-                    }
+                    let sub_questions = sub_questions_of(&value, max_sub_questions);
                     let usage = usage_of(response.usage);
                     if sub_questions.is_empty() {
                         return Ok((base, usage));
@@ -153,6 +97,78 @@ impl Planner for LlmPlanner {
             }
         })
     }
+}
+
+/// The JSON schema of a planning answer.
+fn plan_schema() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "required": ["sub_questions"],
+        "properties": {"sub_questions": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["question", "queries"],
+            "properties": {
+                "heading": {"type": "string"},
+                "question": {"type": "string", "minLength": 3},
+                "queries": {"type": "array", "items": {"type": "string"}}
+            }
+        }}}
+    })
+}
+
+/// The `fast` model's planning request for `question`.
+fn plan_request(question: &str, max_sub_questions: usize) -> crate::Result<ChatRequest> {
+    let prompt = PROMPTS
+        .render(
+            "plan",
+            json!({"max_sub_questions": max_sub_questions, "question": question}),
+        )
+        .map_err(|err| crate::Error::Llm(err.to_string()))?;
+    Ok(ChatRequest::new(
+        Role::Fast,
+        vec![
+            Message::system("You plan research for programmers."),
+            Message::user(prompt),
+        ],
+    )
+    .with_max_tokens(600)
+    .with_temperature(0.0))
+}
+
+/// The sub-questions of a planning answer (at most `max_sub_questions`, up to three queries
+/// each; the question itself when it names none).
+fn sub_questions_of(value: &serde_json::Value, max_sub_questions: usize) -> Vec<SubQuestion> {
+    let mut sub_questions = Vec::new();
+    for item in value["sub_questions"].as_array().into_iter().flatten() {
+        let Some(text) = item["question"].as_str().map(str::trim) else {
+            continue;
+        };
+        if text.is_empty() || sub_questions.len() >= max_sub_questions {
+            continue;
+        }
+        let mut queries: Vec<String> = item["queries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|q| q.as_str().map(str::trim).filter(|q| !q.is_empty()))
+            .map(|q| truncate(q, 200))
+            .take(3)
+            .collect();
+        if queries.is_empty() {
+            queries.push(text.to_string());
+        }
+        sub_questions.push(SubQuestion {
+            index: sub_questions.len(),
+            heading: item["heading"]
+                .as_str()
+                .filter(|h| !h.trim().is_empty())
+                .unwrap_or(text)
+                .trim()
+                .to_string(),
+            text: text.to_string(),
+            queries,
+        });
+    }
+    sub_questions
 }
 
 /// Synthesis by the `smart` model, streamed, with `[n]` citations to the evidence list.
@@ -238,6 +254,10 @@ pub fn split_sections(text: &str, plan: &Plan) -> Option<(String, Vec<Option<Str
 impl Synthesizer for LlmSynthesizer {
     fn name(&self) -> &str {
         "llm"
+    }
+
+    fn kind(&self) -> SynthesizerKind {
+        SynthesizerKind::Llm
     }
 
     fn synthesize<'a>(

@@ -346,90 +346,152 @@ pub fn plan_question(
     let question_type = template.map_or_else(|| question_type(question), |t| t.question_type);
     let subject = subject(question, &entities, &key_phrases);
     let (a, b) = pair(question, &entities, &key_phrases);
+    let skeleton = match template {
+        Some(template) => template_skeleton(template, question, &subject, &a, &b),
+        None => question_skeleton(question, question_type, &entities, &subject, &a, &b),
+    };
+    Plan {
+        question: question.to_string(),
+        title: capitalise(&skeleton.title),
+        question_type,
+        key_phrases,
+        entities,
+        sub_questions: sub_questions_of(skeleton.drafts, max_sub_questions),
+        template: template.map(|t| t.name.to_string()),
+        summary_heading: skeleton.summary_heading,
+        planner: "deterministic".to_string(),
+    }
+}
+
+/// A plan's title, summary heading and (heading, sub-question) drafts, before deduplication.
+struct Skeleton {
+    title: String,
+    summary_heading: String,
+    drafts: Vec<(String, String)>,
+}
+
+/// The skeleton a template gives, its placeholders filled.
+fn template_skeleton(
+    template: &Template,
+    question: &str,
+    subject: &str,
+    a: &str,
+    b: &str,
+) -> Skeleton {
+    Skeleton {
+        title: fill(template.title, question, subject, a, b),
+        summary_heading: template.summary_heading.to_string(),
+        drafts: template
+            .sections
+            .iter()
+            .map(|section| {
+                (
+                    section.heading.to_string(),
+                    fill(section.sub_question, question, subject, a, b),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The skeleton of a question without a template: its clauses (or the question itself), the
+/// sub-questions its type calls for, and one for each entity not mentioned yet.
+fn question_skeleton(
+    question: &str,
+    question_type: QuestionType,
+    entities: &[String],
+    subject: &str,
+    a: &str,
+    b: &str,
+) -> Skeleton {
     let mut drafts: Vec<(String, String)> = Vec::new();
-    let title;
-    let summary_heading;
-    if let Some(template) = template {
-        title = fill(template.title, question, &subject, &a, &b);
-        summary_heading = template.summary_heading.to_string();
-        for section in template.sections {
-            drafts.push((
-                section.heading.to_string(),
-                fill(section.sub_question, question, &subject, &a, &b),
-            ));
+    let parts = clauses(question);
+    if parts.len() > 1 {
+        for part in &parts {
+            drafts.push((part.trim_end_matches('?').to_string(), part.clone()));
         }
     } else {
-        title = question.trim_end_matches('?').to_string();
-        summary_heading = "Summary".to_string();
-        let parts = clauses(question);
-        if parts.len() > 1 {
-            for part in &parts {
-                drafts.push((part.trim_end_matches('?').to_string(), part.clone()));
-            }
-        } else {
-            drafts.push((
-                "Answer".to_string(),
-                format!("{}?", question.trim_end_matches('?')),
-            ));
-        }
-        let extra: Vec<(String, String)> = match question_type {
-            QuestionType::Comparison => vec![
-                (
-                    format!("About {a}"),
-                    format!("What is {a} and what is it for?"),
-                ),
-                (
-                    format!("About {b}"),
-                    format!("What is {b} and what is it for?"),
-                ),
-                ("Differences".into(), format!("How do {a} and {b} differ?")),
-            ],
-            QuestionType::HowTo => vec![
-                (format!("What {subject} is"), format!("What is {subject}?")),
-                ("Example".into(), format!("Example of {subject}")),
-                (
-                    "Pitfalls".into(),
-                    format!("Common errors and pitfalls with {subject}"),
-                ),
-            ],
-            QuestionType::Explanation => vec![
-                (format!("What {subject} is"), format!("What is {subject}?")),
-                ("How it works".into(), format!("How does {subject} work?")),
-                ("Example".into(), format!("Example of {subject}")),
-            ],
-            QuestionType::Debugging => vec![
-                ("Causes".into(), format!("What causes {subject}?")),
-                ("Fixes".into(), format!("How to fix {subject}?")),
-            ],
-            QuestionType::Migration => vec![
-                (
-                    "What changed".into(),
-                    format!("What changed between {a} and {b}?"),
-                ),
-                ("Steps".into(), format!("How to migrate from {a} to {b}?")),
-            ],
-            QuestionType::Architecture => vec![
-                (
-                    "Components".into(),
-                    format!("What are the main components of {subject}?"),
-                ),
-                (
-                    "Data flow".into(),
-                    format!("How does data flow through {subject}?"),
-                ),
-            ],
-        };
-        drafts.extend(extra);
-        // Entities the sub-questions do not mention yet get their own.
-        for entity in entities.iter().take(3) {
-            let mentioned = drafts
-                .iter()
-                .any(|(_, text)| text.to_lowercase().contains(&entity.to_lowercase()));
-            if !mentioned {
-                drafts.push((format!("About {entity}"), format!("What is {entity}?")));
-            }
+        drafts.push((
+            "Answer".to_string(),
+            format!("{}?", question.trim_end_matches('?')),
+        ));
+    }
+    drafts.extend(type_drafts(question_type, subject, a, b));
+    // Entities the sub-questions do not mention yet get their own.
+    for entity in entities.iter().take(3) {
+        let mentioned = drafts
+            .iter()
+            .any(|(_, text)| text.to_lowercase().contains(&entity.to_lowercase()));
+        if !mentioned {
+            drafts.push((format!("About {entity}"), format!("What is {entity}?")));
         }
     }
+    Skeleton {
+        title: question.trim_end_matches('?').to_string(),
+        summary_heading: "Summary".to_string(),
+        drafts,
+    }
+}
+
+/// The (heading, sub-question) drafts a question type calls for.
+fn type_drafts(
+    question_type: QuestionType,
+    subject: &str,
+    a: &str,
+    b: &str,
+) -> Vec<(String, String)> {
+    match question_type {
+        QuestionType::Comparison => vec![
+            (
+                format!("About {a}"),
+                format!("What is {a} and what is it for?"),
+            ),
+            (
+                format!("About {b}"),
+                format!("What is {b} and what is it for?"),
+            ),
+            ("Differences".into(), format!("How do {a} and {b} differ?")),
+        ],
+        QuestionType::HowTo => vec![
+            (format!("What {subject} is"), format!("What is {subject}?")),
+            ("Example".into(), format!("Example of {subject}")),
+            (
+                "Pitfalls".into(),
+                format!("Common errors and pitfalls with {subject}"),
+            ),
+        ],
+        QuestionType::Explanation => vec![
+            (format!("What {subject} is"), format!("What is {subject}?")),
+            ("How it works".into(), format!("How does {subject} work?")),
+            ("Example".into(), format!("Example of {subject}")),
+        ],
+        QuestionType::Debugging => vec![
+            ("Causes".into(), format!("What causes {subject}?")),
+            ("Fixes".into(), format!("How to fix {subject}?")),
+        ],
+        QuestionType::Migration => vec![
+            (
+                "What changed".into(),
+                format!("What changed between {a} and {b}?"),
+            ),
+            ("Steps".into(), format!("How to migrate from {a} to {b}?")),
+        ],
+        QuestionType::Architecture => vec![
+            (
+                "Components".into(),
+                format!("What are the main components of {subject}?"),
+            ),
+            (
+                "Data flow".into(),
+                format!("How does data flow through {subject}?"),
+            ),
+        ],
+    }
+}
+
+/// The drafts as numbered sub-questions with their queries: one per distinct set of content
+/// words, at most `max_sub_questions` (at least one).
+fn sub_questions_of(drafts: Vec<(String, String)>, max_sub_questions: usize) -> Vec<SubQuestion> {
     let mut seen = HashSet::new();
     let mut sub_questions = Vec::new();
     for (heading, text) in drafts {
@@ -447,17 +509,7 @@ pub fn plan_question(
             heading: capitalise(&heading),
         });
     }
-    Plan {
-        question: question.to_string(),
-        title: capitalise(&title),
-        question_type,
-        key_phrases,
-        entities,
-        sub_questions,
-        template: template.map(|t| t.name.to_string()),
-        summary_heading,
-        planner: "deterministic".to_string(),
-    }
+    sub_questions
 }
 
 fn capitalise(text: &str) -> String {

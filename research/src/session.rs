@@ -1,7 +1,7 @@
 //! Sessions on disk: one append-only JSON-lines event log per session under
 //! `data_dir/research/sessions/ID/events.jsonl`, synced at the end of every stage and after every
-//! finished search or fetch. A torn last line (a crash mid-write) is ignored on reading and cut off
-//! before a resumed session appends.
+//! finished search or fetch (the engine's journal batches the writes in between). A torn last
+//! line (a crash mid-write) is ignored on reading and cut off before a resumed session appends.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, Write};
@@ -353,8 +353,13 @@ impl SessionLog {
     pub fn append(&mut self, event: &ResearchEvent) -> Result<()> {
         let mut line = serde_json::to_vec(event)?;
         line.push(b'\n');
+        self.append_lines(&line)
+    }
+
+    /// Appends whole event lines (each ending in a newline), written at once.
+    pub fn append_lines(&mut self, lines: &[u8]) -> Result<()> {
         self.file
-            .write_all(&line)
+            .write_all(lines)
             .map_err(|err| Error::io("writing", &self.path, err))
     }
 

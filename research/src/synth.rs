@@ -22,10 +22,21 @@ pub struct Draft {
     pub usage: Usage,
 }
 
+/// What a synthesizer writes with, which decides whether the token and cost budgets apply to it
+/// and whether a failure falls back to extractive synthesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SynthesizerKind {
+    /// Sentences of the evidence, without a model: free, and the fallback of the others.
+    Extractive,
+    /// A language model: spends tokens and money within the session's budgets.
+    Llm,
+}
+
 /// Writes the report's text.
 pub trait Synthesizer: Send + Sync {
-    /// `extractive` or `llm`.
+    /// `extractive` or `llm`: the report's `synthesis` field.
     fn name(&self) -> &str;
+    fn kind(&self) -> SynthesizerKind;
     /// The draft, in at most `max_output_tokens` (LLM synthesizers); text written as it is
     /// produced may be sent on `deltas` (for streaming).
     fn synthesize<'a>(
@@ -157,6 +168,10 @@ pub fn passages_for(passages: &[Passage], index: usize) -> Vec<&Passage> {
 impl Synthesizer for ExtractiveSynthesizer {
     fn name(&self) -> &str {
         "extractive"
+    }
+
+    fn kind(&self) -> SynthesizerKind {
+        SynthesizerKind::Extractive
     }
 
     fn synthesize<'a>(

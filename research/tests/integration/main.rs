@@ -187,6 +187,10 @@ impl aiex_research::synth::Synthesizer for ScriptedLlm {
         "llm"
     }
 
+    fn kind(&self) -> aiex_research::synth::SynthesizerKind {
+        aiex_research::synth::SynthesizerKind::Llm
+    }
+
     fn synthesize<'a>(
         &'a self,
         plan: &'a aiex_research::plan::Plan,

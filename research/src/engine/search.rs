@@ -1,0 +1,283 @@
+//! The search stage: a round's queries through the coordinator, a few at a time, each recorded
+//! (and synced) as it finishes; local hits are completed with their chunk's full text.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aiex_search::{CoordinatedSearch, Hit, SearchEvent, SourceQuery};
+use tokio::task::JoinSet;
+
+use super::run::{Run, Step};
+use super::ResearchEngine;
+use crate::event::{Budget, EventKind, ResearchRequest, Stage};
+use crate::evidence::FoundText;
+use crate::text::{now_millis, rfc3339};
+use crate::Error;
+
+/// What a search found: the texts, and the sources' notes; or why it failed.
+type SearchResult = std::result::Result<(Vec<FoundText>, Vec<String>), String>;
+
+/// What a search task hands back: sub-question, query, start time and result.
+type SearchOutcome = (usize, String, Instant, SearchResult);
+
+impl Run {
+    /// (sub-question, query) pairs searched in `round`: the plan's queries first, then the queries
+    /// of the gaps found by the round before.
+    pub(super) fn round_queries(&self, round: u32) -> Vec<(usize, String)> {
+        let Some(plan) = &self.state.plan else {
+            return Vec::new();
+        };
+        if round == 1 {
+            return plan
+                .sub_questions
+                .iter()
+                .flat_map(|sub| {
+                    sub.queries
+                        .iter()
+                        .map(move |query| (sub.index, query.clone()))
+                })
+                .collect();
+        }
+        let Some((_, gaps)) = self.state.evidence.get(&(round - 1)) else {
+            return Vec::new();
+        };
+        let earlier: HashSet<(usize, &String)> = self
+            .state
+            .searches
+            .keys()
+            .map(|(_, sub, query)| (*sub, query))
+            .collect();
+        let mut out = Vec::new();
+        for gap in gaps {
+            for query in &gap.queries {
+                if !earlier.contains(&(gap.sub_question, query))
+                    && !out.contains(&(gap.sub_question, query.clone()))
+                {
+                    out.push((gap.sub_question, query.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs the queries of `round` not finished yet, `search_concurrency` at a time, within the
+    /// search and wall-time budgets.
+    pub(super) async fn search_round(
+        &mut self,
+        round: u32,
+        queries: &[(usize, String)],
+        request: &ResearchRequest,
+    ) -> Step<()> {
+        let mut pending: Vec<(usize, String)> = queries
+            .iter()
+            .filter(|(sub, query)| {
+                !self
+                    .state
+                    .searches
+                    .contains_key(&(round, *sub, query.clone()))
+            })
+            .cloned()
+            .collect();
+        pending.reverse();
+        let mut running: JoinSet<SearchOutcome> = JoinSet::new();
+        let mut stopped = false;
+        loop {
+            if !stopped {
+                stopped = self.launch_searches(round, &mut pending, &mut running, request)?;
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let outcome =
+                joined.map_err(|err| Error::Internal(format!("a search task stopped: {err}")))?;
+            self.record_search(round, outcome).await?;
+        }
+        self.check_cancelled()
+    }
+
+    /// Starts pending searches while fewer than `search_concurrency` run; true when a cancel or a
+    /// budget stops the round from starting more.
+    fn launch_searches(
+        &mut self,
+        round: u32,
+        pending: &mut Vec<(usize, String)>,
+        running: &mut JoinSet<SearchOutcome>,
+        request: &ResearchRequest,
+    ) -> Step<bool> {
+        let concurrency = self.engine.config.research.search_concurrency;
+        let max_searches = self.engine.config.research.max_searches;
+        while running.len() < concurrency && !pending.is_empty() {
+            if self.is_cancelled() {
+                return Ok(true);
+            }
+            if self.state.searches_run + running.len() >= max_searches {
+                let used = (self.state.searches_run + running.len()) as f64;
+                self.budget(Budget::Searches, Stage::Search, max_searches as f64, used)?;
+                return Ok(true);
+            }
+            if !self.wall_time_left(Stage::Search)? {
+                return Ok(true);
+            }
+            let Some((sub, query)) = pending.pop() else {
+                break;
+            };
+            self.emit(EventKind::SearchStarted {
+                round,
+                sub_question: sub,
+                query: query.clone(),
+            })?;
+            let engine = Arc::clone(&self.engine);
+            let collections = request.collections.clone();
+            let sources = request.sources.clone();
+            running.spawn(async move {
+                let started = Instant::now();
+                let result = engine.search_one(&query, collections, sources).await;
+                (sub, query, started, result)
+            });
+        }
+        Ok(false)
+    }
+
+    /// Records a finished search and syncs it, so that a resumed session does not repeat it.
+    async fn record_search(&mut self, round: u32, outcome: SearchOutcome) -> Step<()> {
+        let (sub, query, started, result) = outcome;
+        match result {
+            Ok((found, notes)) => self.emit(EventKind::SearchCompleted {
+                round,
+                sub_question: sub,
+                query,
+                found,
+                took_ms: started.elapsed().as_millis() as u64,
+                notes,
+            })?,
+            Err(error) => self.emit(EventKind::SearchFailed {
+                round,
+                sub_question: sub,
+                query,
+                error,
+            })?,
+        }
+        self.sync().await?;
+        Ok(())
+    }
+}
+
+impl ResearchEngine {
+    /// One search through the coordinator; local hits are completed with their chunk's full text.
+    async fn search_one(
+        &self,
+        query: &str,
+        collections: Vec<String>,
+        sources: Vec<String>,
+    ) -> SearchResult {
+        let hits_per_search = self.config.research.hits_per_search;
+        let mut source_query = SourceQuery::new(query, hits_per_search);
+        source_query.collections = collections;
+        let events = self
+            .coordinator
+            .search_all(CoordinatedSearch {
+                query: source_query,
+                sources,
+            })
+            .await;
+        let (hits, notes) = merged_hits(events)?;
+        let retrieved_at = rfc3339(now_millis());
+        let mut found: Vec<FoundText> = hits
+            .iter()
+            .take(hits_per_search)
+            .map(|hit| found_text(hit, &retrieved_at))
+            .collect();
+        self.complete_local_chunks(&hits, &mut found).await?;
+        Ok((found, notes))
+    }
+
+    /// Replaces the snippets of local hits with their chunk's full text and lines (chunk
+    /// look-ups on the search CPU pool).
+    async fn complete_local_chunks(
+        &self,
+        hits: &[Hit],
+        found: &mut [FoundText],
+    ) -> std::result::Result<(), String> {
+        let Some(local) = &self.local else {
+            return Ok(());
+        };
+        let lookups: Vec<(usize, String, u64)> = hits
+            .iter()
+            .take(found.len())
+            .enumerate()
+            .filter_map(|(position, hit)| Some((position, hit.collection.clone()?, hit.chunk_id?)))
+            .collect();
+        if lookups.is_empty() {
+            return Ok(());
+        }
+        let local_for_task = Arc::clone(local);
+        let chunks = aiex_search::sources::local::run_cpu(&local.pool, move || {
+            lookups
+                .into_iter()
+                .filter_map(|(position, collection, id)| {
+                    let searcher = local_for_task.searcher_of(&collection)?;
+                    match searcher.get_chunk(&collection, id) {
+                        Ok(chunk) => chunk.map(|chunk| (position, chunk)),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "chunk look-up failed");
+                            None
+                        }
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|err| err.to_string())?;
+        for (position, chunk) in chunks {
+            let item = &mut found[position];
+            item.text = chunk.text;
+            item.parent = chunk.parent;
+            item.start_line = Some(chunk.start_line);
+            item.end_line = Some(chunk.end_line);
+        }
+        Ok(())
+    }
+}
+
+/// The merged hits of a coordinated search and the sources' notes (failures included); an error
+/// when the search ended without a merge.
+fn merged_hits(events: Vec<SearchEvent>) -> std::result::Result<(Vec<Hit>, Vec<String>), String> {
+    let mut notes = Vec::new();
+    let mut merged = None;
+    for event in events {
+        match event {
+            SearchEvent::Results { notes: more, .. } => notes.extend(more),
+            SearchEvent::SourceFailed { source, error, .. } => {
+                notes.push(format!("source {source} failed: {error}"))
+            }
+            SearchEvent::Merged { hits, .. } => merged = Some(hits),
+            _ => {}
+        }
+    }
+    match merged {
+        Some(hits) => Ok((hits, notes)),
+        None if notes.is_empty() => Err("the search ended without results".to_string()),
+        None => Err(notes.join("; ")),
+    }
+}
+
+/// A hit as a found text (its snippet as the text until the chunk is looked up).
+fn found_text(hit: &Hit, retrieved_at: &str) -> FoundText {
+    FoundText {
+        source: hit.source.clone(),
+        title: hit.title.clone(),
+        url: hit.url.clone(),
+        collection: hit.collection.clone(),
+        path: hit.path.clone(),
+        start_line: hit.start_line,
+        end_line: hit.end_line,
+        language: hit.language.clone(),
+        symbol: hit.symbol.clone(),
+        kind: hit.kind.clone(),
+        parent: None,
+        text: hit.snippet.clone(),
+        score: hit.score,
+        retrieved_at: retrieved_at.to_string(),
+    }
+}
