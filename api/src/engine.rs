@@ -14,6 +14,7 @@ use aiex_search::setup::{
     coordinator_options, local_sources_with, search_pool, LocalSources, SetupError,
 };
 use aiex_search::sources::web::WebSource;
+use aiex_search::web::WebError;
 use aiex_search::{CoordinatedSearch, Coordinator, Source, SourceQuery};
 
 /// Why the engine could not be built.
@@ -22,16 +23,19 @@ pub enum EngineError {
     #[error(transparent)]
     Index(#[from] aiex_indexer::Error),
     #[error("configuring web search: {0}")]
-    Web(String),
+    Web(#[from] WebError),
     #[error("starting the search pool: {0}")]
-    Pool(String),
+    Pool(#[from] rayon::ThreadPoolBuildError),
+    /// The blocking task that builds the engine panicked or was cancelled.
+    #[error("building the search engine: {0}")]
+    Build(#[from] tokio::task::JoinError),
 }
 
 impl From<SetupError> for EngineError {
     fn from(err: SetupError) -> Self {
         match err {
             SetupError::Index(err) => EngineError::Index(err),
-            SetupError::Pool(message) => EngineError::Pool(message),
+            SetupError::Pool(err) => EngineError::Pool(err),
         }
     }
 }
@@ -123,8 +127,7 @@ impl SearchEngine {
             })
             .collect();
         let mut sources: Vec<Arc<dyn Source>> = local.sources.clone();
-        let web =
-            WebSource::from_config(config).map_err(|err| EngineError::Web(err.to_string()))?;
+        let web = WebSource::from_config(config)?;
         let has_web = web.is_some();
         if let Some(web) = web {
             sources.push(Arc::new(web));

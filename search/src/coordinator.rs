@@ -2,18 +2,23 @@
 //! deadline inside an overall budget; results streamed as they arrive; a fused, deduplicated list
 //! at the end. A slow, failing, hanging or panicking source never delays or fails the others: its
 //! failure is an event.
+//!
+//! A search runs in phases (select and start the sources, collect their outcomes under the
+//! deadlines, fuse and finish); the sources run as tasks of one [`JoinSet`], so a caller that
+//! drops the receiver cancels them all.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinSet};
 
 use crate::cache::{CacheStats, ResultCache};
 use crate::event::{SearchEvent, SourceTiming, Timings};
 use crate::fusion::{fuse, FusionParams, RankedList};
 use crate::hit::Hit;
-use crate::source::{Source, SourceError, SourceQuery, SourceResults};
+use crate::source::{Source, SourceQuery, SourceResults};
 
 /// Longest snippet kept from any source.
 const MAX_SNIPPET_BYTES: usize = 2_000;
@@ -102,7 +107,8 @@ impl Coordinator {
     }
 
     /// Starts `search`; its events arrive on the returned receiver, the last one `done`. Dropping
-    /// the receiver cancels the search. Must be called within a tokio runtime.
+    /// the receiver cancels the search and its sources' tasks. Must be called within a tokio
+    /// runtime.
     pub fn search(self: &Arc<Self>, search: CoordinatedSearch) -> mpsc::Receiver<SearchEvent> {
         let (sender, receiver) = mpsc::channel(64);
         let this = Arc::clone(self);
@@ -120,183 +126,167 @@ impl Coordinator {
         events
     }
 
+    /// Runs the phases of `search` until they end or the caller drops the receiver. Either way
+    /// the phases' future is dropped at the end, and with it the [`JoinSet`] of source tasks,
+    /// which aborts those still running.
     async fn run(self: Arc<Self>, search: CoordinatedSearch, sender: mpsc::Sender<SearchEvent>) {
-        let started = Instant::now();
-        let budget_end = tokio::time::Instant::now() + self.options.budget;
-        let mut id = 0u64;
-        let mut next = || {
-            id += 1;
-            id
-        };
+        let watcher = sender.clone();
+        let mut run = Run::new(sender, self.options.budget);
+        tokio::select! {
+            _ = self.phases(&search, &mut run) => {}
+            () = watcher.closed() => {}
+        }
+    }
 
+    /// Start the sources, collect their outcomes under the deadlines, fuse, finish. `Err` when
+    /// the caller has gone.
+    async fn phases(
+        self: &Arc<Self>,
+        search: &CoordinatedSearch,
+        run: &mut Run,
+    ) -> Result<(), CallerGone> {
+        let (selected, unknown) = self.select(&search.sources);
+        let tasks = self
+            .start_sources(run, &selected, unknown, &search.query)
+            .await?;
+        let collected = self.collect(run, &selected, tasks).await?;
+        self.finish(run, collected, search.query.limit.max(1)).await
+    }
+
+    /// The sources `requested` names (all when empty), in order and without duplicates, and the
+    /// requested names that select none.
+    fn select(&self, requested: &[String]) -> (Vec<Arc<dyn Source>>, Vec<String>) {
+        if requested.is_empty() {
+            return (self.sources.clone(), Vec::new());
+        }
         let mut selected: Vec<Arc<dyn Source>> = Vec::new();
         let mut unknown: Vec<String> = Vec::new();
-        if search.sources.is_empty() {
-            selected = self.sources.clone();
-        } else {
-            for requested in &search.sources {
-                let matching: Vec<&Arc<dyn Source>> = self
-                    .sources
-                    .iter()
-                    .filter(|source| selects(requested, source.name()))
-                    .collect();
-                if matching.is_empty() {
-                    unknown.push(requested.clone());
-                }
-                for source in matching {
-                    if !selected.iter().any(|s| s.name() == source.name()) {
-                        selected.push(Arc::clone(source));
-                    }
+        for name in requested {
+            let matching: Vec<&Arc<dyn Source>> = self
+                .sources
+                .iter()
+                .filter(|source| selects(name, source.name()))
+                .collect();
+            if matching.is_empty() {
+                unknown.push(name.clone());
+            }
+            for source in matching {
+                if !selected.iter().any(|s| s.name() == source.name()) {
+                    selected.push(Arc::clone(source));
                 }
             }
         }
+        (selected, unknown)
+    }
 
+    /// Reports the unknown names, then starts one task per selected source, each reported as
+    /// started first.
+    async fn start_sources(
+        self: &Arc<Self>,
+        run: &mut Run,
+        selected: &[Arc<dyn Source>],
+        unknown: Vec<String>,
+        query: &SourceQuery,
+    ) -> Result<SourceTasks, CallerGone> {
         for requested in unknown {
             let error = format!(
                 "no such source (available: {})",
                 self.source_names().join(", ")
             );
-            let event = SearchEvent::SourceFailed {
-                id: next(),
+            let id = run.next_id();
+            run.send(SearchEvent::SourceFailed {
+                id,
                 source: requested,
                 error,
-            };
-            if sender.send(event).await.is_err() {
-                return;
-            }
+            })
+            .await?;
         }
-
-        let (outcome_sender, mut outcomes) = mpsc::unbounded_channel::<(usize, Outcome, f64)>();
-        let mut tasks = Vec::with_capacity(selected.len());
+        let mut tasks = SourceTasks::default();
         for (index, source) in selected.iter().enumerate() {
-            let event = SearchEvent::SourceStarted {
-                id: next(),
+            let id = run.next_id();
+            run.send(SearchEvent::SourceStarted {
+                id,
                 source: source.name().to_string(),
-            };
-            if sender.send(event).await.is_err() {
-                return;
-            }
-            let source = Arc::clone(source);
-            let this = Arc::clone(&self);
-            let query = search.query.clone();
-            let outcome_sender = outcome_sender.clone();
+            })
+            .await?;
             let deadline = self
                 .options
                 .deadlines
                 .get(source.name())
                 .copied()
                 .unwrap_or(self.options.default_deadline);
-            tasks.push(tokio::spawn(async move {
+            let this = Arc::clone(self);
+            let source = Arc::clone(source);
+            let query = query.clone();
+            let handle = tasks.set.spawn(async move {
                 let source_started = Instant::now();
                 let outcome = this.ask(source, query, deadline).await;
-                let ms = source_started.elapsed().as_secs_f64() * 1000.0;
-                let _ = outcome_sender.send((index, outcome, ms));
-            }));
+                (outcome, source_started.elapsed().as_secs_f64() * 1000.0)
+            });
+            tasks.indexes.insert(handle.id(), index);
         }
-        drop(outcome_sender);
-
-        let mut lists: Vec<Option<RankedList>> = vec![None; selected.len()];
-        let mut timings = Timings::default();
-        let mut reported = vec![false; selected.len()];
-        loop {
-            let received = tokio::time::timeout_at(budget_end, outcomes.recv()).await;
-            let Ok(Some((index, outcome, ms))) = received else {
-                break;
-            };
-            reported[index] = true;
-            let source = selected[index].name().to_string();
-            let event = match outcome {
-                Outcome::Hits { results, cached } => {
-                    let SourceResults { hits, notes } = results;
-                    timings.sources.push(SourceTiming {
-                        source: source.clone(),
-                        ms,
-                        cached,
-                        ok: true,
-                        hits: hits.len(),
-                    });
-                    lists[index] = Some(RankedList {
-                        source: source.clone(),
-                        hits: hits.clone(),
-                    });
-                    SearchEvent::Results {
-                        id: next(),
-                        source,
-                        hits,
-                        took_ms: ms,
-                        cached,
-                        notes,
-                    }
-                }
-                Outcome::Failed(error) => {
-                    timings.sources.push(SourceTiming {
-                        source: source.clone(),
-                        ms,
-                        cached: false,
-                        ok: false,
-                        hits: 0,
-                    });
-                    SearchEvent::SourceFailed {
-                        id: next(),
-                        source,
-                        error,
-                    }
-                }
-            };
-            if sender.send(event).await.is_err() {
-                tasks.iter().for_each(|task| task.abort());
-                return;
-            }
-        }
-        // Whatever has not reported within the budget is cut off.
-        for (index, task) in tasks.iter().enumerate() {
-            if !reported[index] {
-                task.abort();
-                let source = selected[index].name().to_string();
-                timings.sources.push(SourceTiming {
-                    source: source.clone(),
-                    ms: started.elapsed().as_secs_f64() * 1000.0,
-                    cached: false,
-                    ok: false,
-                    hits: 0,
-                });
-                let event = SearchEvent::SourceFailed {
-                    id: next(),
-                    source,
-                    error: format!(
-                        "overall search budget of {} ms exceeded",
-                        self.options.budget.as_millis()
-                    ),
-                };
-                if sender.send(event).await.is_err() {
-                    return;
-                }
-            }
-        }
-
-        let fusion_started = Instant::now();
-        let lists: Vec<RankedList> = lists.into_iter().flatten().collect();
-        let merged = fuse(&lists, &self.options.fusion, search.query.limit.max(1));
-        timings.fusion_ms = fusion_started.elapsed().as_secs_f64() * 1000.0;
-        let event = SearchEvent::Merged {
-            id: next(),
-            hits: merged,
-        };
-        if sender.send(event).await.is_err() {
-            return;
-        }
-        timings.total_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let _ = sender
-            .send(SearchEvent::Done {
-                id: next(),
-                timings,
-            })
-            .await;
+        Ok(tasks)
     }
 
-    /// Asks one source, through the cache, under its deadline; panics become failures.
-    async fn ask(
+    /// Reports each source's outcome as it arrives, until all have or the budget is spent; what
+    /// has not reported by then is cut off.
+    async fn collect(
         &self,
+        run: &mut Run,
+        selected: &[Arc<dyn Source>],
+        mut tasks: SourceTasks,
+    ) -> Result<Collected, CallerGone> {
+        let mut collected = Collected::new(selected.len());
+        while let Ok(Some(joined)) =
+            tokio::time::timeout_at(run.budget_end, tasks.set.join_next_with_id()).await
+        {
+            let (index, outcome, ms) = tasks.outcome(joined, selected, run.started);
+            let id = run.next_id();
+            let event = collected.record(id, index, selected[index].name(), outcome, ms);
+            run.send(event).await?;
+        }
+        // Whatever has not reported within the budget is cut off.
+        tasks.set.abort_all();
+        let budget_ms = self.options.budget.as_millis();
+        for (index, source) in selected.iter().enumerate() {
+            if collected.reported[index] {
+                continue;
+            }
+            let outcome =
+                Outcome::Failed(format!("overall search budget of {budget_ms} ms exceeded"));
+            let ms = run.started.elapsed().as_secs_f64() * 1000.0;
+            let id = run.next_id();
+            let event = collected.record(id, index, source.name(), outcome, ms);
+            run.send(event).await?;
+        }
+        Ok(collected)
+    }
+
+    /// Fuses the lists into the merged one, then reports the timings.
+    async fn finish(
+        &self,
+        run: &mut Run,
+        collected: Collected,
+        limit: usize,
+    ) -> Result<(), CallerGone> {
+        let Collected {
+            lists, mut timings, ..
+        } = collected;
+        let fusion_started = Instant::now();
+        let lists: Vec<RankedList> = lists.into_iter().flatten().collect();
+        let merged = fuse(&lists, &self.options.fusion, limit);
+        timings.fusion_ms = fusion_started.elapsed().as_secs_f64() * 1000.0;
+        let id = run.next_id();
+        run.send(SearchEvent::Merged { id, hits: merged }).await?;
+        timings.total_ms = run.started.elapsed().as_secs_f64() * 1000.0;
+        let id = run.next_id();
+        run.send(SearchEvent::Done { id, timings }).await
+    }
+
+    /// Asks one source, through the cache, under its deadline. Runs as the source's own task,
+    /// so a panic in the source ends that task only (see [`SourceTasks::outcome`]).
+    async fn ask(
+        self: Arc<Self>,
         source: Arc<dyn Source>,
         query: SourceQuery,
         deadline: Duration,
@@ -309,38 +299,149 @@ impl Coordinator {
                 cached: true,
             };
         }
-        let ttl = source.cache_ttl();
-        let name = source.name().to_string();
-        let task = tokio::spawn(async move { source.search(&query).await });
-        let abort = task.abort_handle();
-        match tokio::time::timeout(deadline, task).await {
-            Ok(Ok(Ok(results))) => {
+        match tokio::time::timeout(deadline, source.search(&query)).await {
+            Ok(Ok(results)) => {
                 let results = SourceResults {
                     hits: sanitize(results.hits),
                     notes: results.notes,
                 };
-                self.cache.insert(key, results.clone(), ttl);
+                self.cache.insert(key, results.clone(), source.cache_ttl());
                 Outcome::Hits {
                     results,
                     cached: false,
                 }
             }
-            Ok(Ok(Err(err))) => Outcome::Failed(match err {
-                SourceError::Garbage(_) | SourceError::Failed(_) | SourceError::Unavailable(_) => {
-                    err.to_string()
-                }
-            }),
-            Ok(Err(join_error)) => {
-                if join_error.is_panic() {
-                    tracing::error!(source = %name, "source panicked");
+            Ok(Err(err)) => Outcome::Failed(err.to_string()),
+            Err(_) => Outcome::Failed(format!("deadline of {} ms exceeded", deadline.as_millis())),
+        }
+    }
+}
+
+/// The caller dropped the receiver: the search stops.
+#[derive(Debug)]
+struct CallerGone;
+
+/// One search under way: its clock, its budget and the ids of the events sent.
+struct Run {
+    started: Instant,
+    budget_end: tokio::time::Instant,
+    last_id: u64,
+    sender: mpsc::Sender<SearchEvent>,
+}
+
+impl Run {
+    fn new(sender: mpsc::Sender<SearchEvent>, budget: Duration) -> Self {
+        Run {
+            started: Instant::now(),
+            budget_end: tokio::time::Instant::now() + budget,
+            last_id: 0,
+            sender,
+        }
+    }
+
+    /// Ids increase from 1 in the order events are sent.
+    fn next_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
+    }
+
+    async fn send(&self, event: SearchEvent) -> Result<(), CallerGone> {
+        self.sender.send(event).await.map_err(|_| CallerGone)
+    }
+}
+
+/// The sources' tasks, each with the index of its source. Dropping it aborts them.
+#[derive(Default)]
+struct SourceTasks {
+    set: JoinSet<(Outcome, f64)>,
+    indexes: HashMap<tokio::task::Id, usize>,
+}
+
+impl SourceTasks {
+    /// The source index, outcome and time in ms of a finished task; a panicked task failed.
+    fn outcome(
+        &self,
+        joined: Result<(tokio::task::Id, (Outcome, f64)), JoinError>,
+        selected: &[Arc<dyn Source>],
+        started: Instant,
+    ) -> (usize, Outcome, f64) {
+        let (task, outcome, ms) = match joined {
+            Ok((task, (outcome, ms))) => (task, outcome, ms),
+            Err(join_error) => {
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                let index = self.indexes[&join_error.id()];
+                let outcome = if join_error.is_panic() {
+                    tracing::error!(source = %selected[index].name(), "source panicked");
                     Outcome::Failed("the source failed unexpectedly".to_string())
                 } else {
                     Outcome::Failed("the source was cancelled".to_string())
+                };
+                (join_error.id(), outcome, ms)
+            }
+        };
+        (self.indexes[&task], outcome, ms)
+    }
+}
+
+/// What the sources reported: their lists for fusion, their timings, who has reported.
+struct Collected {
+    lists: Vec<Option<RankedList>>,
+    timings: Timings,
+    reported: Vec<bool>,
+}
+
+impl Collected {
+    fn new(sources: usize) -> Self {
+        Collected {
+            lists: vec![None; sources],
+            timings: Timings::default(),
+            reported: vec![false; sources],
+        }
+    }
+
+    /// Records the outcome of source `index` and returns its event.
+    fn record(
+        &mut self,
+        id: u64,
+        index: usize,
+        source: &str,
+        outcome: Outcome,
+        ms: f64,
+    ) -> SearchEvent {
+        self.reported[index] = true;
+        let source = source.to_string();
+        match outcome {
+            Outcome::Hits { results, cached } => {
+                let SourceResults { hits, notes } = results;
+                self.timings.sources.push(SourceTiming {
+                    source: source.clone(),
+                    ms,
+                    cached,
+                    ok: true,
+                    hits: hits.len(),
+                });
+                self.lists[index] = Some(RankedList {
+                    source: source.clone(),
+                    hits: hits.clone(),
+                });
+                SearchEvent::Results {
+                    id,
+                    source,
+                    hits,
+                    took_ms: ms,
+                    cached,
+                    notes,
                 }
             }
-            Err(_) => {
-                abort.abort();
-                Outcome::Failed(format!("deadline of {} ms exceeded", deadline.as_millis()))
+            Outcome::Failed(error) => {
+                self.timings.sources.push(SourceTiming {
+                    source: source.clone(),
+                    ms,
+                    cached: false,
+                    ok: false,
+                    hits: 0,
+                });
+                SearchEvent::SourceFailed { id, source, error }
             }
         }
     }

@@ -22,7 +22,7 @@ pub enum SetupError {
     #[error(transparent)]
     Index(#[from] aiex_indexer::Error),
     #[error("starting the search pool: {0}")]
-    Pool(String),
+    Pool(#[from] rayon::ThreadPoolBuildError),
 }
 
 /// The local sources (one per collection kind), their searchers, the CPU pool they search on, and
@@ -91,7 +91,7 @@ pub fn search_pool(config: &aiex_config::Config) -> Result<Arc<rayon::ThreadPool
         .thread_name(|index| format!("aiex-search-{index}"))
         .build()
         .map(Arc::new)
-        .map_err(|err| SetupError::Pool(err.to_string()))
+        .map_err(SetupError::from)
 }
 
 /// [`local_sources`] over a pool and query model the caller keeps (a long-lived process that

@@ -2,11 +2,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::cpu::CpuError;
 use crate::hit::Hit;
+use crate::web::{UnknownTimeRange, WebError};
 
 /// A boxed future that can cross threads.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -63,6 +66,31 @@ pub enum SourceError {
     /// The source answered with something unusable.
     #[error("unusable response: {0}")]
     Garbage(String),
+    /// The web provider failed; a malformed answer reads as an unusable response.
+    #[error("{}", web_message(.0))]
+    Web(#[from] WebError),
+    /// The index failed (shared, so that the error stays cheap to clone).
+    #[error(transparent)]
+    Index(Arc<aiex_indexer::Error>),
+    /// The search work on the CPU pool did not finish.
+    #[error(transparent)]
+    Cpu(#[from] CpuError),
+    /// The request names a time range no provider knows.
+    #[error(transparent)]
+    TimeRange(#[from] UnknownTimeRange),
+}
+
+fn web_message(err: &WebError) -> String {
+    match err {
+        WebError::Malformed { .. } => format!("unusable response: {err}"),
+        _ => err.to_string(),
+    }
+}
+
+impl From<aiex_indexer::Error> for SourceError {
+    fn from(err: aiex_indexer::Error) -> Self {
+        SourceError::Index(Arc::new(err))
+    }
 }
 
 /// What a source found, and anything the user should know about how (partial vectors, a

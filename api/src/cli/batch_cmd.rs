@@ -2,14 +2,14 @@
 //! time, through the same job runner as the HTTP API's indexing jobs.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use aiex_api::server::jobs::{JobItemSpec, JobKind, JobManager, JobOptions, JobState};
+use aiex_api::server::jobs::{JobItemSpec, JobKind, JobManager, JobOptions, JobRecord, JobState};
 
 /// The batch file.
 #[derive(Debug, Deserialize)]
@@ -45,25 +45,7 @@ pub fn run(
     concurrency: Option<usize>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let batch: BatchFile =
-        toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-    if batch.jobs.is_empty() {
-        anyhow::bail!("{} lists no [[job]]", file.display());
-    }
-    let base = file.parent().unwrap_or(Path::new("."));
-    let mut items = Vec::new();
-    for job in &batch.jobs {
-        let path = base.join(&job.path);
-        let canonical = path
-            .canonicalize()
-            .with_context(|| format!("{} does not exist", path.display()))?;
-        if let Some(name) = &job.name {
-            aiex_indexer::collection::validate_name(name)?;
-        }
-        items.push((canonical, job));
-    }
+    let (batch, items) = read_batch(file)?;
     let concurrency = concurrency
         .or(batch.concurrency)
         .unwrap_or(config.server.job_concurrency)
@@ -73,52 +55,86 @@ pub fn run(
         .build()
         .context("starting the async runtime")?;
     let config = Arc::new(config.clone());
-    let records = runtime.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let interrupt = shutdown.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupted: stopping at the next checkpoint");
-                interrupt.cancel();
-            }
-        });
-        let manager = JobManager::start(
-            config,
-            JobOptions {
-                dir: None,
-                concurrency,
-                run: true,
-            },
-            None,
-            shutdown.clone(),
-        )
-        .await?;
-        let mut ids = Vec::new();
-        for (path, job) in items {
-            let spec = JobItemSpec {
-                path: path.display().to_string(),
-                name: job.name.clone(),
-                kind: job.kind,
-            };
-            let record = manager
-                .submit("local", vec![(path, spec)], job.embed, job.rebuild)
-                .await
-                .map_err(|err| anyhow::anyhow!("{}", err.message))?;
-            ids.push(record.id);
+    let records = runtime.block_on(run_jobs(config, items, concurrency))?;
+    let failed = print_records(&records, json)?;
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} directories were not indexed", records.len());
+    }
+    Ok(())
+}
+
+/// The batch file and its directories, canonical, with their job entries.
+fn read_batch(file: &Path) -> anyhow::Result<(BatchFile, Vec<(PathBuf, BatchJob)>)> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut batch: BatchFile =
+        toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    if batch.jobs.is_empty() {
+        anyhow::bail!("{} lists no [[job]]", file.display());
+    }
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut items = Vec::new();
+    for job in std::mem::take(&mut batch.jobs) {
+        let path = base.join(&job.path);
+        let canonical = path
+            .canonicalize()
+            .with_context(|| format!("{} does not exist", path.display()))?;
+        if let Some(name) = &job.name {
+            aiex_indexer::collection::validate_name(name)?;
         }
-        tokio::select! {
-            () = manager.wait_all() => {}
-            () = shutdown.cancelled() => manager.wait_stopped(std::time::Duration::from_secs(60)).await,
+        items.push((canonical, job));
+    }
+    Ok((batch, items))
+}
+
+/// Runs one job per directory until all have ended (or Ctrl-C stopped them at a checkpoint);
+/// their final records.
+async fn run_jobs(
+    config: Arc<aiex_config::Config>,
+    items: Vec<(PathBuf, BatchJob)>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<JobRecord>> {
+    let shutdown = CancellationToken::new();
+    let interrupt = shutdown.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: stopping at the next checkpoint");
+            interrupt.cancel();
         }
-        let records: Vec<_> = ids
-            .iter()
-            .filter_map(|id| manager.get(id, None).ok())
-            .collect();
-        anyhow::Ok(records)
-    })?;
+    });
+    let options = JobOptions {
+        dir: None,
+        concurrency,
+        run: true,
+    };
+    let manager = JobManager::start(config, options, None, shutdown.clone()).await?;
+    let mut ids = Vec::new();
+    for (path, job) in items {
+        let spec = JobItemSpec {
+            path: path.display().to_string(),
+            name: job.name.clone(),
+            kind: job.kind,
+        };
+        let record = manager
+            .submit("local", vec![(path, spec)], job.embed, job.rebuild)
+            .await?;
+        ids.push(record.id);
+    }
+    tokio::select! {
+        () = manager.wait_all() => {}
+        () = shutdown.cancelled() => manager.wait_stopped(std::time::Duration::from_secs(60)).await,
+    }
+    Ok(ids
+        .iter()
+        .filter_map(|id| manager.get(id, None).ok())
+        .collect())
+}
+
+/// Prints one line (or JSON object) per directory; how many were not indexed.
+fn print_records(records: &[JobRecord], json: bool) -> anyhow::Result<usize> {
     let mut stdout = std::io::stdout().lock();
     let mut failed = 0;
-    for record in &records {
+    for record in records {
         for item in &record.items {
             if item.state != JobState::Succeeded {
                 failed += 1;
@@ -146,8 +162,5 @@ pub fn run(
         }
     }
     stdout.flush()?;
-    if failed > 0 {
-        anyhow::bail!("{failed} of {} directories were not indexed", records.len());
-    }
-    Ok(())
+    Ok(failed)
 }

@@ -100,8 +100,7 @@ impl EngineSlot {
         let built = tokio::task::spawn_blocking(move || {
             SearchEngine::build(&config, &parts, &[], &keyword_only)
         })
-        .await
-        .map_err(|err| EngineError::Pool(format!("building the search engine: {err}")))??;
+        .await??;
         let engine = Arc::new(built);
         let names: Vec<String> = {
             let mut names: Vec<String> =

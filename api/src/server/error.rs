@@ -1,6 +1,7 @@
 //! Errors at the HTTP edge: one small, stable JSON body `{"error":{"code","message"}}`, the status
 //! chosen here and only here. 5xx bodies never carry internals; those are logged once, here.
 
+use aiex_llm::LlmError;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -161,8 +162,138 @@ impl From<crate::engine::EngineError> for ApiError {
         use crate::engine::EngineError as E;
         match err {
             E::Index(err) => err.into(),
-            E::Web(message) | E::Pool(message) => Self::internal(message),
+            E::Web(err) => Self::internal(format!("configuring web search: {err}")),
+            E::Pool(err) => Self::internal(format!("starting the search pool: {err}")),
+            E::Build(err) => Self::internal(format!("building the search engine: {err}")),
         }
+    }
+}
+
+impl From<crate::server::jobs::JobError> for ApiError {
+    fn from(err: crate::server::jobs::JobError) -> Self {
+        use crate::server::jobs::JobError as E;
+        let message = err.to_string();
+        match err {
+            E::NotFound => Self::not_found("job_not_found", message),
+            E::Finished { .. } => Self::conflict("job_finished", message),
+            E::EventLog { .. } | E::Task(_) => Self::internal(message),
+        }
+    }
+}
+
+impl From<crate::server::users::UserStoreError> for ApiError {
+    fn from(err: crate::server::users::UserStoreError) -> Self {
+        use crate::server::users::UserStoreError as E;
+        let message = err.to_string();
+        match err {
+            E::TooManyBookmarks { .. } => Self::conflict("too_many_bookmarks", message),
+            E::Read { .. } | E::Write { .. } | E::Serialize(_) | E::Task(_) => {
+                Self::internal(message)
+            }
+        }
+    }
+}
+
+/// A failure of an LLM provider, as seen by our client: the provider's detail is logged once
+/// here and never sent.
+fn upstream(status: StatusCode, code: &'static str, message: &str, detail: &LlmError) -> ApiError {
+    tracing::warn!(error = %detail, code, "llm provider failure");
+    ApiError::new(status, code, message)
+}
+
+impl From<LlmError> for ApiError {
+    fn from(err: LlmError) -> Self {
+        llm_error(&err)
+    }
+}
+
+/// An LLM failure as an answer: rate limits and open breakers are 503 (with `retry-after` when
+/// the provider gave one), timeouts 504, a provider's failure or unusable answer 502, a request
+/// the provider refused as invalid 400, our own configuration or templates 500.
+fn llm_error(err: &LlmError) -> ApiError {
+    use LlmError as E;
+    match err {
+        // The last provider's failure stands for the role's.
+        E::AllFailed { last, .. } => llm_error(last),
+        E::Http { status: 429, .. } => {
+            let retry_after = err
+                .retry_after()
+                .map(|delay| (delay.as_millis().div_ceil(1000) as u64).max(1));
+            ApiError {
+                retry_after,
+                ..upstream(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "llm_rate_limited",
+                    "the llm provider is rate limiting requests; retry later",
+                    err,
+                )
+            }
+        }
+        E::Http { status: 408, .. } | E::Timeout { .. } => upstream(
+            StatusCode::GATEWAY_TIMEOUT,
+            "llm_timeout",
+            "the llm provider did not answer in time",
+            err,
+        ),
+        E::Http {
+            status: 400 | 413 | 422,
+            ..
+        } => upstream(
+            StatusCode::BAD_REQUEST,
+            "llm_bad_request",
+            "the llm provider refused the request",
+            err,
+        ),
+        E::Http { .. } | E::Connect { .. } => upstream(
+            StatusCode::BAD_GATEWAY,
+            "llm_provider_error",
+            "the llm provider failed",
+            err,
+        ),
+        E::StreamError {
+            retryable: true, ..
+        } => upstream(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "llm_overloaded",
+            "the llm provider is overloaded; retry later",
+            err,
+        ),
+        E::StreamError {
+            retryable: false, ..
+        } => upstream(
+            StatusCode::BAD_GATEWAY,
+            "llm_provider_error",
+            "the llm provider failed",
+            err,
+        ),
+        E::CutOff { .. } | E::Malformed { .. } | E::InvalidJson { .. } => upstream(
+            StatusCode::BAD_GATEWAY,
+            "llm_bad_response",
+            "the llm provider answered with something unusable",
+            err,
+        ),
+        E::BreakerOpen { .. } => upstream(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "llm_unavailable",
+            "the llm provider is failing and rested for a while; retry later",
+            err,
+        ),
+        E::NoProvider { .. } => {
+            tracing::error!(error = %err, "llm not configured");
+            ApiError::unavailable(
+                "llm_not_configured",
+                "no llm provider is configured for this request",
+            )
+        }
+        E::Unsupported { .. } | E::Config { .. } => {
+            tracing::error!(error = %err, "llm configuration");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "llm_misconfigured",
+                "the llm is misconfigured on the server",
+            )
+        }
+        E::InvalidSchema { .. } | E::Template { .. } => ApiError::internal(err),
     }
 }
 
@@ -250,5 +381,151 @@ pub enum ServerError {
     #[error("serving: {0}")]
     Serve(#[source] std::io::Error),
     #[error("configuring the llm: {0}")]
-    Llm(String),
+    Llm(#[from] LlmError),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use aiex_llm::{Role, TimeoutStage};
+
+    use super::*;
+    use crate::server::jobs::JobError;
+    use crate::server::users::UserStoreError;
+
+    fn http(status: u16, retry_after: Option<Duration>) -> LlmError {
+        LlmError::Http {
+            provider: "main".to_string(),
+            status,
+            message: "upstream detail".to_string(),
+            retry_after,
+        }
+    }
+
+    fn assert_answer(err: impl Into<ApiError>, status: StatusCode, code: &str) -> ApiError {
+        let answer = err.into();
+        assert_eq!((answer.status, answer.code), (status, code), "{answer:?}");
+        if status.is_server_error() {
+            assert!(!answer.message.contains("detail"), "{answer:?}");
+        }
+        answer
+    }
+
+    #[test]
+    fn a_provider_rate_limit_is_a_503_with_its_retry_after() {
+        let answer = assert_answer(
+            http(429, Some(Duration::from_millis(1_500))),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "llm_rate_limited",
+        );
+        let response = answer.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let unknown = assert_answer(
+            http(429, None),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "llm_rate_limited",
+        );
+        assert_eq!(unknown.retry_after, None);
+    }
+
+    #[test]
+    fn provider_failures_map_to_gateway_statuses() {
+        let timeout = LlmError::Timeout {
+            provider: "main".to_string(),
+            stage: TimeoutStage::FirstToken,
+            after_ms: 30_000,
+        };
+        assert_answer(timeout, StatusCode::GATEWAY_TIMEOUT, "llm_timeout");
+        assert_answer(
+            http(503, None),
+            StatusCode::BAD_GATEWAY,
+            "llm_provider_error",
+        );
+        let connect = LlmError::Connect {
+            provider: "main".to_string(),
+            message: "refused detail".to_string(),
+        };
+        assert_answer(connect, StatusCode::BAD_GATEWAY, "llm_provider_error");
+        let garbage = LlmError::Malformed {
+            provider: "main".to_string(),
+            message: "not json detail".to_string(),
+        };
+        assert_answer(garbage, StatusCode::BAD_GATEWAY, "llm_bad_response");
+        let overloaded = LlmError::StreamError {
+            provider: "main".to_string(),
+            kind: "overloaded_error".to_string(),
+            message: "busy detail".to_string(),
+            retryable: true,
+        };
+        assert_answer(
+            overloaded,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "llm_overloaded",
+        );
+        let breaker = LlmError::BreakerOpen {
+            provider: "main".to_string(),
+        };
+        assert_answer(breaker, StatusCode::SERVICE_UNAVAILABLE, "llm_unavailable");
+    }
+
+    #[test]
+    fn every_provider_failing_answers_as_the_last_one() {
+        let all = LlmError::AllFailed {
+            role: Role::Smart,
+            tried: "main, backup".to_string(),
+            last: Box::new(http(429, Some(Duration::from_secs(7)))),
+        };
+        let answer = assert_answer(all, StatusCode::SERVICE_UNAVAILABLE, "llm_rate_limited");
+        assert_eq!(answer.retry_after, Some(7));
+    }
+
+    #[test]
+    fn requests_and_configuration_map_to_400_and_500() {
+        assert_answer(http(400, None), StatusCode::BAD_REQUEST, "llm_bad_request");
+        let config = LlmError::Config {
+            message: "bad url detail".to_string(),
+        };
+        assert_answer(
+            config,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "llm_misconfigured",
+        );
+        let template = LlmError::Template {
+            name: "plan".to_string(),
+            message: "syntax detail".to_string(),
+        };
+        assert_answer(template, StatusCode::INTERNAL_SERVER_ERROR, "internal");
+        let none = LlmError::NoProvider { role: Role::Fast };
+        assert_answer(none, StatusCode::SERVICE_UNAVAILABLE, "llm_not_configured");
+    }
+
+    #[test]
+    fn job_errors_map_to_their_statuses() {
+        assert_answer(JobError::NotFound, StatusCode::NOT_FOUND, "job_not_found");
+        let finished = assert_answer(
+            JobError::Finished { state: "succeeded" },
+            StatusCode::CONFLICT,
+            "job_finished",
+        );
+        assert_eq!(finished.message, "the job has already succeeded");
+        let log = JobError::EventLog {
+            path: "/data/jobs/x.events.jsonl".into(),
+            source: std::io::Error::other("disk detail"),
+        };
+        assert_answer(log, StatusCode::INTERNAL_SERVER_ERROR, "internal");
+    }
+
+    #[test]
+    fn user_store_errors_map_to_their_statuses() {
+        let full = UserStoreError::TooManyBookmarks { max: 1000 };
+        let answer = assert_answer(full, StatusCode::CONFLICT, "too_many_bookmarks");
+        assert_eq!(answer.message, "at most 1000 bookmarks per key");
+        let write = UserStoreError::Write {
+            path: "/data/users/k.json".into(),
+            source: std::io::Error::other("disk detail"),
+        };
+        let answer = assert_answer(write, StatusCode::INTERNAL_SERVER_ERROR, "internal");
+        assert!(!answer.message.contains("/data"));
+    }
 }

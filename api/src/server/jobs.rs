@@ -21,9 +21,30 @@ use tokio_util::task::TaskTracker;
 use utoipa::ToSchema;
 
 use crate::server::engine_slot::EngineSlot;
-use crate::server::error::{ApiError, ServerError};
+use crate::server::error::ServerError;
 use crate::server::stream::{tag_of, EventLog, StreamEvent, DEFAULT_WINDOW};
 use crate::server::users::now_secs;
+
+/// Why a job could not be found, submitted or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// No job with this id (or not one of the caller's).
+    #[error("no such job")]
+    NotFound,
+    /// The job ended already.
+    #[error("the job has already {state}")]
+    Finished { state: &'static str },
+    /// The job's event log cannot be created.
+    #[error("creating the event log {path}: {source}")]
+    EventLog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The blocking task that creates the event log panicked or was cancelled.
+    #[error("creating a job's event log: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// Progress events of one stage are sent at most this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
@@ -319,7 +340,7 @@ impl JobManager {
         items: Vec<(PathBuf, JobItemSpec)>,
         embed: bool,
         rebuild: bool,
-    ) -> Result<JobRecord, ApiError> {
+    ) -> Result<JobRecord, JobError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let now = now_secs();
         let record = JobRecord {
@@ -348,13 +369,13 @@ impl JobManager {
             Some(dir) => {
                 let dir = dir.clone();
                 let path = dir.join(format!("{id}.events.jsonl"));
+                let log_path = path.clone();
                 tokio::task::spawn_blocking(move || {
                     std::fs::create_dir_all(&dir)?;
-                    EventLog::open(&path, DEFAULT_WINDOW).map_err(std::io::Error::other)
+                    EventLog::open(&log_path, DEFAULT_WINDOW).map_err(std::io::Error::other)
                 })
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(ApiError::internal)?
+                .await?
+                .map_err(|source| JobError::EventLog { path, source })?
             }
             None => EventLog::in_memory(DEFAULT_WINDOW),
         };
@@ -375,28 +396,27 @@ impl JobManager {
         Ok(snapshot)
     }
 
-    fn job(&self, id: &str, owner: Option<&str>) -> Result<Arc<Job>, ApiError> {
-        let not_found = || ApiError::not_found("job_not_found", "no such job");
+    fn job(&self, id: &str, owner: Option<&str>) -> Result<Arc<Job>, JobError> {
         let job = self
             .inner
             .jobs
             .lock()
             .get(id)
             .cloned()
-            .ok_or_else(not_found)?;
+            .ok_or(JobError::NotFound)?;
         if owner.is_some_and(|owner| job.record.lock().owner != owner) {
-            return Err(not_found());
+            return Err(JobError::NotFound);
         }
         Ok(job)
     }
 
     /// The job `id` of `owner` (any owner when None).
-    pub fn get(&self, id: &str, owner: Option<&str>) -> Result<JobRecord, ApiError> {
+    pub fn get(&self, id: &str, owner: Option<&str>) -> Result<JobRecord, JobError> {
         Ok(self.job(id, owner)?.snapshot())
     }
 
     /// The event log of job `id` of `owner`.
-    pub fn log(&self, id: &str, owner: Option<&str>) -> Result<Arc<EventLog>, ApiError> {
+    pub fn log(&self, id: &str, owner: Option<&str>) -> Result<Arc<EventLog>, JobError> {
         Ok(Arc::clone(&self.job(id, owner)?.log))
     }
 
@@ -424,15 +444,14 @@ impl JobManager {
     }
 
     /// Cancels a queued or running job.
-    pub async fn cancel(&self, id: &str, owner: Option<&str>) -> Result<JobRecord, ApiError> {
+    pub async fn cancel(&self, id: &str, owner: Option<&str>) -> Result<JobRecord, JobError> {
         let job = self.job(id, owner)?;
         let queued = {
             let record = job.record.lock();
             if record.state.is_terminal() {
-                return Err(ApiError::conflict(
-                    "job_finished",
-                    format!("the job has already {}", record.state.name()),
-                ));
+                return Err(JobError::Finished {
+                    state: record.state.name(),
+                });
             }
             record.state == JobState::Queued
         };
@@ -503,6 +522,7 @@ impl JobManager {
                 tracing::error!("an indexing job panicked");
                 job.record.lock().state = JobState::Failed;
                 log.fail("internal", "the job failed unexpectedly");
+                log.wait_finished().await;
                 manager.persist(&job).await;
             }
         });
@@ -546,6 +566,8 @@ impl JobManager {
             succeeded,
             failed,
         });
+        // The record says the job ended only once its log's end is on disk.
+        job.log.wait_finished().await;
         self.persist(job).await;
     }
 
@@ -604,36 +626,58 @@ impl JobManager {
 
     /// Runs one directory; false when the shutdown interrupted it.
     async fn run_item(&self, job: &Arc<Job>, index: usize) -> bool {
-        let (path, name, kind, embed, rebuild) = {
+        let (request, kind) = {
             let mut record = job.record.lock();
             let (embed, rebuild) = (record.embed, record.rebuild);
             let item = &mut record.items[index];
             item.state = JobState::Running;
-            (
-                item.path.clone(),
-                item.name.clone(),
-                item.kind,
-                embed,
-                rebuild,
-            )
+            let mut request = IndexRequest::new(item.path.clone());
+            request.name = item.name.clone();
+            request.kind = item.kind.into();
+            request.embed = embed;
+            request.rebuild = rebuild;
+            (request, item.kind)
         };
         self.persist(job).await;
         job.log.push(&JobEvent::ItemStarted {
             item: index,
-            path: path.clone(),
+            path: request.root.clone(),
         });
         if let Some(engine) = &self.inner.engine {
             engine.begin_write(kind.into(), RELEASE_WAIT).await;
         }
+        let outcome = self.index_item(job, index, request).await;
+        if let Some(engine) = &self.inner.engine {
+            engine.end_write(kind.into()).await;
+        }
+        let interrupted =
+            self.inner.shutdown.is_cancelled() && !job.cancelled.load(Ordering::Relaxed);
+        let event = {
+            let mut record = job.record.lock();
+            record.updated_at = now_secs();
+            match item_end(&mut record.items[index], index, outcome, interrupted) {
+                ItemEnd::Event(event) => *event,
+                ItemEnd::Cancelled => return true,
+                ItemEnd::Interrupted => return false,
+            }
+        };
+        job.log.push(&event);
+        self.persist(job).await;
+        true
+    }
+
+    /// Indexes one directory on a blocking thread (an indexing run reads and writes files
+    /// throughout; its CPU work runs on the indexer's own pool), its progress into the job's log.
+    async fn index_item(
+        &self,
+        job: &Arc<Job>,
+        index: usize,
+        request: IndexRequest,
+    ) -> Result<Result<IndexSummary, aiex_indexer::Error>, tokio::task::JoinError> {
         let config = Arc::clone(&self.inner.config);
         let log = Arc::clone(&job.log);
         let stop = Arc::clone(&job.stop);
-        let outcome = tokio::task::spawn_blocking(move || {
-            let mut request = IndexRequest::new(path);
-            request.name = name;
-            request.kind = kind.into();
-            request.embed = embed;
-            request.rebuild = rebuild;
+        tokio::task::spawn_blocking(move || {
             let mut throttle = ProgressThrottle::default();
             index_directory(
                 &config,
@@ -649,61 +693,60 @@ impl JobManager {
                 &stop,
             )
         })
-        .await;
-        if let Some(engine) = &self.inner.engine {
-            engine.end_write(kind.into()).await;
-        }
-        let interrupted =
-            self.inner.shutdown.is_cancelled() && !job.cancelled.load(Ordering::Relaxed);
-        let event = {
-            let mut record = job.record.lock();
-            record.updated_at = now_secs();
-            let item = &mut record.items[index];
-            match outcome {
-                Ok(Ok(summary)) => {
-                    item.state = JobState::Succeeded;
-                    item.name = Some(summary.collection.clone());
-                    item.summary = serde_json::to_value(&summary).ok();
-                    JobEvent::ItemFinished {
-                        item: index,
-                        summary,
-                    }
-                }
-                Ok(Err(aiex_indexer::Error::Cancelled)) if interrupted => return false,
-                Ok(Err(aiex_indexer::Error::Cancelled)) => {
-                    item.state = JobState::Cancelled;
-                    item.error = Some("cancelled".to_string());
-                    return true;
-                }
-                Ok(Err(err)) => {
-                    let message = if err.is_user_error() {
-                        err.to_string()
-                    } else {
-                        tracing::error!(error = %err, "indexing job item failed");
-                        "internal error while indexing".to_string()
-                    };
-                    item.state = JobState::Failed;
-                    item.error = Some(message.clone());
-                    JobEvent::ItemFailed {
-                        item: index,
-                        error: message,
-                    }
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "indexing job item panicked");
-                    item.state = JobState::Failed;
-                    item.error = Some("internal error while indexing".to_string());
-                    JobEvent::ItemFailed {
-                        item: index,
-                        error: "internal error while indexing".to_string(),
-                    }
-                }
-            }
-        };
-        job.log.push(&event);
-        self.persist(job).await;
-        true
+        .await
     }
+}
+
+/// How one directory's run ended, for its job.
+enum ItemEnd {
+    /// Succeeded or failed: this event says so.
+    Event(Box<JobEvent>),
+    /// Cancelled by the user.
+    Cancelled,
+    /// Stopped by the shutdown; queued again at the next start.
+    Interrupted,
+}
+
+/// Records in `item` how its indexing run ended; internal errors are logged here and reported
+/// without their detail.
+fn item_end(
+    item: &mut JobItem,
+    index: usize,
+    outcome: Result<Result<IndexSummary, aiex_indexer::Error>, tokio::task::JoinError>,
+    interrupted: bool,
+) -> ItemEnd {
+    let message = match outcome {
+        Ok(Ok(summary)) => {
+            item.state = JobState::Succeeded;
+            item.name = Some(summary.collection.clone());
+            item.summary = serde_json::to_value(&summary).ok();
+            return ItemEnd::Event(Box::new(JobEvent::ItemFinished {
+                item: index,
+                summary,
+            }));
+        }
+        Ok(Err(aiex_indexer::Error::Cancelled)) if interrupted => return ItemEnd::Interrupted,
+        Ok(Err(aiex_indexer::Error::Cancelled)) => {
+            item.state = JobState::Cancelled;
+            item.error = Some("cancelled".to_string());
+            return ItemEnd::Cancelled;
+        }
+        Ok(Err(err)) if err.is_user_error() => err.to_string(),
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "indexing job item failed");
+            "internal error while indexing".to_string()
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "indexing job item panicked");
+            "internal error while indexing".to_string()
+        }
+    };
+    item.state = JobState::Failed;
+    item.error = Some(message.clone());
+    ItemEnd::Event(Box::new(JobEvent::ItemFailed {
+        item: index,
+        error: message,
+    }))
 }
 
 /// Lets through stage changes, completions, and otherwise one progress event per interval.

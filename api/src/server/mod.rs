@@ -151,8 +151,7 @@ impl AppState {
             server.history_limit,
         ));
         let flusher = tokio::spawn(Arc::clone(&users).flush_every(shutdown.clone()));
-        let llm_opt = aiex_llm::Llm::from_config(&config.llm)
-            .map_err(|err| ServerError::Llm(err.to_string()))?;
+        let llm_opt = aiex_llm::Llm::from_config(&config.llm)?;
         let metrics = Metrics::default();
         let mut readiness: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
         if let Some(llm) = &llm_opt {

@@ -94,6 +94,9 @@ pub struct EventLog {
     path: Option<PathBuf>,
     /// The last id, for followers to wait on.
     notify: watch::Sender<u64>,
+    /// Whether the final frame is on disk (true from the start for a log without a file). The
+    /// final frame is synced on a blocking thread, never on an async worker.
+    synced: Arc<watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -131,6 +134,7 @@ impl EventLog {
             capacity: capacity.max(1),
             path: None,
             notify: watch::channel(0).0,
+            synced: Arc::new(watch::channel(true).0),
         })
     }
 
@@ -189,6 +193,8 @@ impl EventLog {
             capacity: capacity.max(1),
             path: Some(path.to_path_buf()),
             notify: watch::channel(last_id).0,
+            // A log that ended in an earlier run was synced then.
+            synced: Arc::new(watch::channel(finished).0),
         }))
     }
 
@@ -204,14 +210,17 @@ impl EventLog {
             data,
             last,
         };
+        let mut to_sync = None;
         if let Some(file) = inner.file.as_mut() {
             let written = serde_json::to_string(&frame)
                 .map_err(std::io::Error::other)
                 .and_then(|mut line| {
                     line.push('\n');
                     file.write_all(line.as_bytes())?;
+                    // The final frame is the last write: syncing it, later and off the lock,
+                    // makes every frame before it durable too.
                     if last {
-                        file.sync_data()?;
+                        to_sync = Some(file.try_clone()?);
                     }
                     Ok(())
                 });
@@ -226,8 +235,33 @@ impl EventLog {
         inner.finished = last;
         let id = inner.last_id;
         drop(inner);
+        if last {
+            match to_sync {
+                Some(file) => self.sync_final(file),
+                None => {
+                    self.synced.send_replace(true);
+                }
+            }
+        }
         self.notify.send_replace(id);
         Some(id)
+    }
+
+    /// Syncs the file after its final frame on a blocking thread (inline outside a runtime);
+    /// [`EventLog::wait_finished`] returns once it is done.
+    fn sync_final(&self, file: std::fs::File) {
+        let synced = Arc::clone(&self.synced);
+        let path = self.path.clone();
+        let sync = move || {
+            if let Err(err) = file.sync_data() {
+                tracing::warn!(path = ?path, error = %err, "event log not synced");
+            }
+            synced.send_replace(true);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(sync)),
+            Err(_) => sync(),
+        }
     }
 
     /// Appends `event`; its id, or None when the log has already ended.
@@ -265,7 +299,7 @@ impl EventLog {
         self.inner.lock().finished
     }
 
-    /// Waits until the log has ended.
+    /// Waits until the log has ended and, for a log with a file, its end is on disk.
     pub async fn wait_finished(&self) {
         let mut receiver = self.notify.subscribe();
         while !self.is_finished() {
@@ -273,6 +307,8 @@ impl EventLog {
                 return;
             }
         }
+        // This log holds the sender: the wait cannot fail.
+        let _ = self.synced.subscribe().wait_for(|synced| *synced).await;
     }
 
     fn read_after(&self, cursor: u64) -> Read {
@@ -654,6 +690,30 @@ mod tests {
         assert_eq!(reopened.push(&Tick::Tick { n: 9 }), Some(6));
         let ids: Vec<u64> = reopened.frames_after(3).iter().map(|f| f.id).collect();
         assert_eq!(ids, [4, 5, 6]);
+    }
+
+    #[tokio::test]
+    async fn the_final_frame_is_synced_off_the_async_worker() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log.jsonl");
+        let log = EventLog::open(&path, 8).expect("open");
+        log.push(&Tick::Tick { n: 1 });
+        assert_eq!(log.finish(), Some(2));
+        // Inside a runtime a blocking thread syncs; waiting for the end waits for that sync.
+        log.wait_finished().await;
+        assert!(*log.synced.borrow());
+        let reopened = EventLog::open(&path, 8).expect("reopen");
+        assert!(reopened.is_finished());
+        assert_eq!(reopened.last_id(), 2);
+        // Without a runtime the sync happens inline.
+        let other = dir.path().join("other.jsonl");
+        let blocking = std::thread::spawn(move || {
+            let log = EventLog::open(&other, 8).expect("open");
+            log.finish();
+            let synced = *log.synced.borrow();
+            synced
+        });
+        assert!(blocking.join().expect("thread"));
     }
 
     #[tokio::test]

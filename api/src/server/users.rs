@@ -12,7 +12,34 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::server::auth::Caller;
-use crate::server::error::ApiError;
+
+/// Why a key's history or bookmarks could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum UserStoreError {
+    /// The key's file exists but cannot be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key's file cannot be written.
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data cannot be serialized.
+    #[error("serializing user data: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// The blocking task that writes the file panicked or was cancelled.
+    #[error("writing user data: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The key has as many bookmarks as it may.
+    #[error("at most {max} bookmarks per key")]
+    TooManyBookmarks { max: usize },
+}
 
 /// One query of a key's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -85,7 +112,10 @@ impl UserStore {
         self.dir.join(format!("{}.json", caller.0))
     }
 
-    async fn user(&self, caller: &Caller) -> Result<Arc<tokio::sync::Mutex<UserData>>, ApiError> {
+    async fn user(
+        &self,
+        caller: &Caller,
+    ) -> Result<Arc<tokio::sync::Mutex<UserData>>, UserStoreError> {
         let mut users = self.users.lock().await;
         if let Some(user) = users.get(&caller.0) {
             return Ok(Arc::clone(user));
@@ -97,30 +127,33 @@ impl UserStore {
                 UserData::default()
             }),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => UserData::default(),
-            Err(err) => return Err(ApiError::internal(format!("{}: {err}", path.display()))),
+            Err(source) => return Err(UserStoreError::Read { path, source }),
         };
         let user = Arc::new(tokio::sync::Mutex::new(data));
         users.insert(caller.0.clone(), Arc::clone(&user));
         Ok(user)
     }
 
-    async fn save(&self, caller: &Caller, data: &UserData) -> Result<(), ApiError> {
+    async fn save(&self, caller: &Caller, data: &UserData) -> Result<(), UserStoreError> {
         let path = self.path(caller);
-        let bytes = serde_json::to_vec(data).map_err(ApiError::internal)?;
+        let bytes = serde_json::to_vec(data)?;
         let dir = self.dir.clone();
         let target = path.clone();
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)?;
             aiex_indexer::atomic_write(&target, &bytes)
         })
-        .await
-        .map_err(|err| ApiError::internal(format!("{}: {err}", path.display())))?
-        .map_err(|err| ApiError::internal(format!("{}: {err}", path.display())))
+        .await?
+        .map_err(|source| UserStoreError::Write { path, source })
     }
 
     /// Remembers a query (the newest first; the oldest forgotten beyond the limit). Written by
     /// the next [`UserStore::flush`].
-    pub async fn record_query(&self, caller: &Caller, entry: HistoryEntry) -> Result<(), ApiError> {
+    pub async fn record_query(
+        &self,
+        caller: &Caller,
+        entry: HistoryEntry,
+    ) -> Result<(), UserStoreError> {
         let user = self.user(caller).await?;
         let mut data = user.lock().await;
         data.history.insert(0, entry);
@@ -145,7 +178,7 @@ impl UserStore {
             }
             match self.save(&Caller(id), &data).await {
                 Ok(()) => data.dirty = false,
-                Err(err) => tracing::warn!(code = err.code, "user data not written"),
+                Err(err) => tracing::warn!(error = %err, "user data not written"),
             }
         }
     }
@@ -166,13 +199,13 @@ impl UserStore {
         &self,
         caller: &Caller,
         limit: usize,
-    ) -> Result<Vec<HistoryEntry>, ApiError> {
+    ) -> Result<Vec<HistoryEntry>, UserStoreError> {
         let user = self.user(caller).await?;
         let data = user.lock().await;
         Ok(data.history.iter().take(limit).cloned().collect())
     }
 
-    pub async fn clear_history(&self, caller: &Caller) -> Result<(), ApiError> {
+    pub async fn clear_history(&self, caller: &Caller) -> Result<(), UserStoreError> {
         let user = self.user(caller).await?;
         let mut data = user.lock().await;
         data.history.clear();
@@ -181,7 +214,7 @@ impl UserStore {
         Ok(())
     }
 
-    pub async fn bookmarks(&self, caller: &Caller) -> Result<Vec<Bookmark>, ApiError> {
+    pub async fn bookmarks(&self, caller: &Caller) -> Result<Vec<Bookmark>, UserStoreError> {
         let user = self.user(caller).await?;
         let data = user.lock().await;
         Ok(data.bookmarks.clone())
@@ -193,14 +226,11 @@ impl UserStore {
         hit: serde_json::Value,
         note: Option<String>,
         query: Option<String>,
-    ) -> Result<Bookmark, ApiError> {
+    ) -> Result<Bookmark, UserStoreError> {
         let user = self.user(caller).await?;
         let mut data = user.lock().await;
         if data.bookmarks.len() >= MAX_BOOKMARKS {
-            return Err(ApiError::conflict(
-                "too_many_bookmarks",
-                format!("at most {MAX_BOOKMARKS} bookmarks per key"),
-            ));
+            return Err(UserStoreError::TooManyBookmarks { max: MAX_BOOKMARKS });
         }
         let bookmark = Bookmark {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -216,7 +246,7 @@ impl UserStore {
     }
 
     /// Removes a bookmark; false when the key has none with this id.
-    pub async fn remove_bookmark(&self, caller: &Caller, id: &str) -> Result<bool, ApiError> {
+    pub async fn remove_bookmark(&self, caller: &Caller, id: &str) -> Result<bool, UserStoreError> {
         let user = self.user(caller).await?;
         let mut data = user.lock().await;
         let before = data.bookmarks.len();

@@ -7,23 +7,9 @@ use std::time::Duration;
 use aiex_config::SearchMode;
 use aiex_indexer::{Language, SearchHit, SearchRequest, Searcher};
 
+pub use crate::cpu::run_cpu;
 use crate::hit::Hit;
 use crate::source::{BoxFuture, Source, SourceError, SourceQuery, SourceResults};
-
-/// Runs `work` on `pool` and awaits its result without blocking an async worker.
-pub async fn run_cpu<T: Send + 'static>(
-    pool: &rayon::ThreadPool,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, SourceError> {
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    pool.spawn(move || {
-        // The receiver is gone when the search was abandoned: nothing to report then.
-        let _ = sender.send(work());
-    });
-    receiver
-        .await
-        .map_err(|_| SourceError::Failed("the search worker stopped".to_string()))
-}
 
 /// Local collections of one kind, searched with one mode.
 pub struct LocalSource {
@@ -129,9 +115,7 @@ impl Source for LocalSource {
                 limit: query.limit,
             };
             let searcher = self.searcher.clone();
-            let results = run_cpu(&self.pool, move || searcher.search(&request))
-                .await?
-                .map_err(|err| SourceError::Failed(err.to_string()))?;
+            let results = run_cpu(&self.pool, move || searcher.search(&request)).await??;
             let mut notes: Vec<String> = results
                 .vectors_incomplete
                 .iter()

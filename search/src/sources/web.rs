@@ -101,11 +101,7 @@ impl Source for WebSource {
     ) -> BoxFuture<'a, Result<SourceResults, SourceError>> {
         Box::pin(async move {
             let time_range = match &query.time_range {
-                Some(range) => Some(
-                    range
-                        .parse::<TimeRange>()
-                        .map_err(|err| SourceError::Unavailable(err.to_string()))?,
-                ),
+                Some(range) => Some(range.parse::<TimeRange>()?),
                 None => None,
             };
             let web_query = WebQuery {
@@ -118,17 +114,7 @@ impl Source for WebSource {
                 exclude_domains: query.exclude_domains.clone(),
                 time_range,
             };
-            let results = self
-                .provider
-                .search(&web_query)
-                .await
-                .map_err(|err| match err {
-                    WebError::QueryTooLong { .. } | WebError::NoKeys { .. } => {
-                        SourceError::Unavailable(err.to_string())
-                    }
-                    WebError::Malformed { .. } => SourceError::Garbage(err.to_string()),
-                    _ => SourceError::Failed(err.to_string()),
-                })?;
+            let results = self.provider.search(&web_query).await?;
             let terms = aiex_indexer::store::keyword::query_terms(&query.query);
             Ok(SourceResults::from(
                 results

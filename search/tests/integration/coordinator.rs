@@ -1,6 +1,6 @@
 //! The coordinator with sources that are fast, slow, failing, hanging, panicking or return garbage.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -250,4 +250,73 @@ async fn dropping_the_receiver_cancels() {
     assert!(matches!(first, Some(SearchEvent::SourceStarted { .. })));
     drop(receiver);
     // Nothing to observe but that the runtime shuts down promptly (no task holds it for 30 s).
+}
+
+/// Sets its flag when dropped: held by a source's future, it tells that the future was dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A source that never answers, and says when its search future is dropped.
+struct Hanging {
+    dropped: Arc<AtomicBool>,
+}
+
+impl Source for Hanging {
+    fn name(&self) -> &str {
+        "web:hangs"
+    }
+
+    fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn search<'a>(
+        &'a self,
+        _query: &'a SourceQuery,
+    ) -> BoxFuture<'a, Result<SourceResults, SourceError>> {
+        let flag = DropFlag(Arc::clone(&self.dropped));
+        Box::pin(async move {
+            let _flag = flag;
+            std::future::pending().await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_search_cancels_its_hanging_sources() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let source: Arc<dyn Source> = Arc::new(Hanging {
+        dropped: Arc::clone(&dropped),
+    });
+    let coordinator = Arc::new(Coordinator::new(
+        vec![source],
+        CoordinatorOptions {
+            budget: Duration::from_secs(60),
+            default_deadline: Duration::from_secs(60),
+            ..CoordinatorOptions::default()
+        },
+    ));
+    let mut receiver = coordinator.search(search(&[]));
+    let first = receiver.recv().await;
+    assert!(matches!(first, Some(SearchEvent::SourceStarted { .. })));
+    // Let the source's task start its search before the caller leaves.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !dropped.load(Ordering::SeqCst),
+        "the search is still running"
+    );
+    drop(receiver);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !dropped.load(Ordering::SeqCst) {
+        assert!(
+            Instant::now() < deadline,
+            "the hanging source's future was not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

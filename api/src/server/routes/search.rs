@@ -247,7 +247,7 @@ async fn remember(state: &AppState, caller: &Caller, params: &SearchParams, hits
         hits,
     };
     if let Err(err) = state.users.record_query(caller, entry).await {
-        tracing::warn!(code = err.code, "search history not recorded");
+        tracing::warn!(error = %err, "search history not recorded");
     }
 }
 

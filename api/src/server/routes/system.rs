@@ -85,85 +85,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let mut out = String::new();
     state.metrics.render(&mut out);
-    let (hits, misses) = state.engine.cache_counts();
-    let ratio = if hits + misses == 0 {
-        0.0
-    } else {
-        hits as f64 / (hits + misses) as f64
-    };
-    let entries = state
-        .engine
-        .peek()
-        .map_or(0, |engine| engine.coordinator.cache_stats().entries);
-    write_metric(
-        &mut out,
-        "aiex_search_cache_hits_total",
-        "counter",
-        "Search result cache hits.",
-        &[(String::new(), hits as f64)],
-    );
-    write_metric(
-        &mut out,
-        "aiex_search_cache_misses_total",
-        "counter",
-        "Search result cache misses.",
-        &[(String::new(), misses as f64)],
-    );
-    write_metric(
-        &mut out,
-        "aiex_search_cache_hit_ratio",
-        "gauge",
-        "Hits over lookups of the search result cache since the start.",
-        &[(String::new(), ratio)],
-    );
-    write_metric(
-        &mut out,
-        "aiex_search_cache_entries",
-        "gauge",
-        "Entries in the search result cache.",
-        &[(String::new(), entries as f64)],
-    );
+    write_cache_metrics(&mut out, &state);
     let index_dir = aiex_indexer::IndexDir::new(state.config.index_dir());
     let statuses = tokio::task::spawn_blocking(move || index_dir.status())
         .await
         .map_err(ApiError::internal)?;
     match statuses {
-        Ok(statuses) => {
-            let label = |name: &str, kind: &str| format!("collection=\"{name}\",kind=\"{kind}\"");
-            let sizes: Vec<(String, f64)> = statuses
-                .iter()
-                .map(|s| (label(&s.name, s.kind.name()), s.size_bytes as f64))
-                .collect();
-            let chunks: Vec<(String, f64)> = statuses
-                .iter()
-                .map(|s| (label(&s.name, s.kind.name()), s.chunks as f64))
-                .collect();
-            let embedded: Vec<(String, f64)> = statuses
-                .iter()
-                .map(|s| (label(&s.name, s.kind.name()), s.embedded_chunks as f64))
-                .collect();
-            write_metric(
-                &mut out,
-                "aiex_index_size_bytes",
-                "gauge",
-                "Disk space of each collection.",
-                &sizes,
-            );
-            write_metric(
-                &mut out,
-                "aiex_index_chunks",
-                "gauge",
-                "Chunks in each collection.",
-                &chunks,
-            );
-            write_metric(
-                &mut out,
-                "aiex_index_embedded_chunks",
-                "gauge",
-                "Chunks with vectors in each collection.",
-                &embedded,
-            );
-        }
+        Ok(statuses) => write_index_metrics(&mut out, &statuses),
         Err(err) => tracing::warn!(error = %err, "metrics: index status unreadable"),
     }
     let jobs: Vec<(String, f64)> = state
@@ -190,6 +118,86 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         )],
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// The search result cache: hits, misses, their ratio and the entries.
+fn write_cache_metrics(out: &mut String, state: &AppState) {
+    let (hits, misses) = state.engine.cache_counts();
+    let ratio = if hits + misses == 0 {
+        0.0
+    } else {
+        hits as f64 / (hits + misses) as f64
+    };
+    let entries = state
+        .engine
+        .peek()
+        .map_or(0, |engine| engine.coordinator.cache_stats().entries);
+    write_metric(
+        out,
+        "aiex_search_cache_hits_total",
+        "counter",
+        "Search result cache hits.",
+        &[(String::new(), hits as f64)],
+    );
+    write_metric(
+        out,
+        "aiex_search_cache_misses_total",
+        "counter",
+        "Search result cache misses.",
+        &[(String::new(), misses as f64)],
+    );
+    write_metric(
+        out,
+        "aiex_search_cache_hit_ratio",
+        "gauge",
+        "Hits over lookups of the search result cache since the start.",
+        &[(String::new(), ratio)],
+    );
+    write_metric(
+        out,
+        "aiex_search_cache_entries",
+        "gauge",
+        "Entries in the search result cache.",
+        &[(String::new(), entries as f64)],
+    );
+}
+
+/// Size, chunks and embedded chunks of each collection.
+fn write_index_metrics(out: &mut String, statuses: &[aiex_indexer::CollectionStatus]) {
+    let label = |name: &str, kind: &str| format!("collection=\"{name}\",kind=\"{kind}\"");
+    let sizes: Vec<(String, f64)> = statuses
+        .iter()
+        .map(|s| (label(&s.name, s.kind.name()), s.size_bytes as f64))
+        .collect();
+    let chunks: Vec<(String, f64)> = statuses
+        .iter()
+        .map(|s| (label(&s.name, s.kind.name()), s.chunks as f64))
+        .collect();
+    let embedded: Vec<(String, f64)> = statuses
+        .iter()
+        .map(|s| (label(&s.name, s.kind.name()), s.embedded_chunks as f64))
+        .collect();
+    write_metric(
+        out,
+        "aiex_index_size_bytes",
+        "gauge",
+        "Disk space of each collection.",
+        &sizes,
+    );
+    write_metric(
+        out,
+        "aiex_index_chunks",
+        "gauge",
+        "Chunks in each collection.",
+        &chunks,
+    );
+    write_metric(
+        out,
+        "aiex_index_embedded_chunks",
+        "gauge",
+        "Chunks with vectors in each collection.",
+        &embedded,
+    );
 }
 
 /// This API's OpenAPI 3 document.
