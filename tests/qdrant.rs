@@ -162,11 +162,17 @@ impl QdrantServer {
         }
     }
 
-    /// Waits for `/readyz`; on failure kills the node and returns its log.
+    /// Waits for `/readyz` and the gRPC port; on failure kills the node and returns its log.
     fn wait_ready(mut self, timeout: Duration) -> std::result::Result<QdrantServer, String> {
         let started = Instant::now();
         while started.elapsed() < timeout {
-            if matches!(http_get(self.http_port, "/readyz"), Some((200, _))) {
+            // `/readyz` can answer before the gRPC listener is up: wait for both.
+            let grpc_up = TcpStream::connect_timeout(
+                &([127, 0, 0, 1], self.grpc_port).into(),
+                Duration::from_secs(1),
+            )
+            .is_ok();
+            if grpc_up && matches!(http_get(self.http_port, "/readyz"), Some((200, _))) {
                 return Ok(self);
             }
             if let Ok(Some(_)) = self.child.try_wait() {
