@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod qdrant;
+
 /// The data directory where `scripts/setup` installed the runtime and the model.
 pub fn model_data_dir() -> PathBuf {
     if let Some(dir) =

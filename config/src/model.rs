@@ -279,6 +279,18 @@ pub struct VectorConfig {
     pub hnsw_ef: usize,
     /// An HNSW index is built only for collections with at least this many points.
     pub optimize_min_points: usize,
+    /// Server: time allowed to open a connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Server: time allowed for one request, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Server: shards of each Qdrant collection Aiex creates (spread over the cluster's nodes).
+    pub shard_number: u32,
+    /// Server: copies of each shard; a cluster with fewer nodes keeps as many as it has nodes.
+    pub replication_factor: u32,
+    /// Server: replicas that must acknowledge a write; at most `replication_factor`.
+    pub write_consistency_factor: u32,
+    /// Server: keep vectors on disk (memory-mapped) instead of in RAM.
+    pub on_disk: bool,
 }
 
 impl Default for VectorConfig {
@@ -289,6 +301,12 @@ impl Default for VectorConfig {
             api_key: None,
             hnsw_ef: 128,
             optimize_min_points: 20_000,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
+            shard_number: 3,
+            replication_factor: 2,
+            write_consistency_factor: 1,
+            on_disk: false,
         }
     }
 }

@@ -82,6 +82,12 @@ pub(crate) const FIELDS: &[Field] = &[
     opt("vector.api_key", Kind::Secret),
     req("vector.hnsw_ef", USIZE),
     req("vector.optimize_min_points", USIZE),
+    req("vector.connect_timeout_ms", U64),
+    req("vector.request_timeout_ms", U64),
+    req("vector.shard_number", U32),
+    req("vector.replication_factor", U32),
+    req("vector.write_consistency_factor", U32),
+    req("vector.on_disk", Kind::Bool),
     req(
         "search.mode",
         Kind::Choice(&["keyword", "vector", "hybrid"]),

@@ -172,6 +172,24 @@ pub(crate) fn issues(config: &Config) -> Vec<Issue> {
         out.push("vector.api_key", "must not be empty");
     }
     out.positive("vector.hnsw_ef", usize_u64(vector.hnsw_ef));
+    out.positive("vector.connect_timeout_ms", vector.connect_timeout_ms);
+    out.positive("vector.request_timeout_ms", vector.request_timeout_ms);
+    out.positive("vector.shard_number", vector.shard_number);
+    out.positive("vector.replication_factor", vector.replication_factor);
+    out.positive(
+        "vector.write_consistency_factor",
+        vector.write_consistency_factor,
+    );
+    if vector.write_consistency_factor > vector.replication_factor {
+        out.push_related(
+            "vector.write_consistency_factor",
+            "vector.replication_factor",
+            format!(
+                "must not exceed vector.replication_factor ({})",
+                vector.replication_factor
+            ),
+        );
+    }
 
     let search = &config.search;
     out.within("search.limit", search.limit, 1, 1000);
@@ -538,6 +556,34 @@ mod tests {
         config.embedding.model_dir = Some("/models/x".into());
         config.vector.url = Some("https://qdrant.example:6334".into());
         config.search.vector_weight = 0.5;
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn server_layout_settings() {
+        let mut config = Config::default();
+        config.vector.shard_number = 0;
+        config.vector.request_timeout_ms = 0;
+        config.vector.replication_factor = 1;
+        config.vector.write_consistency_factor = 2;
+        let err = config.validate().expect_err("invalid");
+        let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "vector.request_timeout_ms",
+                "vector.shard_number",
+                "vector.write_consistency_factor"
+            ]
+        );
+        assert!(
+            err.to_string().contains("vector.replication_factor (1)"),
+            "{err}"
+        );
+
+        config.vector.shard_number = 1;
+        config.vector.request_timeout_ms = 1000;
+        config.vector.write_consistency_factor = 1;
         assert!(config.validate().is_ok());
     }
 }

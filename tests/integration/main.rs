@@ -3,4 +3,5 @@
 mod bad_inputs;
 mod incremental;
 mod remote_embed;
+mod server_store;
 mod support;

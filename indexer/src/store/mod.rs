@@ -1,5 +1,6 @@
 //! The two stores of a collection: tantivy for keywords, a [`VectorStore`](vector::VectorStore) for
-//! dense vectors.
+//! dense vectors (embedded, or in a Qdrant server: [`server`]).
 
 pub mod keyword;
+pub mod server;
 pub mod vector;

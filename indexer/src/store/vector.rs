@@ -93,10 +93,9 @@ pub fn open_store(config: &aiex_config::Config, dir: &Path) -> Result<Box<dyn Ve
                 optimize_min_points: config.vector.optimize_min_points,
             },
         )?)),
-        aiex_config::VectorBackend::Server => Err(Error::Vector {
-            message: "vector.backend = \"server\" is not available in this version; use \"edge\""
-                .to_string(),
-        }),
+        aiex_config::VectorBackend::Server => {
+            Ok(Box::new(super::server::open_collection(config, dir)?))
+        }
     }
 }
 

@@ -1,0 +1,843 @@
+//! Dense vectors in a Qdrant server or cluster (`vector.backend = "server"`), over gRPC with
+//! `qdrant-client`.
+//!
+//! Layout (Qdrant's multitenancy guidance): one Qdrant collection per kind, embedding model and
+//! dimension (`aiex_code_all-minilm-l6-v2_384`), shared by every Aiex collection of that kind; the
+//! Aiex collection name is the tenant, a `keyword` payload field indexed with `is_tenant`, and every
+//! read, count and delete is filtered by it. Point ids are UUIDs derived from (tenant, chunk id), so
+//! two tenants never share a point; the chunk id itself is kept in the payload (`chunk_id`).
+//!
+//! Threading: the client is async, the [`VectorStore`] trait is not. One worker thread owns a
+//! current-thread tokio runtime and the client; each call is sent to it as a task and the caller
+//! waits for the answer on a reply channel, so concurrent callers are served concurrently and no
+//! outer runtime is ever blocked or driven. The worker ends when the store is dropped.
+//!
+//! Durability: every write is sent with `wait = true`, so when `upsert` or `delete` returns the
+//! points are applied (and in the server's WAL); `flush` has nothing left to do.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use qdrant_client::qdrant::{
+    point_id::PointIdOptions, value::Kind, vector_output, Condition, CountPointsBuilder,
+    CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance,
+    FieldType, Filter, GetPointsBuilder, HnswConfigDiffBuilder, KeywordIndexParamsBuilder, PointId,
+    PointStruct, PointsIdsList, QueryPointsBuilder, SearchParamsBuilder, UpsertPointsBuilder,
+    Value, VectorParamsBuilder, VectorsConfig,
+};
+use qdrant_client::{Payload, Qdrant, QdrantError};
+use tokio::sync::mpsc as async_mpsc;
+
+use crate::error::{Error, Result};
+use crate::store::vector::{VectorFilter, VectorPoint, VectorStore, VectorStoreInfo, DENSE_VECTOR};
+
+/// Points per upsert request.
+pub const UPSERT_BATCH: usize = 256;
+/// Point ids per read or delete request.
+const ID_BATCH: usize = 1024;
+/// The payload field that names the tenant (the Aiex collection).
+pub const TENANT_FIELD: &str = "collection";
+/// The payload field that keeps the indexer's chunk id (a decimal string: Qdrant integers are i64).
+pub const CHUNK_ID_FIELD: &str = "chunk_id";
+/// Keyword payload fields indexed besides the tenant.
+const KEYWORD_FIELDS: [&str; 4] = ["path", "language", "kind", "symbol"];
+/// Server versions this build speaks to: the client's major version, its minor version ± 1.
+pub const SUPPORTED_MAJOR: u64 = 1;
+pub const SUPPORTED_MINORS: std::ops::RangeInclusive<u64> = 18..=20;
+/// Attempts of one request when the server answers with a transient error.
+const ATTEMPTS: u32 = 3;
+
+/// How to reach the server and how to lay out the collections Aiex creates there.
+#[derive(Debug, Clone)]
+pub struct ServerStoreOptions {
+    /// gRPC URL (`http://host:6334`; `https://` for TLS).
+    pub url: String,
+    pub api_key: Option<String>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Kind of the Aiex collection (`code`, `docs`): part of the Qdrant collection's name.
+    pub kind: String,
+    /// Embedding model key (`all-MiniLM-L6-v2`, `llm:…`): part of the Qdrant collection's name.
+    pub model: String,
+    pub dimension: usize,
+    pub hnsw_ef: usize,
+    pub shard_number: u32,
+    pub replication_factor: u32,
+    pub write_consistency_factor: u32,
+    pub on_disk: bool,
+}
+
+impl ServerStoreOptions {
+    /// The settings of `config` for a collection of `kind`.
+    pub fn from_config(config: &aiex_config::Config, kind: &str) -> Result<Self> {
+        let vector = &config.vector;
+        let url = vector.url.clone().ok_or_else(|| Error::Vector {
+            message: "vector.backend = \"server\" needs vector.url".to_string(),
+        })?;
+        let model = config.embedding_model_key().ok_or_else(|| Error::Vector {
+            message: "the embedding model is not configured (see embedding.provider)".to_string(),
+        })?;
+        Ok(ServerStoreOptions {
+            url,
+            api_key: vector.api_key.as_ref().map(|key| key.expose().to_string()),
+            connect_timeout: Duration::from_millis(vector.connect_timeout_ms),
+            request_timeout: Duration::from_millis(vector.request_timeout_ms),
+            kind: kind.to_string(),
+            model,
+            dimension: config.embedding.dimension,
+            hnsw_ef: config.vector.hnsw_ef,
+            shard_number: vector.shard_number,
+            replication_factor: vector.replication_factor,
+            write_consistency_factor: vector.write_consistency_factor,
+            on_disk: vector.on_disk,
+        })
+    }
+
+    /// The Qdrant collection for this kind, model and dimension.
+    pub fn collection_name(&self) -> String {
+        format!(
+            "aiex_{}_{}_{}",
+            slug(&self.kind),
+            slug(&self.model),
+            self.dimension
+        )
+    }
+}
+
+/// Lowercase letters, digits and `-`; anything else becomes `-`.
+fn slug(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// The Qdrant point id of chunk `id` of `tenant`: a UUID from blake3(tenant, id).
+pub fn point_uuid(tenant: &str, id: u64) -> uuid::Uuid {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"aiex-point\0");
+    hasher.update(tenant.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(&id.to_le_bytes());
+    let hash = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash.as_bytes()[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// Checks the server's version against the versions this build supports.
+pub fn check_version(url: &str, version: &str) -> Result<()> {
+    let mut parts = version.trim().split('.').map(str::parse::<u64>);
+    let supported = match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => {
+            major == SUPPORTED_MAJOR && SUPPORTED_MINORS.contains(&minor)
+        }
+        _ => false,
+    };
+    if supported {
+        Ok(())
+    } else {
+        Err(Error::Vector {
+            message: format!(
+                "Qdrant at {url} is version {version}; this build supports Qdrant {major}.{lo} to \
+                 {major}.{hi}",
+                major = SUPPORTED_MAJOR,
+                lo = SUPPORTED_MINORS.start(),
+                hi = SUPPORTED_MINORS.end(),
+            ),
+        })
+    }
+}
+
+/// Opens the server store of the Aiex collection whose local directory holds `vectors_dir`
+/// (`…/collections/<name>/vectors`): the tenant is the collection's name, the Qdrant collection
+/// follows from its kind (read from the manifest beside it) and the configured model.
+///
+/// When the manifest records no vector at all (a new collection, `--rebuild`, a collection removed
+/// and indexed again, or one indexed only with `--no-embed` so far), nothing the server holds for
+/// this tenant is tracked, so it is cleared: the indexer then converges to exactly its chunks.
+pub fn open_collection(
+    config: &aiex_config::Config,
+    vectors_dir: &std::path::Path,
+) -> Result<ServerVectorStore> {
+    let collection_dir = vectors_dir.parent().unwrap_or(vectors_dir);
+    let manifest = crate::manifest::Manifest::load(&collection_dir.join("manifest.json"))?;
+    let tenant = match &manifest {
+        Some(manifest) => manifest.collection.clone(),
+        None => collection_dir
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::Vector {
+                message: format!("no collection name in {}", vectors_dir.display()),
+            })?,
+    };
+    let kind = manifest
+        .as_ref()
+        .map_or(crate::manifest::CollectionKind::Code, |m| m.kind);
+    let options = ServerStoreOptions::from_config(config, kind.name())?;
+    let store = ServerVectorStore::open(options, &tenant)?;
+    let untracked = manifest
+        .as_ref()
+        .is_none_or(|m| m.embedded_count() == 0 && m.pending_vector_deletes.is_empty());
+    if untracked {
+        store.clear()?;
+    }
+    Ok(store)
+}
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Job = Box<dyn FnOnce(Qdrant) -> Task + Send>;
+
+/// A Qdrant collection's tenant, behind the synchronous [`VectorStore`] contract.
+pub struct ServerVectorStore {
+    jobs: async_mpsc::UnboundedSender<Job>,
+    url: String,
+    collection: String,
+    tenant: String,
+    options: ServerStoreOptions,
+}
+
+impl std::fmt::Debug for ServerVectorStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerVectorStore")
+            .field("url", &self.url)
+            .field("collection", &self.collection)
+            .field("tenant", &self.tenant)
+            .finish()
+    }
+}
+
+impl ServerVectorStore {
+    /// Connects to the server, checks its version and the API key, and creates the Qdrant
+    /// collection (with its payload indexes) when absent. `tenant` is the Aiex collection name.
+    pub fn open(options: ServerStoreOptions, tenant: &str) -> Result<Self> {
+        let url = options.url.clone();
+        let client = Qdrant::from_url(&url)
+            .api_key(options.api_key.clone())
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .skip_compatibility_check()
+            .build()
+            .map_err(|err| Error::Vector {
+                message: format!("Qdrant client for {url}: {err}"),
+            })?;
+        let (jobs, receiver) = async_mpsc::unbounded_channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<std::result::Result<(), String>>(1);
+        std::thread::Builder::new()
+            .name("aiex-qdrant".to_string())
+            .spawn(move || worker(client, receiver, &ready_tx))
+            .map_err(|err| Error::Vector {
+                message: format!("starting the Qdrant worker: {err}"),
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => return Err(Error::Vector { message }),
+            Err(_) => {
+                return Err(Error::Vector {
+                    message: "the Qdrant worker stopped while starting".to_string(),
+                })
+            }
+        }
+        let store = ServerVectorStore {
+            jobs,
+            url,
+            collection: options.collection_name(),
+            tenant: tenant.to_string(),
+            options,
+        };
+        let version = store
+            .call_once(|client| async move { client.health_check().await })
+            .map_err(|err| store.error("connecting", &err))?
+            .version;
+        check_version(&store.url, &version)?;
+        store.ensure_collection()?;
+        Ok(store)
+    }
+
+    /// The Qdrant collection this store writes to.
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    /// The tenant (Aiex collection name) whose points this store reads and writes.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// Deletes every point of this tenant.
+    pub fn clear(&self) -> Result<()> {
+        let collection = self.collection.clone();
+        let filter = self.tenant_filter(Vec::new());
+        self.call(move |client| {
+            let request = DeletePointsBuilder::new(collection.clone())
+                .points(filter.clone())
+                .wait(true);
+            async move { client.delete_points(request).await.map(drop) }
+        })
+        .map_err(|err| self.error("clearing the tenant", &err))
+    }
+
+    /// Runs `f` on the worker once, without retries.
+    fn call_once<T, F, Fut>(&self, f: F) -> std::result::Result<T, QdrantError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Qdrant) -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<T, QdrantError>> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |client| {
+            Box::pin(async move {
+                // The caller may have gone away; nothing else waits for this answer.
+                let _ = reply.send(f(client).await);
+            })
+        });
+        let stopped = || QdrantError::Io(std::io::Error::other("the Qdrant worker has stopped"));
+        self.jobs.send(job).map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
+    }
+
+    /// Runs the request `f` makes, retrying transient failures (unavailable, overloaded, timed
+    /// out) with a short backoff; errors that a retry cannot fix (a refused API key, a bad
+    /// request) are returned at once.
+    fn call<T, F, Fut>(&self, f: F) -> std::result::Result<T, QdrantError>
+    where
+        T: Send + 'static,
+        F: Fn(Qdrant) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<T, QdrantError>> + Send + 'static,
+    {
+        self.call_once(move |client| async move {
+            let mut attempt = 1;
+            loop {
+                match f(client.clone()).await {
+                    Err(err) if attempt < ATTEMPTS && transient(&err) => {
+                        let wait = match &err {
+                            QdrantError::ResourceExhaustedError {
+                                retry_after_seconds,
+                                ..
+                            } => Duration::from_secs((*retry_after_seconds).clamp(1, 10)),
+                            _ => Duration::from_millis(200 * 4u64.pow(attempt - 1)),
+                        };
+                        tracing::warn!(attempt, "Qdrant request failed, retrying: {err}");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    other => return other,
+                }
+            }
+        })
+    }
+
+    /// A clear error for `err`, which happened while `doing` something.
+    fn error(&self, doing: &str, err: &QdrantError) -> Error {
+        let url = &self.url;
+        let message = match status_code(err) {
+            Some(Code::Unauthenticated | Code::PermissionDenied) => format!(
+                "Qdrant at {url} refused the API key (vector.api_key) while {doing}: {}",
+                status_message(err)
+            ),
+            _ if unreachable(err) => {
+                format!(
+                    "Qdrant unreachable at {url} ({doing}): {}",
+                    status_message(err)
+                )
+            }
+            Some(Code::DeadlineExceeded) => format!(
+                "Qdrant at {url} did not answer in time ({doing}; vector.request_timeout_ms): {}",
+                status_message(err)
+            ),
+            _ => format!(
+                "Qdrant at {url}, collection {}: {doing}: {}",
+                self.collection,
+                status_message(err)
+            ),
+        };
+        Error::Vector { message }
+    }
+
+    fn tenant_filter(&self, mut must: Vec<Condition>) -> Filter {
+        must.insert(0, Condition::matches(TENANT_FIELD, self.tenant.clone()));
+        Filter::must(must)
+    }
+
+    /// Creates the Qdrant collection and its payload indexes when absent; checks its dimension.
+    fn ensure_collection(&self) -> Result<()> {
+        let name = self.collection.clone();
+        let exists = self
+            .call(move |client| {
+                let name = name.clone();
+                async move { client.collection_exists(name).await }
+            })
+            .map_err(|err| self.error("checking the collection", &err))?;
+        if !exists {
+            self.create_collection()?;
+        }
+        let name = self.collection.clone();
+        let info = self
+            .call(move |client| {
+                let name = name.clone();
+                async move { client.collection_info(name).await }
+            })
+            .map_err(|err| self.error("reading the collection", &err))?;
+        let size = info
+            .result
+            .and_then(|info| info.config)
+            .and_then(|config| config.params)
+            .and_then(|params| params.vectors_config)
+            .and_then(|vectors| match vectors.config {
+                Some(qdrant_client::qdrant::vectors_config::Config::ParamsMap(map)) => {
+                    map.map.get(DENSE_VECTOR).map(|params| params.size)
+                }
+                _ => None,
+            });
+        match size {
+            Some(size) if usize::try_from(size).ok() == Some(self.options.dimension) => Ok(()),
+            Some(size) => Err(Error::Vector {
+                message: format!(
+                    "Qdrant collection {} at {} holds vectors of dimension {size}, not {}",
+                    self.collection, self.url, self.options.dimension
+                ),
+            }),
+            None => Err(Error::Vector {
+                message: format!(
+                    "Qdrant collection {} at {} has no dense vector named `{DENSE_VECTOR}`; it \
+                     was not created by Aiex",
+                    self.collection, self.url
+                ),
+            }),
+        }
+    }
+
+    fn create_collection(&self) -> Result<()> {
+        let options = &self.options;
+        let dimension = u64::try_from(options.dimension).unwrap_or(u64::MAX);
+        let vectors = VectorsConfig::from(qdrant_client::qdrant::vectors_config::Config::from(
+            qdrant_client::qdrant::VectorParamsMap {
+                map: HashMap::from([(
+                    DENSE_VECTOR.to_string(),
+                    VectorParamsBuilder::new(dimension, Distance::Cosine)
+                        .on_disk(options.on_disk)
+                        .build(),
+                )]),
+            },
+        ));
+        let mut request = CreateCollectionBuilder::new(self.collection.clone())
+            .vectors_config(vectors)
+            // Multitenancy: no global graph, one HNSW graph per tenant (payload_m on the tenant
+            // index), since every search is filtered by tenant.
+            .hnsw_config(HnswConfigDiffBuilder::default().m(0).payload_m(16))
+            .shard_number(options.shard_number)
+            .replication_factor(options.replication_factor)
+            .write_consistency_factor(options.write_consistency_factor)
+            .build();
+        request.metadata = HashMap::from([
+            ("aiex_kind".to_string(), Value::from(options.kind.clone())),
+            ("aiex_model".to_string(), Value::from(options.model.clone())),
+        ]);
+        let created = self.call(move |client| {
+            let request = request.clone();
+            async move { client.create_collection(request).await }
+        });
+        match created {
+            Ok(_) => {}
+            // Another process created it meanwhile.
+            Err(err) if status_code(&err) == Some(Code::AlreadyExists) => {}
+            Err(err) if status_message(&err).contains("already exists") => {}
+            Err(err) => return Err(self.error("creating the collection", &err)),
+        }
+        let mut indexes = vec![(
+            TENANT_FIELD.to_string(),
+            FieldType::Keyword,
+            Some(KeywordIndexParamsBuilder::default().is_tenant(true)),
+        )];
+        indexes.extend(
+            KEYWORD_FIELDS
+                .iter()
+                .map(|field| (field.to_string(), FieldType::Keyword, None)),
+        );
+        indexes.push(("start_line".to_string(), FieldType::Integer, None));
+        for (field, field_type, params) in indexes {
+            let mut builder =
+                CreateFieldIndexCollectionBuilder::new(self.collection.clone(), field, field_type)
+                    .wait(true);
+            if let Some(params) = params {
+                builder = builder.field_index_params(params);
+            }
+            let request = builder.build();
+            self.call(move |client| {
+                let request = request.clone();
+                async move { client.create_field_index(request).await }
+            })
+            .map_err(|err| self.error("creating payload indexes", &err))?;
+        }
+        tracing::info!(
+            collection = %self.collection,
+            url = %self.url,
+            "created Qdrant collection"
+        );
+        Ok(())
+    }
+
+    fn point_ids(&self, ids: &[u64]) -> (Vec<PointId>, HashMap<String, u64>) {
+        let mut points = Vec::with_capacity(ids.len());
+        let mut by_uuid = HashMap::with_capacity(ids.len());
+        for &id in ids {
+            let uuid = point_uuid(&self.tenant, id).to_string();
+            points.push(PointId::from(uuid.clone()));
+            by_uuid.insert(uuid, id);
+        }
+        (points, by_uuid)
+    }
+
+    /// Retrieves the points of `ids` (with their vectors when `with_vectors`), as chunk ids.
+    fn retrieve(&self, ids: &[u64], with_vectors: bool) -> Result<Vec<(u64, Option<Vec<f32>>)>> {
+        let mut found = Vec::new();
+        for batch in ids.chunks(ID_BATCH) {
+            let (points, by_uuid) = self.point_ids(batch);
+            let collection = self.collection.clone();
+            let response = self
+                .call(move |client| {
+                    let request = GetPointsBuilder::new(collection.clone(), points.clone())
+                        .with_payload(false)
+                        .with_vectors(with_vectors);
+                    async move { client.get_points(request).await }
+                })
+                .map_err(|err| self.error("reading points", &err))?;
+            for point in response.result {
+                let Some(id) = point
+                    .id
+                    .as_ref()
+                    .and_then(uuid_of)
+                    .and_then(|uuid| by_uuid.get(&uuid).copied())
+                else {
+                    continue;
+                };
+                let vector = point
+                    .vectors
+                    .and_then(|vectors| vectors.get_vector_by_name(DENSE_VECTOR))
+                    .and_then(|vector| match vector {
+                        vector_output::Vector::Dense(dense) => Some(dense.data),
+                        _ => None,
+                    });
+                found.push((id, vector));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The UUID of a point id, normalised (lowercase, hyphenated).
+fn uuid_of(id: &PointId) -> Option<String> {
+    match id.point_id_options.as_ref()? {
+        PointIdOptions::Uuid(text) => uuid::Uuid::parse_str(text).ok().map(|u| u.to_string()),
+        PointIdOptions::Num(_) => None,
+    }
+}
+
+/// The gRPC status codes this store tells apart (numbers fixed by the gRPC specification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Code {
+    DeadlineExceeded,
+    AlreadyExists,
+    PermissionDenied,
+    ResourceExhausted,
+    Aborted,
+    Unavailable,
+    Unauthenticated,
+    Other,
+}
+
+impl Code {
+    fn from_grpc(code: i32) -> Code {
+        match code {
+            4 => Code::DeadlineExceeded,
+            6 => Code::AlreadyExists,
+            7 => Code::PermissionDenied,
+            8 => Code::ResourceExhausted,
+            10 => Code::Aborted,
+            14 => Code::Unavailable,
+            16 => Code::Unauthenticated,
+            _ => Code::Other,
+        }
+    }
+}
+
+fn status_code(err: &QdrantError) -> Option<Code> {
+    match err {
+        QdrantError::ResponseError { status } => Some(Code::from_grpc(i32::from(status.code()))),
+        QdrantError::ResourceExhaustedError { .. } => Some(Code::ResourceExhausted),
+        _ => None,
+    }
+}
+
+fn status_message(err: &QdrantError) -> String {
+    match err {
+        QdrantError::ResponseError { status } => {
+            let message = status.message();
+            if message.is_empty() {
+                status.code().description().to_string()
+            } else {
+                message.to_string()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Whether the server could not be reached at all: the client reports a failed connection as
+/// `Internal` with "Failed to connect to", a broken one as `Unavailable`.
+fn unreachable(err: &QdrantError) -> bool {
+    match err {
+        QdrantError::ResponseError { status } => match Code::from_grpc(i32::from(status.code())) {
+            Code::Unavailable => true,
+            Code::Other => status.message().starts_with("Failed to connect to"),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+fn transient(err: &QdrantError) -> bool {
+    unreachable(err)
+        || matches!(
+            status_code(err),
+            Some(Code::ResourceExhausted | Code::DeadlineExceeded | Code::Aborted)
+        )
+}
+
+/// The worker thread: a current-thread runtime that runs every job as its own task, until the
+/// store (the only sender) is dropped.
+fn worker(
+    client: Qdrant,
+    mut jobs: async_mpsc::UnboundedReceiver<Job>,
+    ready: &mpsc::SyncSender<std::result::Result<(), String>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            let _ = ready.send(Err(format!("starting the Qdrant runtime: {err}")));
+            return;
+        }
+    };
+    if ready.send(Ok(())).is_err() {
+        return;
+    }
+    runtime.block_on(async move {
+        let mut running = tokio::task::JoinSet::new();
+        while let Some(job) = jobs.recv().await {
+            running.spawn(job(client.clone()));
+            // Reap finished tasks so the set does not grow.
+            while running.try_join_next().is_some() {}
+        }
+        while running.join_next().await.is_some() {}
+    });
+}
+
+fn payload_of(tenant: &str, point: &VectorPoint) -> Payload {
+    let p = &point.payload;
+    let mut payload = Payload::with_capacity(10);
+    payload.insert(TENANT_FIELD, tenant);
+    payload.insert(CHUNK_ID_FIELD, point.id.to_string());
+    payload.insert("path", p.path.clone());
+    payload.insert("language", p.language.clone());
+    if let Some(symbol) = &p.symbol {
+        payload.insert("symbol", symbol.clone());
+    }
+    payload.insert("kind", p.kind.clone());
+    payload.insert("start_line", i64::from(p.start_line));
+    payload.insert("end_line", i64::from(p.end_line));
+    payload.insert("hash", p.hash.clone());
+    payload
+}
+
+fn chunk_id_of(payload: &HashMap<String, Value>) -> Option<u64> {
+    match payload.get(CHUNK_ID_FIELD)?.kind.as_ref()? {
+        Kind::StringValue(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+impl VectorStore for ServerVectorStore {
+    fn upsert(&self, points: Vec<VectorPoint>) -> Result<()> {
+        for batch in points.chunks(UPSERT_BATCH) {
+            let mut structs = Vec::with_capacity(batch.len());
+            for point in batch {
+                if point.vector.len() != self.options.dimension {
+                    return Err(Error::WrongDimension {
+                        expected: self.options.dimension,
+                        got: point.vector.len(),
+                    });
+                }
+                structs.push(PointStruct::new(
+                    point_uuid(&self.tenant, point.id).to_string(),
+                    HashMap::from([(DENSE_VECTOR.to_string(), point.vector.clone())]),
+                    payload_of(&self.tenant, point),
+                ));
+            }
+            let collection = self.collection.clone();
+            self.call(move |client| {
+                let request =
+                    UpsertPointsBuilder::new(collection.clone(), structs.clone()).wait(true);
+                async move { client.upsert_points(request).await.map(drop) }
+            })
+            .map_err(|err| self.error("writing points", &err))?;
+        }
+        Ok(())
+    }
+
+    fn delete(&self, ids: &[u64]) -> Result<()> {
+        for batch in ids.chunks(ID_BATCH) {
+            let (points, _) = self.point_ids(batch);
+            let collection = self.collection.clone();
+            self.call(move |client| {
+                let request = DeletePointsBuilder::new(collection.clone())
+                    .points(PointsIdsList {
+                        ids: points.clone(),
+                    })
+                    .wait(true);
+                async move { client.delete_points(request).await.map(drop) }
+            })
+            .map_err(|err| self.error("deleting points", &err))?;
+        }
+        Ok(())
+    }
+
+    fn vectors(&self, ids: &[u64]) -> Result<HashMap<u64, Vec<f32>>> {
+        Ok(self
+            .retrieve(ids, true)?
+            .into_iter()
+            .filter_map(|(id, vector)| vector.map(|vector| (id, vector)))
+            .collect())
+    }
+
+    fn existing(&self, ids: &[u64]) -> Result<HashSet<u64>> {
+        Ok(self
+            .retrieve(ids, false)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    fn search(
+        &self,
+        vector: &[f32],
+        filter: &VectorFilter,
+        limit: usize,
+    ) -> Result<Vec<(u64, f32)>> {
+        let mut must = Vec::new();
+        if !filter.languages.is_empty() {
+            must.push(Condition::matches("language", filter.languages.clone()));
+        }
+        if !filter.paths.is_empty() {
+            must.push(Condition::matches("path", filter.paths.clone()));
+        }
+        let request = QueryPointsBuilder::new(self.collection.clone())
+            .query(qdrant_client::qdrant::Query::new_nearest(vector.to_vec()))
+            .using(DENSE_VECTOR)
+            .filter(self.tenant_filter(must))
+            .params(
+                SearchParamsBuilder::default()
+                    .hnsw_ef(u64::try_from(self.options.hnsw_ef).unwrap_or(u64::MAX)),
+            )
+            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+            .with_payload(
+                qdrant_client::qdrant::with_payload_selector::SelectorOptions::Include(
+                    qdrant_client::qdrant::PayloadIncludeSelector {
+                        fields: vec![CHUNK_ID_FIELD.to_string()],
+                    },
+                ),
+            )
+            .build();
+        let response = self
+            .call(move |client| {
+                let request = request.clone();
+                async move { client.query(request).await }
+            })
+            .map_err(|err| self.error("searching", &err))?;
+        Ok(response
+            .result
+            .into_iter()
+            .filter_map(|point| chunk_id_of(&point.payload).map(|id| (id, point.score)))
+            .collect())
+    }
+
+    /// The server builds its indexes itself, per tenant, as points arrive.
+    fn optimize(&self) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Every write was sent with `wait = true`: nothing is pending.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn info(&self) -> Result<VectorStoreInfo> {
+        let collection = self.collection.clone();
+        let filter = self.tenant_filter(Vec::new());
+        let count = self
+            .call(move |client| {
+                let request = CountPointsBuilder::new(collection.clone())
+                    .filter(filter.clone())
+                    .exact(true);
+                async move { client.count(request).await }
+            })
+            .map_err(|err| self.error("counting points", &err))?
+            .result
+            .map_or(0, |result| result.count);
+        let points = usize::try_from(count).unwrap_or(usize::MAX);
+        Ok(VectorStoreInfo {
+            points,
+            // The server indexes per tenant as it goes; it reports no per-tenant figure.
+            indexed_vectors: points,
+            segments: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collection_names_are_per_kind_model_and_dimension() {
+        let mut config = aiex_config::Config::default();
+        config.vector.url = Some("http://127.0.0.1:6334".into());
+        let options = ServerStoreOptions::from_config(&config, "code").expect("options");
+        assert_eq!(options.collection_name(), "aiex_code_all-minilm-l6-v2_384");
+        let docs = ServerStoreOptions::from_config(&config, "docs").expect("options");
+        assert_eq!(docs.collection_name(), "aiex_docs_all-minilm-l6-v2_384");
+    }
+
+    #[test]
+    fn point_ids_differ_across_tenants_and_are_stable() {
+        assert_eq!(point_uuid("a", 7), point_uuid("a", 7));
+        assert_ne!(point_uuid("a", 7), point_uuid("b", 7));
+        assert_ne!(point_uuid("a", 7), point_uuid("a", 8));
+        // The separator keeps ("ab", x) and ("a", b…) apart.
+        assert_ne!(point_uuid("ab", 1), point_uuid("a", 1));
+    }
+
+    #[test]
+    fn server_versions() {
+        assert!(check_version("http://q:6334", "1.19.0").is_ok());
+        assert!(check_version("http://q:6334", "1.20.3").is_ok());
+        for bad in ["1.12.0", "2.19.0", "dev", ""] {
+            let err = check_version("http://q:6334", bad)
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("http://q:6334"), "{err}");
+            assert!(err.contains(&format!("version {bad}")), "{err}");
+            assert!(err.contains("1.18 to 1.20"), "{err}");
+        }
+    }
+}
