@@ -258,10 +258,13 @@ impl Mrr {
 fn rank_of_answer(query: &EvalQuery, hits: &[Hit]) -> Option<usize> {
     hits.iter()
         .position(|hit| {
-            hit.source == "code"
-                && hit.path.as_deref() == Some(query.path.as_str())
-                && hit.start_line.is_some_and(|start| start <= query.line)
-                && hit.end_line.is_some_and(|end| query.line <= end)
+            hit.locator.source == "code"
+                && hit.locator.path.as_deref() == Some(query.path.as_str())
+                && hit
+                    .locator
+                    .start_line
+                    .is_some_and(|start| start <= query.line)
+                && hit.locator.end_line.is_some_and(|end| query.line <= end)
         })
         .map(|index| index + 1)
 }

@@ -171,6 +171,7 @@ fn main() {
         valid += resolved.len();
         let recall = resolved.iter().any(|reference| {
             reference
+                .locator
                 .path
                 .as_deref()
                 .is_some_and(|path| question.pages.iter().any(|page| page == path))

@@ -6,32 +6,17 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use aiex_search::Locator;
+
 use crate::plan::SubQuestion;
 use crate::text::{approx_tokens, distinct_terms, terms};
 
 /// A text found by a search (a local chunk in full, a web snippet) or a fetched page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FoundText {
-    /// `code`, `docs`, `web:serper`, `page` (a fetched page).
-    pub source: String,
-    pub title: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub collection: Option<String>,
-    /// Relative to the collection root.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_line: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_line: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub symbol: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    /// Source (`code`, `docs`, `web:serper`, `page` for a fetched page), title and place.
+    #[serde(flatten)]
+    pub locator: Locator,
     /// Enclosing context (`impl Parser`, a heading path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
@@ -45,20 +30,14 @@ pub struct FoundText {
 impl FoundText {
     /// Identity: the normalised URL (as the search's dedup sees it), or collection, path and lines.
     pub fn key(&self) -> String {
-        aiex_search::hit::identity_key(
-            self.url.as_deref(),
-            self.collection.as_deref(),
-            self.path.as_deref(),
-            self.start_line,
-            self.end_line,
-        )
+        self.locator.key()
     }
 
     /// Whether the text is source code (not prose, Markdown or HTML documentation).
     pub fn is_code(&self) -> bool {
-        self.source == "code"
+        self.locator.source == "code"
             && !matches!(
-                self.language.as_deref(),
+                self.locator.language.as_deref(),
                 Some("markdown" | "html" | "text" | "rst" | "txt") | None
             )
     }
@@ -67,42 +46,17 @@ impl FoundText {
 /// Where a passage comes from: what a citation resolves to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceRef {
-    pub source: String,
-    pub title: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub collection: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_line: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_line: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub symbol: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    #[serde(flatten)]
+    pub locator: Locator,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
     pub retrieved_at: String,
 }
 
 impl SourceRef {
     /// `collection:path:start-end`, or the URL.
-    pub fn locator(&self) -> String {
-        match (&self.url, &self.path) {
-            (Some(url), _) => url.clone(),
-            (None, Some(path)) => format!(
-                "{}:{path}:{}-{}",
-                self.collection.as_deref().unwrap_or(""),
-                self.start_line.unwrap_or(0),
-                self.end_line.unwrap_or(0)
-            ),
-            (None, None) => self.title.clone(),
-        }
+    pub fn place(&self) -> String {
+        self.locator.place()
     }
 }
 
@@ -175,7 +129,7 @@ const PASSAGE_MAX_WORDS: usize = 160;
 /// range of each when the text's lines are the file's lines.
 pub fn split_passages(found: &FoundText) -> Vec<(String, Option<(u32, u32)>)> {
     let lines: Vec<&str> = found.text.lines().collect();
-    let line_numbers = match (found.start_line, found.end_line) {
+    let line_numbers = match (found.locator.start_line, found.locator.end_line) {
         (Some(start), Some(end)) if (end - start + 1) as usize == lines.len() => Some(start),
         _ => None,
     };
@@ -241,31 +195,26 @@ fn candidates_of(found: &[FoundText]) -> Vec<Candidate> {
         for (text, range) in split_passages(item) {
             let (start_line, end_line) = match range {
                 Some((start, end)) => (Some(start), Some(end)),
-                None => (item.start_line, item.end_line),
+                None => (item.locator.start_line, item.locator.end_line),
             };
             let mut searchable = text.clone();
-            for extra in [&item.symbol, &item.parent].into_iter().flatten() {
+            for extra in [&item.locator.symbol, &item.parent].into_iter().flatten() {
                 searchable.push(' ');
                 searchable.push_str(extra);
             }
             searchable.push(' ');
-            searchable.push_str(&item.title);
+            searchable.push_str(&item.locator.title);
             out.push(Candidate {
                 terms: terms(&searchable),
                 text,
                 rank,
                 reference: SourceRef {
-                    source: item.source.clone(),
-                    title: item.title.clone(),
-                    url: item.url.clone(),
-                    collection: item.collection.clone(),
-                    path: item.path.clone(),
-                    start_line,
-                    end_line,
-                    symbol: item.symbol.clone(),
-                    kind: item.kind.clone(),
+                    locator: Locator {
+                        start_line,
+                        end_line,
+                        ..item.locator.clone()
+                    },
                     parent: item.parent.clone(),
-                    language: item.language.clone(),
                     retrieved_at: item.retrieved_at.clone(),
                 },
             });
@@ -571,16 +520,18 @@ mod tests {
 
     fn found(path: &str, text: &str, rank_score: f32) -> FoundText {
         FoundText {
-            source: "docs".into(),
-            title: path.into(),
-            url: None,
-            collection: Some("book".into()),
-            path: Some(path.into()),
-            start_line: Some(10),
-            end_line: Some(10 + text.lines().count() as u32 - 1),
-            language: Some("markdown".into()),
-            symbol: None,
-            kind: None,
+            locator: aiex_search::Locator {
+                source: "docs".into(),
+                title: path.into(),
+                url: None,
+                collection: Some("book".into()),
+                path: Some(path.into()),
+                start_line: Some(10),
+                end_line: Some(10 + text.lines().count() as u32 - 1),
+                language: Some("markdown".into()),
+                symbol: None,
+                kind: None,
+            },
             parent: None,
             text: text.into(),
             score: rank_score,

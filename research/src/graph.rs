@@ -133,26 +133,30 @@ impl Builder {
     /// The node of the file or page `passage` comes from.
     fn container_of(&mut self, passage: &Passage) -> String {
         let reference = &passage.reference;
-        match (&reference.path, &reference.url) {
+        match (&reference.locator.path, &reference.locator.url) {
             (Some(path), _) => {
-                let kind = if reference.source == "code" {
+                let kind = if reference.locator.source == "code" {
                     NodeKind::File
                 } else {
                     NodeKind::Page
                 };
                 let id = format!(
                     "{}:{path}",
-                    reference.collection.as_deref().unwrap_or_default()
+                    reference.locator.collection.as_deref().unwrap_or_default()
                 );
                 let label = if kind == NodeKind::Page {
-                    reference.title.as_str()
+                    reference.locator.title.as_str()
                 } else {
                     path.as_str()
                 };
                 self.node(id, label, kind)
             }
-            (None, Some(url)) => self.node(url.clone(), &reference.title, NodeKind::Page),
-            (None, None) => self.node(reference.title.clone(), &reference.title, NodeKind::Page),
+            (None, Some(url)) => self.node(url.clone(), &reference.locator.title, NodeKind::Page),
+            (None, None) => self.node(
+                reference.locator.title.clone(),
+                &reference.locator.title,
+                NodeKind::Page,
+            ),
         }
     }
 
@@ -165,10 +169,10 @@ impl Builder {
         symbols: &mut Vec<(String, String)>,
     ) -> Option<String> {
         let reference = &passage.reference;
-        if reference.source != "code" {
+        if reference.locator.source != "code" {
             return None;
         }
-        let symbol = reference.symbol.as_ref()?;
+        let symbol = reference.locator.symbol.as_ref()?;
         let mut parent_id = container.to_string();
         if let Some(parent) = &reference.parent {
             let parent_name = short_name(parent);
@@ -180,7 +184,7 @@ impl Builder {
             }
         }
         let id = format!("{container}#{symbol}");
-        let label = match &reference.kind {
+        let label = match &reference.locator.kind {
             Some(kind) => format!("{kind} {symbol}"),
             None => symbol.clone(),
         };
@@ -287,17 +291,19 @@ mod tests {
             text: text.into(),
             score: 1.0,
             reference: SourceRef {
-                source: "code".into(),
-                title: path.into(),
-                url: None,
-                collection: Some("repo".into()),
-                path: Some(path.into()),
-                start_line: Some(1),
-                end_line: Some(3),
-                symbol: symbol.map(Into::into),
-                kind: Some("function".into()),
+                locator: aiex_search::Locator {
+                    source: "code".into(),
+                    title: path.into(),
+                    url: None,
+                    collection: Some("repo".into()),
+                    path: Some(path.into()),
+                    start_line: Some(1),
+                    end_line: Some(3),
+                    symbol: symbol.map(Into::into),
+                    kind: Some("function".into()),
+                    language: Some("rust".into()),
+                },
                 parent: parent.map(Into::into),
-                language: Some("rust".into()),
                 retrieved_at: String::new(),
             },
         }

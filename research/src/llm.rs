@@ -190,8 +190,8 @@ pub fn synthesis_prompt(plan: &Plan, passages: &[Passage]) -> Result<String, aie
         .map(|passage| {
             json!({
                 "n": passage.n,
-                "title": passage.reference.title,
-                "locator": passage.reference.locator(),
+                "title": passage.reference.locator.title,
+                "locator": passage.reference.place(),
                 "text": truncate(&passage.text, PROMPT_PASSAGE_BYTES),
             })
         })

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use aiex_search::Locator;
 use serde::{Deserialize, Serialize};
 
 use crate::cite::RemovedCitation;
@@ -24,19 +25,8 @@ pub struct Section {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reference {
     pub n: usize,
-    pub title: String,
-    pub source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub collection: Option<String>,
-    /// Relative to the collection root.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_line: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_line: Option<u32>,
+    #[serde(flatten)]
+    pub locator: Locator,
     pub retrieved_at: String,
     /// The passage cited.
     pub excerpt: String,
@@ -44,36 +34,30 @@ pub struct Reference {
 
 impl Reference {
     pub fn from_passage(passage: &Passage) -> Self {
-        let reference = &passage.reference;
         Reference {
             n: passage.n,
-            title: reference.title.clone(),
-            source: reference.source.clone(),
-            url: reference.url.clone(),
-            collection: reference.collection.clone(),
-            path: reference.path.clone(),
-            start_line: reference.start_line,
-            end_line: reference.end_line,
-            retrieved_at: reference.retrieved_at.clone(),
+            locator: passage.reference.locator.clone(),
+            retrieved_at: passage.reference.retrieved_at.clone(),
             excerpt: passage.text.clone(),
         }
     }
 
     /// `path:start-end` (with its collection) or the URL.
-    pub fn locator(&self) -> String {
-        match (&self.url, &self.path) {
+    pub fn place(&self) -> String {
+        let at = &self.locator;
+        match (&at.url, &at.path) {
             (Some(url), _) => url.clone(),
             (None, Some(path)) => {
-                let lines = match (self.start_line, self.end_line) {
+                let lines = match (at.start_line, at.end_line) {
                     (Some(start), Some(end)) => format!(":{start}-{end}"),
                     _ => String::new(),
                 };
-                match &self.collection {
+                match &at.collection {
                     Some(collection) => format!("{collection}: {path}{lines}"),
                     None => format!("{path}{lines}"),
                 }
             }
-            (None, None) => self.title.clone(),
+            (None, None) => at.title.clone(),
         }
     }
 }
@@ -173,8 +157,8 @@ impl Report {
             out.push_str(&format!(
                 "[{}] {} — `{}` (retrieved {})\n",
                 reference.n,
-                reference.title,
-                reference.locator(),
+                reference.locator.title,
+                reference.place(),
                 reference.retrieved_at
             ));
         }

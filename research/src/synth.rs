@@ -88,7 +88,7 @@ fn best_sentences(text: &str, query: &HashSet<String>, count: usize) -> Vec<Stri
 }
 
 fn code_excerpt(passage: &Passage) -> String {
-    let language = match passage.reference.language.as_deref() {
+    let language = match passage.reference.locator.language.as_deref() {
         Some(language) if is_code(passage) => language,
         _ => "text",
     };
@@ -107,9 +107,9 @@ fn code_excerpt(passage: &Passage) -> String {
 }
 
 fn is_code(passage: &Passage) -> bool {
-    passage.reference.source == "code"
+    passage.reference.locator.source == "code"
         && !matches!(
-            passage.reference.language.as_deref(),
+            passage.reference.locator.language.as_deref(),
             Some("markdown" | "html" | "text") | None
         )
 }
@@ -123,9 +123,12 @@ pub fn extractive_section(question: &str, passages: &[&Passage]) -> String {
     let mut paragraphs = Vec::new();
     for passage in passages.iter().take(PASSAGES_PER_SECTION) {
         let n = passage.n;
-        let label = match (&passage.reference.symbol, &passage.reference.path) {
+        let label = match (
+            &passage.reference.locator.symbol,
+            &passage.reference.locator.path,
+        ) {
             (Some(symbol), Some(path)) => format!("`{symbol}` in `{path}`"),
-            _ => passage.reference.title.clone(),
+            _ => passage.reference.locator.title.clone(),
         };
         if is_code(passage) {
             paragraphs.push(format!("{label} [{n}]:\n\n{}", code_excerpt(passage)));

@@ -95,12 +95,17 @@ pub fn fuse(lists: &[RankedList], params: &FusionParams, limit: usize) -> Vec<Hi
         .into_iter()
         .filter_map(|key| fused.remove(&key))
         .map(|(score, hit)| {
-            let trusted = hit.url.as_deref().and_then(host_of).is_some_and(|host| {
-                params
-                    .trusted_domains
-                    .iter()
-                    .any(|domain| host_matches(&host, domain))
-            });
+            let trusted = hit
+                .locator
+                .url
+                .as_deref()
+                .and_then(host_of)
+                .is_some_and(|host| {
+                    params
+                        .trusted_domains
+                        .iter()
+                        .any(|domain| host_matches(&host, domain))
+                });
             let boosted = if trusted {
                 score * params.trusted_boost
             } else {
@@ -223,6 +228,7 @@ mod tests {
         let fused = fuse(&[a, b], &params, 10);
         assert_eq!(fused.len(), 2, "{fused:#?}");
         assert!(fused[0]
+            .locator
             .url
             .as_deref()
             .is_some_and(|u| u.contains("rust-lang.org")));

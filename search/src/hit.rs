@@ -1,29 +1,94 @@
 //! A result from any source, in one shape.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// Where a text comes from: the source that found it, its title, and either a URL (web pages) or a
+/// place in a collection (path and lines, with what the indexer knows of it). One shape for search
+/// hits, research texts, citations and CLI output, flattened into each of them so their JSON keeps
+/// these fields at the top level.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Locator {
+    /// The source that produced it: `code`, `docs`, `web:serper`, `web:tavily`, `page`.
+    pub source: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    /// Relative to the collection root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+impl Locator {
+    /// A web page: its source, URL and title.
+    pub fn web(source: &str, url: &str, title: &str) -> Locator {
+        Locator {
+            source: source.to_string(),
+            title: title.to_string(),
+            url: Some(url.to_string()),
+            ..Locator::default()
+        }
+    }
+
+    /// Identity for deduplication: the normalised URL of a web text, or collection, path and
+    /// lines of a local one.
+    pub fn key(&self) -> String {
+        match &self.url {
+            Some(url) => crate::urlnorm::normalize_url(url),
+            None => format!(
+                "{}:{}:{}-{}",
+                self.collection.as_deref().unwrap_or(""),
+                self.path.as_deref().unwrap_or(""),
+                self.start_line.unwrap_or(0),
+                self.end_line.unwrap_or(0)
+            ),
+        }
+    }
+
+    /// Where to find it, for people: the URL, or `collection:path:start-end`, or the title.
+    pub fn place(&self) -> String {
+        match (&self.url, &self.path) {
+            (Some(url), _) => url.clone(),
+            (None, Some(path)) => format!(
+                "{}:{path}:{}-{}",
+                self.collection.as_deref().unwrap_or(""),
+                self.start_line.unwrap_or(0),
+                self.end_line.unwrap_or(0)
+            ),
+            (None, None) => self.title.clone(),
+        }
+    }
+
+    /// Approximate heap size of the strings.
+    pub fn approx_heap_bytes(&self) -> usize {
+        let optional = |value: &Option<String>| value.as_ref().map_or(0, String::len);
+        self.source.len()
+            + self.title.len()
+            + optional(&self.url)
+            + optional(&self.collection)
+            + optional(&self.path)
+            + optional(&self.language)
+            + optional(&self.symbol)
+            + optional(&self.kind)
+    }
+}
 
 /// One result. Local hits (code, docs) carry a collection, path and lines; web hits a URL.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hit {
-    /// The source that produced it: `code`, `docs`, `web:serper`, `web:tavily`.
-    pub source: String,
-    pub title: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub collection: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub start_line: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub end_line: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub symbol: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    #[serde(flatten)]
+    pub locator: Locator,
     pub snippet: String,
     /// Local hits: the line of the snippet's first line in the file.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,16 +108,7 @@ impl Hit {
     /// A web result: `source` (`web:tavily`), page URL and title, the provider's snippet and score.
     pub fn web(source: &str, url: &str, title: &str, snippet: &str, score: f32) -> Hit {
         Hit {
-            source: source.to_string(),
-            title: title.to_string(),
-            url: Some(url.to_string()),
-            collection: None,
-            path: None,
-            start_line: None,
-            end_line: None,
-            language: None,
-            symbol: None,
-            kind: None,
+            locator: Locator::web(source, url, title),
             snippet: snippet.to_string(),
             snippet_line: None,
             highlights: Vec::new(),
@@ -62,58 +118,22 @@ impl Hit {
         }
     }
 
-    /// Identity for deduplication: the normalised URL of a web hit, or collection, path and lines
-    /// of a local one.
+    /// Identity for deduplication ([`Locator::key`]).
     pub fn key(&self) -> String {
-        identity_key(
-            self.url.as_deref(),
-            self.collection.as_deref(),
-            self.path.as_deref(),
-            self.start_line,
-            self.end_line,
-        )
+        self.locator.key()
     }
 
     /// Approximate heap size, for the cache's byte bound.
     pub fn approx_bytes(&self) -> usize {
-        let optional = |value: &Option<String>| value.as_ref().map_or(0, String::len);
         std::mem::size_of::<Hit>()
-            + self.source.len()
-            + self.title.len()
+            + self.locator.approx_heap_bytes()
             + self.snippet.len()
-            + optional(&self.url)
-            + optional(&self.collection)
-            + optional(&self.path)
-            + optional(&self.language)
-            + optional(&self.symbol)
-            + optional(&self.kind)
-            + optional(&self.published)
+            + self.published.as_ref().map_or(0, String::len)
             + self.highlights.len() * 16
     }
 
     /// Whether the hit is usable: a finite score and something to show.
     pub fn is_sane(&self) -> bool {
-        self.score.is_finite() && !(self.title.is_empty() && self.snippet.is_empty())
-    }
-}
-
-/// Identity of a found text for deduplication: the normalised URL of a web text, or collection,
-/// path and lines of a local one.
-pub fn identity_key(
-    url: Option<&str>,
-    collection: Option<&str>,
-    path: Option<&str>,
-    start_line: Option<u32>,
-    end_line: Option<u32>,
-) -> String {
-    match url {
-        Some(url) => crate::urlnorm::normalize_url(url),
-        None => format!(
-            "{}:{}:{}-{}",
-            collection.unwrap_or(""),
-            path.unwrap_or(""),
-            start_line.unwrap_or(0),
-            end_line.unwrap_or(0)
-        ),
+        self.score.is_finite() && !(self.locator.title.is_empty() && self.snippet.is_empty())
     }
 }

@@ -32,5 +32,5 @@ pub use coordinator::{CoordinatedSearch, Coordinator, CoordinatorOptions};
 pub use cpu::{run_cpu, CpuError};
 pub use error::{Error, Result};
 pub use event::SearchEvent;
-pub use hit::Hit;
+pub use hit::{Hit, Locator};
 pub use source::{Source, SourceError, SourceQuery, SourceResults};

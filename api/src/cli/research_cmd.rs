@@ -220,7 +220,10 @@ pub fn progress_line(kind: &EventKind) -> Option<String> {
             format!("  warning: search {query:?} failed: {error}")
         }
         EventKind::PageFetched { page, .. } => {
-            format!("  read {}", page.url.as_deref().unwrap_or(&page.title))
+            format!(
+                "  read {}",
+                page.locator.url.as_deref().unwrap_or(&page.locator.title)
+            )
         }
         EventKind::PageFailed { url, error, .. } => format!("  could not read {url}: {error}"),
         EventKind::EvidenceSelected { passages, gaps, .. } => format!(

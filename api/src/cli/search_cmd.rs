@@ -71,36 +71,18 @@ impl SearchArgs {
     }
 }
 
-/// The `--hits` line of one hit.
+/// The `--hits` line of one hit: where it is, its score and snippet.
 #[derive(Serialize)]
 struct JsonHit<'a> {
-    source: &'a str,
-    collection: Option<&'a str>,
-    path: Option<&'a str>,
-    start_line: Option<u32>,
-    end_line: Option<u32>,
-    language: Option<&'a str>,
-    symbol: Option<&'a str>,
-    kind: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<&'a str>,
-    title: &'a str,
+    #[serde(flatten)]
+    locator: &'a aiex_search::Locator,
     score: f32,
     snippet: &'a str,
 }
 
 fn json_hit(hit: &Hit) -> JsonHit<'_> {
     JsonHit {
-        source: &hit.source,
-        collection: hit.collection.as_deref(),
-        path: hit.path.as_deref(),
-        start_line: hit.start_line,
-        end_line: hit.end_line,
-        language: hit.language.as_deref(),
-        symbol: hit.symbol.as_deref(),
-        kind: hit.kind.as_deref(),
-        url: hit.url.as_deref(),
-        title: &hit.title,
+        locator: &hit.locator,
         score: hit.score,
         snippet: &hit.snippet,
     }
@@ -242,28 +224,28 @@ async fn print_events(
 }
 
 fn write_hit(out: &mut impl Write, rank: usize, hit: &Hit) -> std::io::Result<()> {
-    let symbol = match (&hit.symbol, &hit.kind) {
+    let symbol = match (&hit.locator.symbol, &hit.locator.kind) {
         (Some(symbol), Some(kind)) => format!("  {kind} {symbol}"),
         _ => String::new(),
     };
-    match (&hit.url, &hit.path) {
+    match (&hit.locator.url, &hit.locator.path) {
         (Some(url), _) => writeln!(
             out,
             "{rank:>2}. [{}] {}  {url}  ({:.4})",
-            hit.source, hit.title, hit.score
+            hit.locator.source, hit.locator.title, hit.score
         )?,
         (None, Some(path)) => writeln!(
             out,
             "{rank:>2}. {}:{path}:{}-{}{symbol}  ({:.4})",
-            hit.collection.as_deref().unwrap_or(""),
-            hit.start_line.unwrap_or(0),
-            hit.end_line.unwrap_or(0),
+            hit.locator.collection.as_deref().unwrap_or(""),
+            hit.locator.start_line.unwrap_or(0),
+            hit.locator.end_line.unwrap_or(0),
             hit.score
         )?,
         (None, None) => writeln!(
             out,
             "{rank:>2}. [{}] {}  ({:.4})",
-            hit.source, hit.title, hit.score
+            hit.locator.source, hit.locator.title, hit.score
         )?,
     }
     let first_line = hit.snippet_line.unwrap_or(0) as usize;

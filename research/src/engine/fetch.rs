@@ -58,7 +58,7 @@ impl Run {
                 continue;
             }
             for item in found {
-                if let Some(url) = &item.url {
+                if let Some(url) = &item.locator.url {
                     if !urls.iter().any(|(_, _, known)| known == url) {
                         urls.push((item.score, *sub, url.clone()));
                     }
@@ -69,7 +69,7 @@ impl Run {
             .state
             .pages
             .iter()
-            .filter_map(|(_, _, page)| page.url.clone())
+            .filter_map(|(_, _, page)| page.locator.url.clone())
             .collect();
         urls.retain(|(_, _, url)| !done.contains(url));
         urls.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.2.cmp(&b.2)));
@@ -80,16 +80,7 @@ impl Run {
 /// A read page as a found text, with the score of the result that led to it.
 fn page_found(page: PageText, score: f32) -> FoundText {
     FoundText {
-        source: "page".to_string(),
-        title: page.title,
-        url: Some(page.url),
-        collection: None,
-        path: None,
-        start_line: None,
-        end_line: None,
-        language: None,
-        symbol: None,
-        kind: None,
+        locator: aiex_search::Locator::web("page", &page.url, &page.title),
         parent: None,
         text: page.text,
         score,

@@ -206,7 +206,9 @@ impl ResearchEngine {
             .iter()
             .take(found.len())
             .enumerate()
-            .filter_map(|(position, hit)| Some((position, hit.collection.clone()?, hit.chunk_id?)))
+            .filter_map(|(position, hit)| {
+                Some((position, hit.locator.collection.clone()?, hit.chunk_id?))
+            })
             .collect();
         if lookups.is_empty() {
             return Ok(());
@@ -233,8 +235,8 @@ impl ResearchEngine {
             let item = &mut found[position];
             item.text = chunk.text;
             item.parent = chunk.parent;
-            item.start_line = Some(chunk.start_line);
-            item.end_line = Some(chunk.end_line);
+            item.locator.start_line = Some(chunk.start_line);
+            item.locator.end_line = Some(chunk.end_line);
         }
         Ok(())
     }
@@ -265,16 +267,7 @@ fn merged_hits(events: Vec<SearchEvent>) -> std::result::Result<(Vec<Hit>, Vec<S
 /// A hit as a found text (its snippet as the text until the chunk is looked up).
 fn found_text(hit: &Hit, retrieved_at: &str) -> FoundText {
     FoundText {
-        source: hit.source.clone(),
-        title: hit.title.clone(),
-        url: hit.url.clone(),
-        collection: hit.collection.clone(),
-        path: hit.path.clone(),
-        start_line: hit.start_line,
-        end_line: hit.end_line,
-        language: hit.language.clone(),
-        symbol: hit.symbol.clone(),
-        kind: hit.kind.clone(),
+        locator: hit.locator.clone(),
         parent: None,
         text: hit.snippet.clone(),
         score: hit.score,

@@ -374,7 +374,7 @@ async fn failed_page_reads_are_reported_and_pages_stay_within_budget() {
     )));
     let report = report.expect("report");
     assert_eq!(
-        report.references.iter().any(|r| r.source == "page"),
+        report.references.iter().any(|r| r.locator.source == "page"),
         fetched > 0
     );
 }

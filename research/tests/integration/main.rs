@@ -274,7 +274,7 @@ async fn pages_are_read_within_their_budget() {
     )));
     assert!(report.budgets_hit.iter().any(|b| b.budget == "pages"));
     assert!(
-        report.references.iter().any(|r| r.source == "page"),
+        report.references.iter().any(|r| r.locator.source == "page"),
         "read pages are evidence"
     );
 }

@@ -66,12 +66,12 @@ fn stored_sessions_rebuild_their_state_and_report() {
             .expect("a report was written");
         assert!(!report.references.is_empty(), "{id}");
         for reference in &report.references {
-            let place = match (&reference.url, &reference.path) {
+            let place = match (&reference.locator.url, &reference.locator.path) {
                 (Some(url), _) => url.clone(),
                 (None, Some(path)) => format!(
                     "{}:{path}:{}",
-                    reference.collection.as_deref().unwrap_or(""),
-                    reference.start_line.unwrap_or(0)
+                    reference.locator.collection.as_deref().unwrap_or(""),
+                    reference.locator.start_line.unwrap_or(0)
                 ),
                 (None, None) => panic!("{id}: reference {} has no place", reference.n),
             };

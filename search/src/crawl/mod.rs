@@ -3,8 +3,8 @@
 //! a delay between requests, size and content-type limits.
 //!
 //! A crawl runs in phases: the start URL is checked and `robots.txt` read, then pages are taken
-//! breadth-first from the frontier; each allowed one is fetched ([`fetch_page`]), written to the
-//! mirror ([`mirror`]), and below the depth limit its links are extracted ([`links`]) and the
+//! breadth-first from the frontier; each allowed one is fetched (`fetch_page`), written to the
+//! mirror (`mirror`), and below the depth limit its links are extracted (`links`) and the
 //! unseen ones on the same site enqueued. The crawl runs on the caller's async runtime; file-system
 //! calls and link extraction run on the blocking pool.
 

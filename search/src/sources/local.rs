@@ -8,7 +8,7 @@ use aiex_config::SearchMode;
 use aiex_indexer::{Language, SearchHit, SearchRequest, Searcher};
 
 pub use crate::cpu::run_cpu;
-use crate::hit::Hit;
+use crate::hit::{Hit, Locator};
 use crate::source::{BoxFuture, Source, SourceError, SourceQuery, SourceResults};
 
 /// Local collections of one kind, searched with one mode.
@@ -44,16 +44,18 @@ fn to_hit(source: &str, hit: SearchHit) -> Hit {
         None => hit.path.clone(),
     };
     Hit {
-        source: source.to_string(),
-        title,
-        url: None,
-        collection: Some(hit.collection),
-        path: Some(hit.path),
-        start_line: Some(hit.start_line),
-        end_line: Some(hit.end_line),
-        language: Some(hit.language.name().to_string()),
-        symbol: hit.symbol,
-        kind: Some(hit.kind.name().to_string()),
+        locator: Locator {
+            source: source.to_string(),
+            title,
+            url: None,
+            collection: Some(hit.collection),
+            path: Some(hit.path),
+            start_line: Some(hit.start_line),
+            end_line: Some(hit.end_line),
+            language: Some(hit.language.name().to_string()),
+            symbol: hit.symbol,
+            kind: Some(hit.kind.name().to_string()),
+        },
         snippet: hit.snippet,
         snippet_line: Some(hit.snippet_start_line),
         highlights: hit.highlights,

@@ -67,7 +67,7 @@ impl Source for Fake {
                     let mut garbage = hit(&self.name, 0);
                     garbage.score = f32::NAN;
                     let mut empty = hit(&self.name, 1);
-                    empty.title.clear();
+                    empty.locator.title.clear();
                     empty.snippet.clear();
                     let mut huge = hit(&self.name, 2);
                     huge.snippet = "é".repeat(10_000);
@@ -178,7 +178,8 @@ async fn bad_sources_never_delay_or_fail_the_good_ones() {
         panic!("merged before done: {events:?}");
     };
     assert_eq!(hits.len(), 5);
-    let sources: std::collections::HashSet<&str> = hits.iter().map(|h| h.source.as_str()).collect();
+    let sources: std::collections::HashSet<&str> =
+        hits.iter().map(|h| h.locator.source.as_str()).collect();
     assert!(sources.contains("code") && sources.contains("docs"));
     assert!(matches!(events.last(), Some(SearchEvent::Done { .. })));
 }

@@ -63,8 +63,8 @@ async fn code_source_and_reindex_invalidation() {
     };
     let first = coordinator.search_all(search()).await;
     let hits = merged(&first);
-    assert_eq!(hits[0].path.as_deref(), Some("src/lib.rs"));
-    assert_eq!(hits[0].symbol.as_deref(), Some("shared_counter"));
+    assert_eq!(hits[0].locator.path.as_deref(), Some("src/lib.rs"));
+    assert_eq!(hits[0].locator.symbol.as_deref(), Some("shared_counter"));
     let cached = coordinator.search_all(search()).await;
     assert!(cached
         .iter()
@@ -88,7 +88,7 @@ async fn code_source_and_reindex_invalidation() {
     assert!(after
         .iter()
         .any(|e| matches!(e, SearchEvent::Results { cached: false, .. })));
-    let paths: Vec<Option<String>> = merged(&after).into_iter().map(|h| h.path).collect();
+    let paths: Vec<Option<String>> = merged(&after).into_iter().map(|h| h.locator.path).collect();
     assert!(
         paths.contains(&Some("src/more.rs".to_string())),
         "{paths:?}"
