@@ -12,8 +12,10 @@ use aiex_indexer::{index_directory, IndexRequest, IndexSummary};
 
 /// A configuration whose data directory is `data_dir`, without embeddings.
 pub fn config(data_dir: &Path) -> Config {
-    let mut config = Config::default();
-    config.data_dir = data_dir.to_path_buf();
+    let mut config = Config {
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    };
     config.embedding.enabled = false;
     config.index.threads = 2;
     config
