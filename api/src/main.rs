@@ -1,6 +1,7 @@
 //! `aiex-research`: index repositories, search them, and (in later versions) research and serve.
 //!
-//! Errors print their chain once and exit with status 2; a closed stdout (`| head`) exits 0.
+//! Errors print their chain once and exit with status 2; a search that finds nothing exits 1; a
+//! closed stdout (`| head`) exits 0.
 
 mod cli;
 
@@ -17,6 +18,9 @@ fn main() -> ExitCode {
         Err(err) => {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
+            }
+            if err.downcast_ref::<cli::NoMatches>().is_some() {
+                return ExitCode::from(1);
             }
             let mut stderr = std::io::stderr().lock();
             let _ = write!(stderr, "error: {err}");

@@ -3,7 +3,8 @@
 //! ```text
 //! <data_dir>/index/collections/<name>/
 //!     manifest.json   files, chunks, generation, embedding progress
-//!     keyword/        tantivy index
+//!     keyword/        tantivy index of chunks
+//!     grep/           tantivy index of whole files (trigrams + stored content), for exact and regex search
 //!     vectors/        qdrant-edge shard
 //!     write.lock      held by the process that indexes this collection
 //! ```
@@ -21,6 +22,8 @@ pub struct CollectionPaths {
     pub dir: PathBuf,
     pub manifest: PathBuf,
     pub keyword: PathBuf,
+    /// The file-level trigram index of exact and regex search.
+    pub grep: PathBuf,
     pub vectors: PathBuf,
     pub lock: PathBuf,
 }
@@ -31,6 +34,7 @@ impl CollectionPaths {
         CollectionPaths {
             manifest: dir.join("manifest.json"),
             keyword: dir.join("keyword"),
+            grep: dir.join("grep"),
             vectors: dir.join("vectors"),
             lock: dir.join("write.lock"),
             dir,

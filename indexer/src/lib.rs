@@ -17,6 +17,7 @@ pub mod collection;
 pub mod document;
 pub mod embed;
 pub mod error;
+pub mod grep;
 pub mod lang;
 pub mod manifest;
 pub mod pipeline;

@@ -3,6 +3,7 @@
 mod batch_cmd;
 mod config_cmd;
 mod docs_cmd;
+mod grep_out;
 mod index_cmd;
 mod llm_args;
 mod llm_cmd;
@@ -70,6 +71,8 @@ pub enum Command {
         command: config_cmd::ConfigCommand,
     },
 }
+
+pub use grep_out::NoMatches;
 
 pub fn init_logging(verbose: u8) {
     // qdrant-edge warns about process-wide feature flags that only a Qdrant server initialises.

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use aiex_config::SearchMode;
+use super::grep_out::{self, GrepArgs, ModeArg, NoMatches};
 use aiex_indexer::Language;
 use aiex_search::enhance::enhance;
 use aiex_search::sources::web::WebSource;
@@ -25,9 +25,10 @@ pub struct SearchArgs {
     /// Collection to search (repeatable; default: all).
     #[arg(long = "collection", value_name = "NAME")]
     pub collections: Vec<String>,
-    /// keyword (BM25), vector (embeddings) or hybrid (both, fused) for local sources.
-    #[arg(long)]
-    pub mode: Option<SearchMode>,
+    /// keyword (BM25), vector (embeddings) or hybrid (both, fused) for local sources; exact or
+    /// regex for ripgrep-style matching lines (`path:line:column:text`) of code and docs.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
     /// Only hits in this language (repeatable): rust, python, ts, …
     #[arg(long = "lang", value_name = "LANG")]
     pub languages: Vec<String>,
@@ -56,12 +57,14 @@ pub struct SearchArgs {
     /// After the results: per-source timings, cache hits, and ranks before and after fusion.
     #[arg(long)]
     pub explain: bool,
+    #[command(flatten)]
+    pub grep: GrepArgs,
 }
 
 impl SearchArgs {
     pub fn overrides(&self) -> Vec<(String, String)> {
         let mut overrides = Vec::new();
-        if let Some(mode) = self.mode {
+        if let Some(mode) = self.mode.and_then(ModeArg::ranked) {
             overrides.push(("search.mode".into(), mode.to_string()));
         }
         if let Some(limit) = self.limit {
@@ -94,6 +97,9 @@ pub fn coordinator_options(config: &aiex_config::Config) -> CoordinatorOptions {
 }
 
 pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()> {
+    if let Some(mode) = args.grep.mode(args.mode) {
+        return grep_out::run(config, args, mode);
+    }
     for name in &args.languages {
         if Language::from_name(name).is_none() {
             let known: Vec<&str> = Language::all().iter().map(|l| l.name()).collect();
@@ -188,6 +194,9 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
         )?;
     }
     stdout.flush()?;
+    if merged.is_empty() {
+        return Err(NoMatches.into());
+    }
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use super::{chunk_options, chunk_record, millis, pool_threads, IndexProgress, In
 use crate::chunk::{chunk_source, ChunkOptions};
 use crate::document::Chunk;
 use crate::error::{Error, Result};
+use crate::lang::Language;
 use crate::manifest::{ChunkRecord, FileRecord, Manifest};
 use crate::walk::{classify_content, SkipReason, Walk, WalkedFile};
 
@@ -23,6 +24,15 @@ pub(super) struct Changes {
     pub(super) deleted_paths: Vec<String>,
     /// The chunks of the changed files.
     pub(super) changed_chunks: Vec<Chunk>,
+    /// The changed files' contents, for the file index of exact and regex search.
+    pub(super) changed_files: Vec<ChangedFile>,
+}
+
+/// A new or modified file's content.
+pub(super) struct ChangedFile {
+    pub(super) path: String,
+    pub(super) language: Language,
+    pub(super) text: String,
 }
 
 enum FileOutcome {
@@ -34,6 +44,7 @@ enum FileOutcome {
     Changed {
         hash: String,
         chunks: Vec<Chunk>,
+        text: String,
     },
 }
 
@@ -60,8 +71,13 @@ impl IndexRun<'_> {
                     }
                 }
                 FileOutcome::Same { hash } => self.record_same(file, hash),
-                FileOutcome::Changed { hash, chunks } => {
+                FileOutcome::Changed { hash, chunks, text } => {
                     self.record_changed(&file, hash, &chunks);
+                    changes.changed_files.push(ChangedFile {
+                        path: file.rel_path.clone(),
+                        language: file.language,
+                        text,
+                    });
                     changes.changed_paths.push(file.rel_path);
                     changes.changed_chunks.extend(chunks);
                 }
@@ -264,6 +280,6 @@ impl FileReader<'_> {
         let raw_chunks = chunk_source(file.language, &text, &self.options);
         let chunks =
             Chunk::from_raw_chunks(self.collection, &file.rel_path, file.language, raw_chunks);
-        FileOutcome::Changed { hash, chunks }
+        FileOutcome::Changed { hash, chunks, text }
     }
 }

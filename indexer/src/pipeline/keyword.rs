@@ -1,4 +1,5 @@
-//! Step 3 of a run: the keyword commit, then the manifest.
+//! Step 3 of a run: the keyword commit (chunks, and whole files for exact and regex search), then
+//! the manifest.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -8,26 +9,31 @@ use super::{chunk_options, chunk_record, millis, pool_threads, IndexProgress, In
 use crate::chunk::chunk_source;
 use crate::document::Chunk;
 use crate::error::Result;
+use crate::grep::store::{FileStore, FileWriter};
 use crate::manifest::ChunkRecord;
 use crate::store::keyword::{KeywordStore, KeywordWriter};
 use crate::walk::classify_content;
 
 impl IndexRun<'_> {
-    /// Writes the changes to the keyword index, commits them with the next generation, then saves
-    /// the manifest. Search sees the new generation from here, before any embedding.
+    /// Writes the changes to the keyword index (chunks) and the file index (whole files, for exact
+    /// and regex search), commits both with the next generation, then saves the manifest. Search
+    /// sees the new generation from here, before any embedding.
     ///
-    /// Crash ordering: the commit carries the generation in its payload and comes before the
-    /// manifest. A crash between the two leaves the keyword index ahead of the manifest; the next
-    /// run sees that and rebuilds the keyword index from the sources. A crash before the commit
-    /// leaves both at the old generation, and the next run replays the diff (deletes are by path,
-    /// so replaying is idempotent).
+    /// Crash ordering: each commit carries the generation in its payload, and both come before the
+    /// manifest. A crash after either leaves that index ahead of the manifest; the next run sees
+    /// an index not at the manifest's generation and rebuilds both from the sources. A crash before
+    /// the commits leaves everything at the old generation, and the next run replays the diff
+    /// (deletes are by path, so replaying is idempotent). A collection indexed before the file
+    /// index existed has none at its generation, so its next run writes it (a backfill).
     pub(super) fn keyword_phase(&mut self, changes: Changes) -> Result<KeywordStore> {
         let started = Instant::now();
         let keyword = KeywordStore::open(&self.paths.keyword)?;
-        let keyword_behind = keyword.committed_generation()? != Some(self.previous.generation);
-        if !changes.changed_paths.is_empty() || !changes.deleted_paths.is_empty() || keyword_behind
-        {
-            self.commit_keyword(&keyword, &changes, keyword_behind)?;
+        let files = FileStore::open(&self.paths.grep)?;
+        let expected = Some(self.previous.generation);
+        let behind = keyword.committed_generation()? != expected
+            || files.committed_generation()? != expected;
+        if !changes.changed_paths.is_empty() || !changes.deleted_paths.is_empty() || behind {
+            self.commit_keyword(&keyword, &files, &changes, behind)?;
         }
         drop(changes);
         self.manifest.tidy_pending_deletes();
@@ -47,27 +53,36 @@ impl IndexRun<'_> {
     fn commit_keyword(
         &mut self,
         keyword: &KeywordStore,
+        files: &FileStore,
         changes: &Changes,
-        keyword_behind: bool,
+        behind: bool,
     ) -> Result<()> {
         let mut writer = keyword.writer(pool_threads(self.config))?;
-        if keyword_behind {
-            // The keyword index is not at the manifest's generation (a crash between the two
-            // commits, or a fresh index): rewrite every chunk from source to converge.
+        let mut file_writer = files.writer()?;
+        if behind {
+            // An index is not at the manifest's generation (a crash between the commits, a fresh
+            // index, or a collection from before the file index): rewrite both from source.
             writer.delete_all()?;
+            file_writer.delete_all()?;
             self.summary.chunks_written +=
-                self.rewrite_unchanged(&changes.changed_paths, &mut writer)?;
+                self.rewrite_unchanged(&changes.changed_paths, &mut writer, &mut file_writer)?;
         } else {
             for path in changes.changed_paths.iter().chain(&changes.deleted_paths) {
                 writer.delete_path(path);
+                file_writer.delete_path(path);
             }
         }
         for chunk in &changes.changed_chunks {
             writer.add(chunk)?;
         }
+        for file in &changes.changed_files {
+            file_writer.add(&file.path, file.language, &file.text)?;
+        }
         self.summary.chunks_written += changes.changed_chunks.len();
         self.manifest.generation = self.previous.generation + 1;
+        file_writer.commit(self.manifest.generation)?;
         writer.commit(self.manifest.generation)?;
+        files.reload()?;
         keyword.reload()
     }
 
@@ -79,6 +94,7 @@ impl IndexRun<'_> {
         &mut self,
         changed_paths: &[String],
         writer: &mut KeywordWriter,
+        file_writer: &mut FileWriter,
     ) -> Result<usize> {
         let changed: HashSet<&String> = changed_paths.iter().collect();
         let options = chunk_options(self.config);
@@ -97,6 +113,9 @@ impl IndexRun<'_> {
             let text = fs_err::read(self.root.join(&path))
                 .ok()
                 .and_then(|bytes| classify_content(bytes).ok());
+            if let Some(text) = &text {
+                file_writer.add(&path, record.language, text)?;
+            }
             let chunks = text.map(|text| {
                 let raw_chunks = chunk_source(record.language, &text, &options);
                 Chunk::from_raw_chunks(&self.name, &path, record.language, raw_chunks)

@@ -53,7 +53,7 @@ impl IndexRun<'_> {
         if paths.manifest.exists() {
             fs_err::remove_file(&paths.manifest).map_err(Error::io(&paths.manifest))?;
         }
-        for dir in [&paths.keyword, &paths.vectors] {
+        for dir in [&paths.keyword, &paths.grep, &paths.vectors] {
             if dir.exists() {
                 fs_err::remove_dir_all(dir).map_err(Error::io(dir))?;
             }

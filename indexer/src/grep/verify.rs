@@ -1,0 +1,173 @@
+//! Verification on stored content: the lines a compiled pattern matches, with their submatches,
+//! and the context lines around them.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde::Serialize;
+
+/// One line of a result: a matching line (with its submatches) or a context line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrepLine {
+    /// 1-based.
+    pub line_number: u64,
+    /// Byte offset of the line's start in the file.
+    pub byte_offset: u64,
+    /// The line, without its line break.
+    pub text: String,
+    /// Byte ranges of the matches in `text` (empty for a context line).
+    pub submatches: Vec<(usize, usize)>,
+    pub context: bool,
+}
+
+impl GrepLine {
+    /// The 1-based column of the first match (ripgrep's `--column`), in bytes.
+    pub fn column(&self) -> usize {
+        self.submatches.first().map_or(1, |(start, _)| start + 1)
+    }
+}
+
+/// Matching lines by their 0-based line index: (line start, line end, submatches).
+pub(super) type LineHits = BTreeMap<usize, (usize, usize, Vec<(usize, usize)>)>;
+
+/// The lines of `content` that `regex` matches (the regex never matches a line break), with
+/// at most `max_lines` lines.
+pub(super) fn matching_lines(content: &str, regex: &Regex, max_lines: usize) -> LineHits {
+    let mut hits = LineHits::new();
+    let bytes = content.as_bytes();
+    let mut line_index = 0usize;
+    let mut line_start = 0usize;
+    let mut line_end = next_line_end(content, 0);
+    for found in regex.find_iter(content) {
+        let start = found.start();
+        if start == bytes.len() && (bytes.is_empty() || bytes[bytes.len() - 1] == b'\n') {
+            // The empty "line" after a final line break is no line.
+            break;
+        }
+        while start > line_end {
+            line_start = line_end + 1;
+            line_end = next_line_end(content, line_start);
+            line_index += 1;
+        }
+        let entry = hits
+            .entry(line_index)
+            .or_insert_with(|| (line_start, line_end, Vec::new()));
+        entry.2.push((start - line_start, found.end() - line_start));
+        if hits.len() > max_lines {
+            hits.remove(&line_index);
+            break;
+        }
+    }
+    hits
+}
+
+fn next_line_end(content: &str, from: usize) -> usize {
+    content[from..]
+        .find('\n')
+        .map_or(content.len(), |at| from + at)
+}
+
+/// The lines of `hits` with `before`/`after` lines of context around each, in file order.
+pub(super) fn with_context(
+    content: &str,
+    hits: &LineHits,
+    before: usize,
+    after: usize,
+) -> Vec<GrepLine> {
+    let line = |start: usize, end: usize| content[start..end].to_string();
+    if before == 0 && after == 0 {
+        return hits
+            .iter()
+            .map(|(&index, (start, end, submatches))| GrepLine {
+                line_number: index as u64 + 1,
+                byte_offset: *start as u64,
+                text: line(*start, *end),
+                submatches: submatches.clone(),
+                context: false,
+            })
+            .collect();
+    }
+    let mut wanted: BTreeMap<usize, bool> = BTreeMap::new();
+    for &index in hits.keys() {
+        for context_index in index.saturating_sub(before)..=index + after {
+            wanted.entry(context_index).or_insert(true);
+        }
+        wanted.insert(index, false);
+    }
+    let mut lines = Vec::with_capacity(wanted.len());
+    let mut index = 0usize;
+    let mut start = 0usize;
+    for (&wanted_index, &is_context) in &wanted {
+        while index < wanted_index {
+            match content[start..].find('\n') {
+                Some(at) => start += at + 1,
+                None => return lines,
+            }
+            index += 1;
+        }
+        if start == content.len() {
+            // Past the last line.
+            break;
+        }
+        let end = next_line_end(content, start);
+        lines.push(GrepLine {
+            line_number: wanted_index as u64 + 1,
+            byte_offset: start as u64,
+            text: line(start, end),
+            submatches: if is_context {
+                Vec::new()
+            } else {
+                hits.get(&wanted_index)
+                    .map(|hit| hit.2.clone())
+                    .unwrap_or_default()
+            },
+            context: is_context,
+        });
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_submatches() {
+        let regex = Regex::new("o+").expect("valid");
+        let hits = matching_lines("foo\nbar\nboo boo\n", &regex, 100);
+        let lines: Vec<_> = hits.iter().map(|(i, hit)| (*i, hit.2.clone())).collect();
+        assert_eq!(lines, vec![(0, vec![(1, 3)]), (2, vec![(1, 3), (5, 7)])]);
+    }
+
+    #[test]
+    fn empty_matches_count_every_line_but_not_past_the_end() {
+        let regex = Regex::new("(?m)^").expect("valid");
+        assert_eq!(matching_lines("a\n\nb\n", &regex, 100).len(), 3);
+        assert_eq!(matching_lines("a\nb", &regex, 100).len(), 2);
+        assert_eq!(matching_lines("", &regex, 100).len(), 0);
+    }
+
+    #[test]
+    fn context_lines_surround_matches() {
+        let content = "1\n2\n3 x\n4\n5\n6\n7 x\n";
+        let regex = Regex::new("x").expect("valid");
+        let hits = matching_lines(content, &regex, 100);
+        let lines = with_context(content, &hits, 1, 1);
+        let numbers: Vec<(u64, bool)> = lines.iter().map(|l| (l.line_number, l.context)).collect();
+        assert_eq!(
+            numbers,
+            vec![(2, true), (3, false), (4, true), (6, true), (7, false)]
+        );
+    }
+
+    #[test]
+    fn a_one_megabyte_line_works() {
+        let mut content = "a".repeat(1 << 20);
+        content.push_str("needle");
+        content.push('\n');
+        let regex = Regex::new("needle").expect("valid");
+        let hits = matching_lines(&content, &regex, 10);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[&0].2, vec![(1 << 20, (1 << 20) + 6)]);
+    }
+}
