@@ -74,11 +74,16 @@ impl IndexRun<'_> {
         phase.write_keyword_points()
     }
 
-    /// The collection's server store, in server mode.
+    /// The collection's server store, in server mode; cleared when the run starts over (nothing
+    /// the server holds for the tenant is tracked then).
     fn server_store(&self) -> Result<Option<ServerVectorStore>> {
         match self.config.vector.backend {
             aiex_config::VectorBackend::Server => {
-                open_collection(self.config, &self.paths.vectors).map(Some)
+                let store = open_collection(self.config, &self.paths.vectors)?;
+                if self.start_over {
+                    store.clear()?;
+                }
+                Ok(Some(store))
             }
             aiex_config::VectorBackend::Edge => Ok(None),
         }

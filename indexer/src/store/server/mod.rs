@@ -178,9 +178,10 @@ pub fn check_version(url: &str, version: &str) -> Result<()> {
 /// (`…/collections/<name>/vectors`): the tenant is the collection's name, the Qdrant collection
 /// follows from its kind (read from the manifest beside it) and the configured model.
 ///
-/// When the manifest records no vector at all (a new collection, `--rebuild`, a collection removed
-/// and indexed again, or one indexed only with `--no-embed` so far), nothing the server holds for
-/// this tenant is tracked, so it is cleared: the indexer then converges to exactly its chunks.
+/// Nothing is cleared here: an indexing run that starts over (a new collection, `--rebuild`, a
+/// collection removed and indexed again) clears the tenant itself, since nothing the server holds
+/// for it is tracked then; every other run finds points that its manifest tracks (keyword-only
+/// points of `--no-embed` runs included).
 pub fn open_collection(
     config: &aiex_config::Config,
     vectors_dir: &std::path::Path,
@@ -200,14 +201,7 @@ pub fn open_collection(
         .as_ref()
         .map_or(crate::manifest::CollectionKind::Code, |m| m.kind);
     let options = ServerStoreOptions::from_config(config, kind.name())?;
-    let store = ServerVectorStore::open(options, &tenant)?;
-    let untracked = manifest
-        .as_ref()
-        .is_none_or(|m| m.embedded_count() == 0 && m.pending_vector_deletes.is_empty());
-    if untracked {
-        store.clear()?;
-    }
-    Ok(store)
+    ServerVectorStore::open(options, &tenant)
 }
 
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
