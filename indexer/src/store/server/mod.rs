@@ -28,9 +28,10 @@ pub mod sparse;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use aiex_resilience::{CallHealth, CircuitBreaker, RetryPolicy};
 use qdrant_client::qdrant::{
     point_id::PointIdOptions, value::Kind, vector_output, Condition, CountPointsBuilder,
     CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance,
@@ -64,8 +65,17 @@ const KEYWORD_FIELDS: [&str; 4] = ["path", "language", "kind", "symbol"];
 /// Server versions this build speaks to: the client's major version, its minor version ± 1.
 pub const SUPPORTED_MAJOR: u64 = 1;
 pub const SUPPORTED_MINORS: std::ops::RangeInclusive<u64> = 18..=20;
-/// Attempts of one request when the server answers with a transient error.
-const ATTEMPTS: u32 = 3;
+/// Retries of one request that failed transiently (unreachable, overloaded, timed out): the
+/// shared resilience layer's backoff, or the server's `retry-after` up to 10 s.
+const RETRY: RetryPolicy = RetryPolicy {
+    max_retries: 3,
+    base: Duration::from_millis(200),
+    max_backoff: Duration::from_secs(3),
+    max_retry_after: Duration::from_secs(10),
+};
+/// Consecutive failed requests after which the store stops calling the server for a while.
+const BREAKER_THRESHOLD: u32 = 8;
+const BREAKER_COOLDOWN: Duration = Duration::from_secs(10);
 
 /// How to reach the server and how to lay out the collections Aiex creates there.
 #[derive(Debug, Clone)]
@@ -186,6 +196,44 @@ pub fn open_collection(
     config: &aiex_config::Config,
     vectors_dir: &std::path::Path,
 ) -> Result<ServerVectorStore> {
+    tenant_store(config, vectors_dir, true)
+}
+
+/// `index --remove NAME` in server mode: deletes every point of the collection's tenant (before
+/// its local directory goes, so an interrupted removal can be run again).
+pub fn remove_collection(
+    config: &aiex_config::Config,
+    vectors_dir: &std::path::Path,
+) -> Result<()> {
+    tenant_store(config, vectors_dir, true)?.clear()
+}
+
+/// `index --status` in server mode: the Qdrant collection holding the tenant and the number of
+/// points the server has for it (0 when the Qdrant collection does not exist yet).
+pub fn collection_points(
+    config: &aiex_config::Config,
+    vectors_dir: &std::path::Path,
+) -> Result<(String, usize)> {
+    match tenant_store(config, vectors_dir, false) {
+        Ok(store) => Ok((store.collection.clone(), store.info()?.points)),
+        Err(Error::Vector { message }) if message.contains("has no collection") => {
+            let collection_dir = vectors_dir.parent().unwrap_or(vectors_dir);
+            let kind = crate::manifest::Manifest::load(&collection_dir.join("manifest.json"))?
+                .map_or(crate::manifest::CollectionKind::Code, |m| m.kind);
+            Ok((
+                ServerStoreOptions::from_config(config, kind.name())?.collection_name(),
+                0,
+            ))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+fn tenant_store(
+    config: &aiex_config::Config,
+    vectors_dir: &std::path::Path,
+    create: bool,
+) -> Result<ServerVectorStore> {
     let collection_dir = vectors_dir.parent().unwrap_or(vectors_dir);
     let manifest = crate::manifest::Manifest::load(&collection_dir.join("manifest.json"))?;
     let tenant = match &manifest {
@@ -201,7 +249,7 @@ pub fn open_collection(
         .as_ref()
         .map_or(crate::manifest::CollectionKind::Code, |m| m.kind);
     let options = ServerStoreOptions::from_config(config, kind.name())?;
-    ServerVectorStore::open(options, &tenant)
+    ServerVectorStore::connect(options, &tenant, create)
 }
 
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -214,6 +262,8 @@ pub struct ServerVectorStore {
     collection: String,
     tenant: String,
     options: ServerStoreOptions,
+    /// Opens after repeated failures, so a dead server is not asked again at every request.
+    breaker: Arc<CircuitBreaker>,
 }
 
 impl std::fmt::Debug for ServerVectorStore {
@@ -269,6 +319,7 @@ impl ServerVectorStore {
             collection: options.collection_name(),
             tenant: tenant.to_string(),
             options,
+            breaker: Arc::new(CircuitBreaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN)),
         };
         let version = store
             .call_once(|client| async move { client.health_check().await })
@@ -321,33 +372,51 @@ impl ServerVectorStore {
         answer.recv().map_err(|_| stopped())?
     }
 
-    /// Runs the request `f` makes, retrying transient failures (unavailable, overloaded, timed
-    /// out) with a short backoff; errors that a retry cannot fix (a refused API key, a bad
-    /// request) are returned at once.
+    /// Runs the request `f` makes through the shared resilience layer: transient failures
+    /// (unavailable, overloaded, timed out) are retried with jittered backoff or the server's
+    /// `retry-after`; errors that a retry cannot fix (a refused API key, a bad request) are
+    /// returned at once; the circuit breaker refuses calls while the server keeps failing.
     fn call<T, F, Fut>(&self, f: F) -> std::result::Result<T, QdrantError>
     where
         T: Send + 'static,
         F: Fn(Qdrant) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<T, QdrantError>> + Send + 'static,
     {
+        let breaker = Arc::clone(&self.breaker);
         self.call_once(move |client| async move {
-            let mut attempt = 1;
+            let mut retry = 0;
             loop {
-                match f(client.clone()).await {
-                    Err(err) if attempt < ATTEMPTS && transient(&err) => {
-                        let wait = match &err {
-                            QdrantError::ResourceExhaustedError {
-                                retry_after_seconds,
-                                ..
-                            } => Duration::from_secs((*retry_after_seconds).clamp(1, 10)),
-                            _ => Duration::from_millis(200 * 4u64.pow(attempt - 1)),
-                        };
-                        tracing::warn!(attempt, "Qdrant request failed, retrying: {err}");
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
-                    }
+                let Some(guard) = breaker.try_acquire() else {
+                    return Err(QdrantError::Io(std::io::Error::other(format!(
+                        "not called: the last {BREAKER_THRESHOLD} requests failed (circuit \
+                         breaker open for {}s)",
+                        BREAKER_COOLDOWN.as_secs()
+                    ))));
+                };
+                let result = f(client.clone()).await;
+                guard.record(match &result {
+                    Ok(_) => CallHealth::Healthy,
+                    Err(err) if transient(err) || refused(err) => CallHealth::Failed,
+                    // The server answered, refusing the request itself: it is up.
+                    Err(_) => CallHealth::Healthy,
+                });
+                let err = match result {
+                    Err(err) if retry < RETRY.max_retries && transient(&err) => err,
                     other => return other,
-                }
+                };
+                let retry_after = match &err {
+                    QdrantError::ResourceExhaustedError {
+                        retry_after_seconds,
+                        ..
+                    } => Some(Duration::from_secs(*retry_after_seconds)),
+                    _ => None,
+                };
+                let Some(wait) = RETRY.delay(retry, retry_after) else {
+                    return Err(err);
+                };
+                tracing::warn!(retry, "Qdrant request failed, retrying: {err}");
+                tokio::time::sleep(wait).await;
+                retry += 1;
             }
         })
     }
@@ -658,6 +727,14 @@ fn unreachable(err: &QdrantError) -> bool {
         },
         _ => false,
     }
+}
+
+/// Whether the server refused the API key.
+fn refused(err: &QdrantError) -> bool {
+    matches!(
+        status_code(err),
+        Some(Code::Unauthenticated | Code::PermissionDenied)
+    )
 }
 
 fn transient(err: &QdrantError) -> bool {
