@@ -178,13 +178,22 @@ fn server_keyword_only_runs_are_searchable_then_embedded() {
     assert!(vector.vectors_unavailable.is_empty(), "{vector:?}");
     assert_eq!(vector.hits[0].path, "src/lib.rs");
 
-    aiex_indexer::store::server::open_collection(
-        &server,
-        &IndexDir::new(server.index_dir())
-            .collection_paths(&name)
-            .vectors,
-    )
-    .expect("open")
-    .clear()
-    .expect("clear");
+    // `index --status` counts the server's points; `index --remove` deletes them.
+    let vectors = IndexDir::new(server.index_dir())
+        .collection_paths(&name)
+        .vectors;
+    let (qdrant_collection, points) =
+        aiex_indexer::store::server::collection_points(&server, &vectors).expect("points");
+    assert!(
+        qdrant_collection.starts_with("aiex_code_"),
+        "{qdrant_collection}"
+    );
+    assert!(points > 0);
+    aiex_indexer::store::server::remove_collection(&server, &vectors).expect("remove");
+    assert_eq!(
+        aiex_indexer::store::server::collection_points(&server, &vectors)
+            .expect("points")
+            .1,
+        0
+    );
 }
