@@ -65,6 +65,8 @@ pub struct QdrantServer {
     /// Peer-to-peer port when the node runs in cluster mode.
     pub p2p_port: Option<u16>,
     dir: tempfile::TempDir,
+    binary: PathBuf,
+    options: NodeOptions,
 }
 
 /// How to start one node.
@@ -121,20 +123,42 @@ impl QdrantServer {
         grpc_port: u16,
         p2p_port: Option<u16>,
     ) -> QdrantServer {
-        let storage = dir.path().join("storage");
-        let log = std::fs::File::create(dir.path().join("qdrant.log")).expect("log file");
+        let child = Self::launch(binary, dir.path(), options, http_port, grpc_port, p2p_port);
+        QdrantServer {
+            child,
+            url: format!("http://127.0.0.1:{grpc_port}"),
+            http_port,
+            grpc_port,
+            p2p_port,
+            dir,
+            binary: binary.to_path_buf(),
+            options: options.clone(),
+        }
+    }
+
+    fn launch(
+        binary: &Path,
+        dir: &Path,
+        options: &NodeOptions,
+        http_port: u16,
+        grpc_port: u16,
+        p2p_port: Option<u16>,
+    ) -> Child {
+        let storage = dir.join("storage");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("qdrant.log"))
+            .expect("log file");
         let mut command = Command::new(binary);
         command
-            .current_dir(dir.path())
+            .current_dir(dir)
             .env("QDRANT__TELEMETRY_DISABLED", "true")
             .env("QDRANT__SERVICE__HOST", "127.0.0.1")
             .env("QDRANT__SERVICE__HTTP_PORT", http_port.to_string())
             .env("QDRANT__SERVICE__GRPC_PORT", grpc_port.to_string())
             .env("QDRANT__STORAGE__STORAGE_PATH", &storage)
-            .env(
-                "QDRANT__STORAGE__SNAPSHOTS_PATH",
-                dir.path().join("snapshots"),
-            )
+            .env("QDRANT__STORAGE__SNAPSHOTS_PATH", dir.join("snapshots"))
             .env("QDRANT__LOG_LEVEL", "WARN")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
@@ -151,14 +175,37 @@ impl QdrantServer {
                 command.args(["--bootstrap", bootstrap]);
             }
         }
-        let child = command.spawn().expect("start qdrant");
-        QdrantServer {
-            child,
-            url: format!("http://127.0.0.1:{grpc_port}"),
-            http_port,
-            grpc_port,
-            p2p_port,
-            dir,
+        command.spawn().expect("start qdrant")
+    }
+
+    /// Starts a killed node again with the same storage and ports (a cluster node rejoins from
+    /// its stored state) and waits until it is ready.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::launch(
+            &self.binary,
+            self.dir.path(),
+            &self.options,
+            self.http_port,
+            self.grpc_port,
+            self.p2p_port,
+        );
+        let started = Instant::now();
+        loop {
+            let grpc_up = TcpStream::connect_timeout(
+                &([127, 0, 0, 1], self.grpc_port).into(),
+                Duration::from_secs(1),
+            )
+            .is_ok();
+            if grpc_up && matches!(http_get(self.http_port, "/readyz"), Some((200, _))) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "restarted qdrant did not become ready:\n{}",
+                std::fs::read_to_string(self.dir.path().join("qdrant.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

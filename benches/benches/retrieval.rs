@@ -2,6 +2,10 @@
 //! keyword, vector and hybrid search, on both corpus variants (with and without documentation),
 //! split by language, with query latency.
 //!
+//! When a Qdrant server is at hand (`QDRANT_URL`, or the binary that the tests start), the same
+//! corpus is indexed in server mode too and MRR@10 of each mode is printed beside the embedded
+//! figure, with the difference.
+//!
 //! `cargo bench -p aiex-benches --bench retrieval` (indexes are cached under ~/.cache/aiex/bench).
 
 use std::collections::BTreeMap;
@@ -29,6 +33,10 @@ impl Scores {
         }
     }
 
+    fn mrr(&self) -> f64 {
+        self.reciprocal_rank / self.queries.max(1) as f64
+    }
+
     fn row(&self) -> String {
         let n = self.queries.max(1) as f64;
         format!(
@@ -44,6 +52,7 @@ impl Scores {
 fn main() {
     let corpus = codesearch_dir();
     let queries = eval_queries();
+    let qdrant = aiex_tests::qdrant::TestQdrant::get("the retrieval benchmark's server mode");
     println!(
         "retrieval on {} queries; machine: {}",
         queries.len(),
@@ -60,6 +69,7 @@ fn main() {
             summary.unchanged + summary.changed,
             summary.chunks
         );
+        let mut embedded_mrr = Vec::new();
         for mode in [SearchMode::Keyword, SearchMode::Vector, SearchMode::Hybrid] {
             let mut overall = Scores::default();
             let mut by_language: BTreeMap<String, Scores> = BTreeMap::new();
@@ -83,6 +93,10 @@ fn main() {
             for (language, scores) in &by_language {
                 println!("    {language:<7} {}", scores.row());
             }
+            embedded_mrr.push((mode, overall.mrr()));
+        }
+        if let Some(qdrant) = &qdrant {
+            compare_server(qdrant.url(), variant, &root, &queries, &embedded_mrr);
         }
         // How fusion parameters move hybrid quality (the defaults are the first row). A vector
         // store has one owner at a time: close this searcher before opening others.
@@ -109,6 +123,50 @@ fn main() {
                 scores.row()
             );
         }
+    }
+}
+
+/// Indexes `root` in server mode (a data directory of its own, the same collection name) and
+/// prints each mode's MRR@10 beside the embedded one.
+fn compare_server(
+    url: &str,
+    variant: &str,
+    root: &std::path::Path,
+    queries: &[EvalQuery],
+    embedded: &[(SearchMode, f64)],
+) {
+    let data_dir = aiex_benches::cache_dir().join(format!("data-{variant}-server"));
+    let config = aiex_tests::config(
+        &data_dir,
+        &[("vector.backend", "server"), ("vector.url", url)],
+    );
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let mut request = aiex_indexer::IndexRequest::new(root);
+    request.name = Some(format!("codesearch-{variant}"));
+    aiex_indexer::index_directory(&config, request, &mut |_| {}, &cancel)
+        .expect("index in server mode");
+    let searcher = Searcher::open(&config, &[]).expect("open");
+    println!("  server mode (Qdrant at {url}) beside embedded:");
+    for &(mode, embedded_mrr) in embedded {
+        let mut scores = Scores::default();
+        let mut latencies = Vec::with_capacity(queries.len());
+        for query in queries {
+            let request = SearchRequest::new(query.query.clone(), mode, 10);
+            let started = Instant::now();
+            let results = searcher.search(&request).expect("search");
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            scores.add(rank_of_answer(query, &results.hits));
+        }
+        println!(
+            "    {:<7} MRR@10 server {:.3}  embedded {:.3}  diff {:+.3}  latency p50 {:.2} ms \
+             p99 {:.2} ms",
+            mode.to_string(),
+            scores.mrr(),
+            embedded_mrr,
+            scores.mrr() - embedded_mrr,
+            percentile(&latencies, 50.0),
+            percentile(&latencies, 99.0)
+        );
     }
 }
 

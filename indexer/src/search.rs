@@ -3,6 +3,12 @@
 //!
 //! A [`Searcher`] holds the collections open; it is cheap to query repeatedly and blocking: call it
 //! from a blocking context.
+//!
+//! In server mode (`vector.backend = "server"`) every mode is answered by Qdrant, one query per
+//! collection (its tenant): keyword by the BM25 sparse vector, vector by the dense one, hybrid by
+//! one Query API call fusing both server-side, then the symbol boost below. Hits are read from the
+//! points' payloads; the local tantivy index is not opened (the manifest still lists the
+//! collections and resolves path globs).
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -22,6 +28,8 @@ use crate::lang::Language;
 use crate::manifest::Manifest;
 use crate::snippet::make_snippet;
 use crate::store::keyword::{query_terms, KeywordStore};
+use crate::store::server::search::ServerQuery;
+use crate::store::server::{ServerStoreOptions, ServerVectorStore};
 use crate::store::vector::{open_store, VectorFilter, VectorStore};
 use crate::walk::compile_glob;
 
@@ -88,12 +96,39 @@ struct OpenCollection {
     name: String,
     manifest_path: std::path::PathBuf,
     manifest: RwLock<Manifest>,
-    keyword: KeywordStore,
+    /// When the manifest file was last seen modified (server mode: the refresh signal).
+    manifest_modified: Mutex<Option<std::time::SystemTime>>,
+    /// The local keyword index; None in server mode, where Qdrant answers keywords too.
+    keyword: Option<KeywordStore>,
     vectors_dir: std::path::PathBuf,
     /// Opened on first use: a vector store has one owner process at a time, so keyword searches
     /// never take it (an indexing run can then embed while its keyword index is searched).
     vectors: OnceLock<std::result::Result<Arc<dyn VectorStore>, String>>,
+    /// Server mode: the collection's tenant in Qdrant, connected on first use.
+    server: OnceLock<std::result::Result<Arc<ServerVectorStore>, String>>,
 }
+
+impl OpenCollection {
+    fn keyword(&self) -> Result<&KeywordStore> {
+        self.keyword.as_ref().ok_or_else(|| Error::Vector {
+            message: format!(
+                "collection {}: no local keyword index in server mode",
+                self.name
+            ),
+        })
+    }
+
+    /// The manifest file's modification time, if it can be read.
+    fn manifest_stamp(&self) -> Option<std::time::SystemTime> {
+        fs_err::metadata(&self.manifest_path)
+            .and_then(|meta| meta.modified())
+            .ok()
+    }
+}
+
+/// Added to a hybrid hit's fused score when its symbol holds every query term, as a share of a
+/// first rank's reciprocal-rank score on the keyword side.
+const SYMBOL_BONUS: f32 = 0.5;
 
 /// Most results a search returns.
 pub const MAX_LIMIT: usize = 1000;
@@ -170,6 +205,8 @@ pub struct Searcher {
     rrf_k: f32,
     keyword_weight: f32,
     vector_weight: f32,
+    /// Whether Qdrant answers every mode (`vector.backend = "server"`).
+    server_mode: bool,
 }
 
 impl std::fmt::Debug for Searcher {
@@ -196,19 +233,28 @@ impl Searcher {
         } else {
             names.to_vec()
         };
+        let server_mode = config.vector.backend == aiex_config::VectorBackend::Server;
         let mut collections = Vec::with_capacity(names.len());
         for name in names {
             let manifest = index_dir.manifest(&name)?;
             let paths = index_dir.collection_paths(&name);
-            let keyword = KeywordStore::open(&paths.keyword)?;
-            collections.push(OpenCollection {
+            let keyword = if server_mode {
+                None
+            } else {
+                Some(KeywordStore::open(&paths.keyword)?)
+            };
+            let collection = OpenCollection {
                 name,
                 manifest_path: paths.manifest.clone(),
                 manifest: RwLock::new(manifest),
+                manifest_modified: Mutex::new(None),
                 keyword,
                 vectors_dir: paths.vectors,
                 vectors: OnceLock::new(),
-            });
+                server: OnceLock::new(),
+            };
+            *collection.manifest_modified.lock() = collection.manifest_stamp();
+            collections.push(collection);
         }
         Ok(Searcher {
             config: config.clone(),
@@ -218,7 +264,45 @@ impl Searcher {
             rrf_k: config.search.rrf_k,
             keyword_weight: config.search.keyword_weight,
             vector_weight: config.search.vector_weight,
+            server_mode,
         })
+    }
+
+    /// Server mode: the collection's tenant in Qdrant, connected on first use, or why not.
+    fn server_store<'c>(
+        &self,
+        collection: &'c OpenCollection,
+    ) -> &'c std::result::Result<Arc<ServerVectorStore>, String> {
+        collection.server.get_or_init(|| {
+            let kind = collection.manifest.read().kind;
+            ServerStoreOptions::from_config(&self.config, kind.name())
+                .and_then(|options| ServerVectorStore::connect(options, &collection.name, false))
+                .map(Arc::new)
+                .map_err(|err| err.to_string())
+        })
+    }
+
+    /// Whether the dense vectors of `collection` can answer queries (server mode), or why not.
+    fn server_vectors_usable(
+        &self,
+        collection: &OpenCollection,
+    ) -> std::result::Result<(), String> {
+        if !self.config.embedding.enabled {
+            return Err("embeddings are disabled".to_string());
+        }
+        let manifest = collection.manifest.read();
+        if manifest.embedded_count() == 0 {
+            return Err("no vectors yet".to_string());
+        }
+        if let Some(indexed) = &manifest.model_id {
+            let configured = self.config.embedding_model_key().unwrap_or_default();
+            if *indexed != configured {
+                return Err(format!(
+                    "embedded with model `{indexed}`, but `{configured}` is configured"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The vector store of `collection`, opened on first use, or why it cannot be used.
@@ -278,9 +362,23 @@ impl Searcher {
         }
         let mut token = String::new();
         for collection in &self.collections {
-            let committed = collection.keyword.committed_generation()?.unwrap_or(0);
+            if self.server_mode {
+                let stamp = collection.manifest_stamp();
+                let mut seen = collection.manifest_modified.lock();
+                if stamp != *seen {
+                    if let Some(manifest) = Manifest::load(&collection.manifest_path)? {
+                        *collection.manifest.write() = manifest;
+                    }
+                    *seen = stamp;
+                }
+                let generation = collection.manifest.read().generation;
+                token.push_str(&format!("{}:{generation};", collection.name));
+                continue;
+            }
+            let keyword = collection.keyword()?;
+            let committed = keyword.committed_generation()?.unwrap_or(0);
             if committed != collection.manifest.read().generation {
-                collection.keyword.reload()?;
+                keyword.reload()?;
                 if let Some(manifest) = Manifest::load(&collection.manifest_path)? {
                     *collection.manifest.write() = manifest;
                 }
@@ -312,6 +410,9 @@ impl Searcher {
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResults> {
         let started = Instant::now();
         let selected = self.select(&request.collections)?;
+        if self.server_mode {
+            return self.server_search(&selected, request, started);
+        }
         let terms = query_terms(&request.query);
         let mut results = SearchResults {
             hits: Vec::new(),
@@ -404,14 +505,21 @@ impl Searcher {
         let Some(open) = selected.first() else {
             return Ok(None);
         };
-        Ok(open
-            .keyword
-            .get_chunks(&[id])?
-            .remove(&id)
-            .map(|mut chunk| {
-                chunk.collection = open.name.clone();
-                chunk
-            }))
+        let mut chunks = if self.server_mode {
+            let store = self
+                .server_store(open)
+                .as_ref()
+                .map_err(|message| Error::Vector {
+                    message: message.clone(),
+                })?;
+            store.get_chunks(&[id])?
+        } else {
+            open.keyword()?.get_chunks(&[id])?
+        };
+        Ok(chunks.remove(&id).map(|mut chunk| {
+            chunk.collection = open.name.clone();
+            chunk
+        }))
     }
 
     fn select(&self, names: &[String]) -> Result<Vec<&OpenCollection>> {
@@ -467,7 +575,7 @@ impl Searcher {
             if paths.as_ref().is_some_and(Vec::is_empty) {
                 continue;
             }
-            let hits = collection.keyword.search(
+            let hits = collection.keyword()?.search(
                 terms,
                 &request.languages,
                 paths.as_deref().unwrap_or(&[]),
@@ -521,7 +629,7 @@ impl Searcher {
                 }
             };
             let ids: Vec<u64> = scored.iter().map(|(id, _)| *id).collect();
-            let mut chunks = collection.keyword.get_chunks(&ids)?;
+            let mut chunks = collection.keyword()?.get_chunks(&ids)?;
             // Chunks no longer in the keyword index (deleted, vector delete pending) are dropped.
             ranked.extend(scored.into_iter().filter_map(|(id, score)| {
                 chunks
@@ -532,6 +640,141 @@ impl Searcher {
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
         ranked.truncate(limit);
         Ok(ranked)
+    }
+
+    /// Server mode: every mode answered by Qdrant, one query per collection, merged by score.
+    fn server_search(
+        &self,
+        selected: &[&OpenCollection],
+        request: &SearchRequest,
+        started: Instant,
+    ) -> Result<SearchResults> {
+        let terms = query_terms(&request.query);
+        let mut results = SearchResults {
+            hits: Vec::new(),
+            mode: request.mode,
+            vectors_incomplete: Vec::new(),
+            vectors_unavailable: Vec::new(),
+            took_ms: 0.0,
+        };
+        let limit = request.limit.clamp(1, MAX_LIMIT);
+        let wants_vectors = matches!(request.mode, SearchMode::Vector | SearchMode::Hybrid);
+        let mut usable = Vec::with_capacity(selected.len());
+        for collection in selected {
+            let vectors = if wants_vectors {
+                let state = self.server_vectors_usable(collection);
+                match &state {
+                    Err(reason) => results
+                        .vectors_unavailable
+                        .push((collection.name.clone(), reason.clone())),
+                    Ok(()) if !collection.manifest.read().vectors_complete() => {
+                        results.vectors_incomplete.push(collection.name.clone());
+                    }
+                    Ok(()) => {}
+                }
+                state.is_ok()
+            } else {
+                false
+            };
+            usable.push(vectors);
+        }
+        let query_vector = if usable.iter().any(|&ok| ok) {
+            match self.query_embedder.embed(&request.query) {
+                Ok(vector) => Some(vector),
+                Err(err) if request.mode == SearchMode::Hybrid => {
+                    for (collection, ok) in selected.iter().zip(&mut usable) {
+                        if *ok {
+                            results
+                                .vectors_unavailable
+                                .push((collection.name.clone(), err.to_string()));
+                            *ok = false;
+                        }
+                    }
+                    None
+                }
+                Err(err) => return Err(err),
+            }
+        } else {
+            None
+        };
+        let mut ranked: Vec<(f32, Chunk, String)> = Vec::new();
+        for (collection, vectors) in selected.iter().zip(usable) {
+            let query = match (request.mode, &query_vector) {
+                (SearchMode::Keyword, _) => ServerQuery::Keyword,
+                (SearchMode::Vector, Some(vector)) if vectors => ServerQuery::Vector(vector),
+                (SearchMode::Vector, _) => continue,
+                (SearchMode::Hybrid, Some(vector)) if vectors => ServerQuery::Hybrid {
+                    vector,
+                    rrf_k: self.rrf_k,
+                    keyword_weight: self.keyword_weight,
+                    vector_weight: self.vector_weight,
+                    candidates: candidate_count(limit),
+                },
+                // Hybrid without vectors: the keyword side alone, ranked as the fusion would.
+                (SearchMode::Hybrid, _) => ServerQuery::Keyword,
+            };
+            let store = match self.server_store(collection) {
+                Ok(store) => store,
+                Err(reason) => {
+                    results
+                        .vectors_unavailable
+                        .push((collection.name.clone(), reason.clone()));
+                    continue;
+                }
+            };
+            let paths = Self::matching_paths(collection, request)?;
+            if paths.as_ref().is_some_and(Vec::is_empty) {
+                continue;
+            }
+            let filter = VectorFilter {
+                languages: request
+                    .languages
+                    .iter()
+                    .map(|l| l.name().to_string())
+                    .collect(),
+                paths: paths.unwrap_or_default(),
+            };
+            let hits = store.search_chunks(&request.query, query, &filter, limit)?;
+            let keyword_only_hybrid =
+                request.mode == SearchMode::Hybrid && matches!(query, ServerQuery::Keyword);
+            let weights = rrf_scores(usize::MAX, self.rrf_k, self.keyword_weight);
+            if keyword_only_hybrid {
+                ranked.extend(
+                    hits.into_iter()
+                        .zip(weights)
+                        .map(|((_, mut chunk), score)| {
+                            chunk.collection = collection.name.clone();
+                            (score, chunk, collection.name.clone())
+                        }),
+                );
+            } else {
+                ranked.extend(hits.into_iter().map(|(score, mut chunk)| {
+                    chunk.collection = collection.name.clone();
+                    (score, chunk, collection.name.clone())
+                }));
+            }
+        }
+        if request.mode == SearchMode::Hybrid {
+            let bonus = SYMBOL_BONUS * self.keyword_weight / (self.rrf_k + 1.0);
+            for (score, chunk, _) in &mut ranked {
+                if symbol_holds_terms(chunk.symbol.as_deref(), &terms) {
+                    *score += bonus;
+                }
+            }
+        }
+        ranked.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| a.2.cmp(&b.2))
+                .then_with(|| a.1.path.cmp(&b.1.path))
+                .then_with(|| a.1.start_line.cmp(&b.1.start_line))
+        });
+        results.hits = ranked
+            .into_iter()
+            .take(limit)
+            .map(|(score, chunk, collection)| hit(collection, chunk, score, &terms))
+            .collect();
+        results.took_ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(results)
     }
 
     fn fuse(
@@ -573,6 +816,20 @@ impl Searcher {
 /// Reciprocal-rank scores `weight / (k + rank)` for ranks 1, 2, … (at most `n`).
 pub fn rrf_scores(n: usize, k: f32, weight: f32) -> impl Iterator<Item = f32> {
     (1..=n).map(move |rank| weight / (k + rank as f32))
+}
+
+/// Whether `symbol`'s code tokens include every one of `terms`.
+fn symbol_holds_terms(symbol: Option<&str>, terms: &[String]) -> bool {
+    let Some(symbol) = symbol else {
+        return false;
+    };
+    if terms.is_empty() {
+        return false;
+    }
+    let tokens = crate::tokenizer::code_tokens(symbol, crate::tokenizer::TokenMode::Index);
+    terms
+        .iter()
+        .all(|term| tokens.iter().any(|token| &token.text == term))
 }
 
 fn hit(collection: String, chunk: Chunk, score: f32, terms: &[String]) -> SearchHit {

@@ -3,5 +3,7 @@
 mod bad_inputs;
 mod incremental;
 mod remote_embed;
+mod server_cluster;
+mod server_search;
 mod server_store;
 mod support;

@@ -239,7 +239,7 @@ func Retry(attempts int, f func() error) error {
 const README_MD: &str = "# Fixture\n\nA small repository to index.\n\n## Usage\n\nRun the \
                          server and call the health endpoint.\n";
 
-const QUERIES: [&str; 5] = [
+pub(crate) const QUERIES: [&str; 5] = [
     "distance between two points",
     "turn a title into a url slug",
     "retry a function several times",
@@ -247,7 +247,7 @@ const QUERIES: [&str; 5] = [
     "count words in text",
 ];
 
-fn write_repo(root: &Path) {
+pub(crate) fn write_repo(root: &Path) {
     aiex_tests::write_files(
         root,
         &[
@@ -272,7 +272,7 @@ fn manifest_ids(config: &Config, name: &str) -> Vec<u64> {
 }
 
 /// The server holds exactly the manifest's chunks for `name`: all of them, nothing else.
-fn assert_converged(config: &Config, name: &str) {
+pub(crate) fn assert_converged(config: &Config, name: &str) {
     let store = aiex_indexer::store::server::open_collection(
         config,
         &IndexDir::new(config.index_dir())

@@ -86,12 +86,19 @@ impl IndexArgs {
 pub fn run(config: &aiex_config::Config, args: &IndexArgs) -> anyhow::Result<()> {
     let index_dir = IndexDir::new(config.index_dir());
     if args.status {
-        return print_status(&index_dir, args.json);
+        return print_status(config, &index_dir, args.json);
     }
     if let Some(batch) = &args.batch {
         return super::batch_cmd::run(config, batch, args.concurrency, args.json);
     }
     if let Some(name) = &args.remove {
+        if config.vector.backend == aiex_config::VectorBackend::Server {
+            index_dir.manifest(name)?;
+            aiex_indexer::store::server::remove_collection(
+                config,
+                &index_dir.collection_paths(name).vectors,
+            )?;
+        }
         index_dir.remove(name)?;
         eprintln!("removed collection `{name}`");
         return Ok(());
@@ -292,7 +299,12 @@ fn write_summary(out: &mut impl Write, summary: &IndexSummary) -> std::io::Resul
     )
 }
 
-fn print_status(index_dir: &IndexDir, json: bool) -> anyhow::Result<()> {
+fn print_status(
+    config: &aiex_config::Config,
+    index_dir: &IndexDir,
+    json: bool,
+) -> anyhow::Result<()> {
+    let server = config.vector.backend == aiex_config::VectorBackend::Server;
     let status = index_dir.status()?;
     let mut stdout = std::io::stdout().lock();
     if json {
@@ -328,6 +340,15 @@ fn print_status(index_dir: &IndexDir, json: bool) -> anyhow::Result<()> {
                 .map_or("-".to_string(), |d| d.to_string())
         )?;
         writeln!(stdout, "  generation: {}", collection.generation)?;
+        if server {
+            let vectors_dir = index_dir.collection_paths(&collection.name).vectors;
+            match aiex_indexer::store::server::collection_points(config, &vectors_dir) {
+                Ok((qdrant, points)) => {
+                    writeln!(stdout, "  server:     {points} points in {qdrant}")?;
+                }
+                Err(err) => writeln!(stdout, "  server:     {err}")?,
+            }
+        }
         writeln!(
             stdout,
             "  size:       {:.1} MiB",

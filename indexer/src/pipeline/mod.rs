@@ -135,6 +135,8 @@ pub fn index_directory(
     let vectors_started = Instant::now();
     if request.wants_vectors(config) {
         run.vector_phase(&keyword, &mut request.embedder)?;
+    } else {
+        run.keyword_point_phase(&keyword)?;
     }
     run.summary.timings.embed_ms = millis(vectors_started.elapsed());
     run.finish(started)

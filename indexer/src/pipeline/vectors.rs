@@ -10,10 +10,13 @@ use crate::document::Chunk;
 use crate::embed::{load_embedder, Embedder};
 use crate::error::{Error, Result};
 use crate::store::keyword::KeywordStore;
+use crate::store::server::{open_collection, ServerVectorStore};
 use crate::store::vector::{open_store, VectorPayload, VectorPoint, VectorStore};
 
 /// Chunks embedded and written per vector-store batch.
 const EMBED_BATCH: usize = 64;
+/// Chunks read from the keyword index and written as keyword-only points per batch (server mode).
+const KEYWORD_POINT_BATCH: usize = 512;
 /// How often embedding progress is made durable.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -26,19 +29,64 @@ impl IndexRun<'_> {
         keyword: &KeywordStore,
         embedder_slot: &mut Option<Box<dyn Embedder>>,
     ) -> Result<()> {
-        let vectors = open_store(self.config, &self.paths.vectors)?;
+        let server = self.server_store()?;
+        let edge;
+        let vectors: &dyn VectorStore = match &server {
+            Some(server) => server,
+            None => {
+                edge = open_store(self.config, &self.paths.vectors)?;
+                edge.as_ref()
+            }
+        };
         let mut phase = VectorPhase {
             run: self,
             keyword,
-            vectors: vectors.as_ref(),
+            vectors,
+            server: server.as_ref(),
             embedder_slot,
             unrecorded: Vec::new(),
         };
         phase.delete_stale()?;
+        phase.write_keyword_points()?;
         if phase.embed_pending()? {
             phase.optimise()?;
         }
         Ok(())
+    }
+
+    /// In server mode, for a run that computes no vectors: the server's keyword side still follows
+    /// the manifest (stale points deleted, keyword-only points for chunks it lacks), since a server
+    /// node searches keywords in Qdrant, not in a local index. Nothing to do in embedded mode.
+    pub(super) fn keyword_point_phase(&mut self, keyword: &KeywordStore) -> Result<()> {
+        let Some(server) = self.server_store()? else {
+            return Ok(());
+        };
+        let mut none = None;
+        let mut phase = VectorPhase {
+            run: self,
+            keyword,
+            vectors: &server,
+            server: Some(&server),
+            embedder_slot: &mut none,
+            unrecorded: Vec::new(),
+        };
+        phase.delete_stale()?;
+        phase.write_keyword_points()
+    }
+
+    /// The collection's server store, in server mode; cleared when the run starts over (nothing
+    /// the server holds for the tenant is tracked then).
+    fn server_store(&self) -> Result<Option<ServerVectorStore>> {
+        match self.config.vector.backend {
+            aiex_config::VectorBackend::Server => {
+                let store = open_collection(self.config, &self.paths.vectors)?;
+                if self.start_over {
+                    store.clear()?;
+                }
+                Ok(Some(store))
+            }
+            aiex_config::VectorBackend::Edge => Ok(None),
+        }
     }
 }
 
@@ -48,6 +96,9 @@ struct VectorPhase<'p, 'a> {
     /// Where the text of pending chunks is read from (committed by the keyword phase).
     keyword: &'p KeywordStore,
     vectors: &'p dyn VectorStore,
+    /// The same store when it is a Qdrant server: points there carry the chunk's text and sparse
+    /// vector too.
+    server: Option<&'p ServerVectorStore>,
     /// The embedder, loaded when the first chunk needs embedding.
     embedder_slot: &'p mut Option<Box<dyn Embedder>>,
     /// Ids written to the vector store since the last checkpoint.
@@ -68,6 +119,41 @@ impl VectorPhase<'_, '_> {
         self.vectors.flush()?;
         manifest.pending_vector_deletes.clear();
         manifest.save(&self.run.paths.manifest)
+    }
+
+    /// Step 4b, server mode: writes a keyword-only point for every chunk not yet embedded that the
+    /// server lacks, so it is searchable by keyword before (or without) its dense vector.
+    ///
+    /// Crash ordering: nothing is recorded; the next run asks the server again which points exist.
+    fn write_keyword_points(&mut self) -> Result<()> {
+        let Some(server) = self.server else {
+            return Ok(());
+        };
+        let pending: Vec<u64> = self
+            .run
+            .manifest
+            .files
+            .values()
+            .flat_map(|file| file.chunks.iter().filter(|c| !c.embedded).map(|c| c.id))
+            .collect();
+        for batch in pending.chunks(KEYWORD_POINT_BATCH) {
+            if self.run.cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            let existing = server.existing(batch)?;
+            let missing: Vec<u64> = batch
+                .iter()
+                .copied()
+                .filter(|id| !existing.contains(id))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let chunks = self.keyword.get_chunks(&missing)?;
+            let chunks: Vec<&Chunk> = missing.iter().filter_map(|id| chunks.get(id)).collect();
+            server.upsert_keyword(&chunks)?;
+        }
+        Ok(())
     }
 
     /// Step 4b: gives every chunk not yet embedded its vector, in batches, checkpointing every few
@@ -113,7 +199,7 @@ impl VectorPhase<'_, '_> {
     fn write_batch(&mut self, batch_ids: &[u64]) -> Result<()> {
         let chunks = self.keyword.get_chunks(batch_ids)?;
         let mut existing = self.vectors.vectors(batch_ids)?;
-        let mut points = Vec::with_capacity(batch_ids.len());
+        let mut points: Vec<(&Chunk, Vec<f32>)> = Vec::with_capacity(batch_ids.len());
         let mut to_embed: Vec<&Chunk> = Vec::new();
         for id in batch_ids {
             let Some(chunk) = chunks.get(id) else {
@@ -125,7 +211,7 @@ impl VectorPhase<'_, '_> {
             match existing.remove(id) {
                 Some(vector) => {
                     self.run.summary.vectors_reused += 1;
-                    points.push(point(&self.run.name, chunk, vector));
+                    points.push((chunk, vector));
                 }
                 None => to_embed.push(chunk),
             }
@@ -133,15 +219,27 @@ impl VectorPhase<'_, '_> {
         if !to_embed.is_empty() {
             points.extend(self.embed(to_embed)?);
         }
-        self.unrecorded.extend(points.iter().map(|point| point.id));
-        self.vectors.upsert(points)
+        self.unrecorded
+            .extend(points.iter().map(|(chunk, _)| chunk.id));
+        match self.server {
+            Some(server) => server.upsert_chunks(points),
+            None => {
+                let name = &self.run.name;
+                self.vectors.upsert(
+                    points
+                        .into_iter()
+                        .map(|(chunk, vector)| point(name, chunk, vector))
+                        .collect(),
+                )
+            }
+        }
     }
 
     /// Embeds `chunks`, loading the embedder on first use.
     ///
     /// Crash ordering: the embedder's model is recorded in the manifest before its first vector is
     /// written, so vectors of this model are never mistaken for another model's after a crash.
-    fn embed(&mut self, chunks: Vec<&Chunk>) -> Result<Vec<VectorPoint>> {
+    fn embed<'c>(&mut self, chunks: Vec<&'c Chunk>) -> Result<Vec<(&'c Chunk, Vec<f32>)>> {
         let config = self.run.config;
         let embedder = match self.embedder_slot {
             Some(embedder) => embedder,
@@ -162,11 +260,7 @@ impl VectorPhase<'_, '_> {
         let texts: Vec<String> = chunks.iter().map(|chunk| chunk.embedding_text()).collect();
         let embedded = embedder.embed(&texts)?;
         self.run.summary.embedded += embedded.len();
-        Ok(chunks
-            .into_iter()
-            .zip(embedded)
-            .map(|(chunk, vector)| point(&self.run.name, chunk, vector))
-            .collect())
+        Ok(chunks.into_iter().zip(embedded).collect())
     }
 
     /// Makes the vectors written so far durable, then records them in the manifest.

@@ -1,5 +1,8 @@
-//! Dense vectors in a Qdrant server or cluster (`vector.backend = "server"`), over gRPC with
-//! `qdrant-client`.
+//! The searchable index in a Qdrant server or cluster (`vector.backend = "server"`), over gRPC
+//! with `qdrant-client`: each point is one chunk, with its dense vector (`dense`), its BM25 sparse
+//! vector (`bm25`, [`sparse`]) and, in its payload, what a hit shows (path, lines, symbol, parent,
+//! the text up to [`MAX_PAYLOAD_TEXT`]), so a node searches keyword, vector and hybrid ([`search`])
+//! without any local index.
 //!
 //! Layout (Qdrant's multitenancy guidance): one Qdrant collection per kind, embedding model and
 //! dimension (`aiex_code_all-minilm-l6-v2_384`), shared by every Aiex collection of that kind; the
@@ -12,26 +15,38 @@
 //! waits for the answer on a reply channel, so concurrent callers are served concurrently and no
 //! outer runtime is ever blocked or driven. The worker ends when the store is dropped.
 //!
+//! Keyword before dense: a chunk's point is first written with its sparse vector only
+//! ([`ServerVectorStore::upsert_keyword`], searchable by keyword at once, and all a `--no-embed`
+//! run writes), then replaced by the full point when its dense vector is computed.
+//!
 //! Durability: every write is sent with `wait = true`, so when `upsert` or `delete` returns the
 //! points are applied (and in the server's WAL); `flush` has nothing left to do.
+
+pub mod search;
+pub mod sparse;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use aiex_resilience::{CallHealth, CircuitBreaker, RetryPolicy};
 use qdrant_client::qdrant::{
     point_id::PointIdOptions, value::Kind, vector_output, Condition, CountPointsBuilder,
     CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance,
-    FieldType, Filter, GetPointsBuilder, HnswConfigDiffBuilder, KeywordIndexParamsBuilder, PointId,
-    PointStruct, PointsIdsList, QueryPointsBuilder, SearchParamsBuilder, UpsertPointsBuilder,
-    Value, VectorParamsBuilder, VectorsConfig,
+    FieldType, Filter, GetPointsBuilder, HnswConfigDiffBuilder, KeywordIndexParamsBuilder,
+    Modifier, NamedVectors, PointId, PointStruct, PointsIdsList, QueryPointsBuilder,
+    SearchParamsBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
+    UpsertPointsBuilder, Value, Vector, VectorParamsBuilder, VectorsConfig,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use tokio::sync::mpsc as async_mpsc;
 
+use crate::chunk::ChunkKind;
+use crate::document::Chunk;
 use crate::error::{Error, Result};
+use crate::lang::Language;
 use crate::store::vector::{VectorFilter, VectorPoint, VectorStore, VectorStoreInfo, DENSE_VECTOR};
 
 /// Points per upsert request.
@@ -42,13 +57,25 @@ const ID_BATCH: usize = 1024;
 pub const TENANT_FIELD: &str = "collection";
 /// The payload field that keeps the indexer's chunk id (a decimal string: Qdrant integers are i64).
 pub const CHUNK_ID_FIELD: &str = "chunk_id";
+/// Most bytes of a chunk's text kept in its payload (snippets, research); the sparse vector is
+/// made from the whole text.
+pub const MAX_PAYLOAD_TEXT: usize = 8 * 1024;
 /// Keyword payload fields indexed besides the tenant.
 const KEYWORD_FIELDS: [&str; 4] = ["path", "language", "kind", "symbol"];
 /// Server versions this build speaks to: the client's major version, its minor version ± 1.
 pub const SUPPORTED_MAJOR: u64 = 1;
 pub const SUPPORTED_MINORS: std::ops::RangeInclusive<u64> = 18..=20;
-/// Attempts of one request when the server answers with a transient error.
-const ATTEMPTS: u32 = 3;
+/// Retries of one request that failed transiently (unreachable, overloaded, timed out): the
+/// shared resilience layer's backoff, or the server's `retry-after` up to 10 s.
+const RETRY: RetryPolicy = RetryPolicy {
+    max_retries: 3,
+    base: Duration::from_millis(200),
+    max_backoff: Duration::from_secs(3),
+    max_retry_after: Duration::from_secs(10),
+};
+/// Consecutive failed requests after which the store stops calling the server for a while.
+const BREAKER_THRESHOLD: u32 = 8;
+const BREAKER_COOLDOWN: Duration = Duration::from_secs(10);
 
 /// How to reach the server and how to lay out the collections Aiex creates there.
 #[derive(Debug, Clone)]
@@ -161,12 +188,51 @@ pub fn check_version(url: &str, version: &str) -> Result<()> {
 /// (`…/collections/<name>/vectors`): the tenant is the collection's name, the Qdrant collection
 /// follows from its kind (read from the manifest beside it) and the configured model.
 ///
-/// When the manifest records no vector at all (a new collection, `--rebuild`, a collection removed
-/// and indexed again, or one indexed only with `--no-embed` so far), nothing the server holds for
-/// this tenant is tracked, so it is cleared: the indexer then converges to exactly its chunks.
+/// Nothing is cleared here: an indexing run that starts over (a new collection, `--rebuild`, a
+/// collection removed and indexed again) clears the tenant itself, since nothing the server holds
+/// for it is tracked then; every other run finds points that its manifest tracks (keyword-only
+/// points of `--no-embed` runs included).
 pub fn open_collection(
     config: &aiex_config::Config,
     vectors_dir: &std::path::Path,
+) -> Result<ServerVectorStore> {
+    tenant_store(config, vectors_dir, true)
+}
+
+/// `index --remove NAME` in server mode: deletes every point of the collection's tenant (before
+/// its local directory goes, so an interrupted removal can be run again).
+pub fn remove_collection(
+    config: &aiex_config::Config,
+    vectors_dir: &std::path::Path,
+) -> Result<()> {
+    tenant_store(config, vectors_dir, true)?.clear()
+}
+
+/// `index --status` in server mode: the Qdrant collection holding the tenant and the number of
+/// points the server has for it (0 when the Qdrant collection does not exist yet).
+pub fn collection_points(
+    config: &aiex_config::Config,
+    vectors_dir: &std::path::Path,
+) -> Result<(String, usize)> {
+    match tenant_store(config, vectors_dir, false) {
+        Ok(store) => Ok((store.collection.clone(), store.info()?.points)),
+        Err(Error::Vector { message }) if message.contains("has no collection") => {
+            let collection_dir = vectors_dir.parent().unwrap_or(vectors_dir);
+            let kind = crate::manifest::Manifest::load(&collection_dir.join("manifest.json"))?
+                .map_or(crate::manifest::CollectionKind::Code, |m| m.kind);
+            Ok((
+                ServerStoreOptions::from_config(config, kind.name())?.collection_name(),
+                0,
+            ))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+fn tenant_store(
+    config: &aiex_config::Config,
+    vectors_dir: &std::path::Path,
+    create: bool,
 ) -> Result<ServerVectorStore> {
     let collection_dir = vectors_dir.parent().unwrap_or(vectors_dir);
     let manifest = crate::manifest::Manifest::load(&collection_dir.join("manifest.json"))?;
@@ -183,14 +249,7 @@ pub fn open_collection(
         .as_ref()
         .map_or(crate::manifest::CollectionKind::Code, |m| m.kind);
     let options = ServerStoreOptions::from_config(config, kind.name())?;
-    let store = ServerVectorStore::open(options, &tenant)?;
-    let untracked = manifest
-        .as_ref()
-        .is_none_or(|m| m.embedded_count() == 0 && m.pending_vector_deletes.is_empty());
-    if untracked {
-        store.clear()?;
-    }
-    Ok(store)
+    ServerVectorStore::connect(options, &tenant, create)
 }
 
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -203,6 +262,8 @@ pub struct ServerVectorStore {
     collection: String,
     tenant: String,
     options: ServerStoreOptions,
+    /// Opens after repeated failures, so a dead server is not asked again at every request.
+    breaker: Arc<CircuitBreaker>,
 }
 
 impl std::fmt::Debug for ServerVectorStore {
@@ -219,6 +280,12 @@ impl ServerVectorStore {
     /// Connects to the server, checks its version and the API key, and creates the Qdrant
     /// collection (with its payload indexes) when absent. `tenant` is the Aiex collection name.
     pub fn open(options: ServerStoreOptions, tenant: &str) -> Result<Self> {
+        Self::connect(options, tenant, true)
+    }
+
+    /// Connects like [`ServerVectorStore::open`]; when `create` is false, a missing Qdrant
+    /// collection is not created (a searcher reads, it does not lay out collections).
+    pub fn connect(options: ServerStoreOptions, tenant: &str, create: bool) -> Result<Self> {
         let url = options.url.clone();
         let client = Qdrant::from_url(&url)
             .api_key(options.api_key.clone())
@@ -252,13 +319,14 @@ impl ServerVectorStore {
             collection: options.collection_name(),
             tenant: tenant.to_string(),
             options,
+            breaker: Arc::new(CircuitBreaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN)),
         };
         let version = store
             .call_once(|client| async move { client.health_check().await })
             .map_err(|err| store.error("connecting", &err))?
             .version;
         check_version(&store.url, &version)?;
-        store.ensure_collection()?;
+        store.ensure_collection(create)?;
         Ok(store)
     }
 
@@ -304,33 +372,51 @@ impl ServerVectorStore {
         answer.recv().map_err(|_| stopped())?
     }
 
-    /// Runs the request `f` makes, retrying transient failures (unavailable, overloaded, timed
-    /// out) with a short backoff; errors that a retry cannot fix (a refused API key, a bad
-    /// request) are returned at once.
+    /// Runs the request `f` makes through the shared resilience layer: transient failures
+    /// (unavailable, overloaded, timed out) are retried with jittered backoff or the server's
+    /// `retry-after`; errors that a retry cannot fix (a refused API key, a bad request) are
+    /// returned at once; the circuit breaker refuses calls while the server keeps failing.
     fn call<T, F, Fut>(&self, f: F) -> std::result::Result<T, QdrantError>
     where
         T: Send + 'static,
         F: Fn(Qdrant) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<T, QdrantError>> + Send + 'static,
     {
+        let breaker = Arc::clone(&self.breaker);
         self.call_once(move |client| async move {
-            let mut attempt = 1;
+            let mut retry = 0;
             loop {
-                match f(client.clone()).await {
-                    Err(err) if attempt < ATTEMPTS && transient(&err) => {
-                        let wait = match &err {
-                            QdrantError::ResourceExhaustedError {
-                                retry_after_seconds,
-                                ..
-                            } => Duration::from_secs((*retry_after_seconds).clamp(1, 10)),
-                            _ => Duration::from_millis(200 * 4u64.pow(attempt - 1)),
-                        };
-                        tracing::warn!(attempt, "Qdrant request failed, retrying: {err}");
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
-                    }
+                let Some(guard) = breaker.try_acquire() else {
+                    return Err(QdrantError::Io(std::io::Error::other(format!(
+                        "not called: the last {BREAKER_THRESHOLD} requests failed (circuit \
+                         breaker open for {}s)",
+                        BREAKER_COOLDOWN.as_secs()
+                    ))));
+                };
+                let result = f(client.clone()).await;
+                guard.record(match &result {
+                    Ok(_) => CallHealth::Healthy,
+                    Err(err) if transient(err) || refused(err) => CallHealth::Failed,
+                    // The server answered, refusing the request itself: it is up.
+                    Err(_) => CallHealth::Healthy,
+                });
+                let err = match result {
+                    Err(err) if retry < RETRY.max_retries && transient(&err) => err,
                     other => return other,
-                }
+                };
+                let retry_after = match &err {
+                    QdrantError::ResourceExhaustedError {
+                        retry_after_seconds,
+                        ..
+                    } => Some(Duration::from_secs(*retry_after_seconds)),
+                    _ => None,
+                };
+                let Some(wait) = RETRY.delay(retry, retry_after) else {
+                    return Err(err);
+                };
+                tracing::warn!(retry, "Qdrant request failed, retrying: {err}");
+                tokio::time::sleep(wait).await;
+                retry += 1;
             }
         })
     }
@@ -367,8 +453,10 @@ impl ServerVectorStore {
         Filter::must(must)
     }
 
-    /// Creates the Qdrant collection and its payload indexes when absent; checks its dimension.
-    fn ensure_collection(&self) -> Result<()> {
+    /// Creates the Qdrant collection and its payload indexes when absent (and `create`); checks
+    /// its dimension and that it has the sparse vector (collections of the first server layout,
+    /// dense only, are refused with what to do).
+    fn ensure_collection(&self, create: bool) -> Result<()> {
         let name = self.collection.clone();
         let exists = self
             .call(move |client| {
@@ -377,6 +465,14 @@ impl ServerVectorStore {
             })
             .map_err(|err| self.error("checking the collection", &err))?;
         if !exists {
+            if !create {
+                return Err(Error::Vector {
+                    message: format!(
+                        "Qdrant at {} has no collection {} yet (nothing indexed into it)",
+                        self.url, self.collection
+                    ),
+                });
+            }
             self.create_collection()?;
         }
         let name = self.collection.clone();
@@ -386,19 +482,42 @@ impl ServerVectorStore {
                 async move { client.collection_info(name).await }
             })
             .map_err(|err| self.error("reading the collection", &err))?;
-        let size = info
+        let params = info
             .result
             .and_then(|info| info.config)
-            .and_then(|config| config.params)
-            .and_then(|params| params.vectors_config)
-            .and_then(|vectors| match vectors.config {
-                Some(qdrant_client::qdrant::vectors_config::Config::ParamsMap(map)) => {
-                    map.map.get(DENSE_VECTOR).map(|params| params.size)
-                }
-                _ => None,
-            });
+            .and_then(|config| config.params);
+        let has_sparse = params
+            .as_ref()
+            .and_then(|params| params.sparse_vectors_config.as_ref())
+            .is_some_and(|sparse| sparse.map.contains_key(sparse::SPARSE_VECTOR));
+        let size =
+            params
+                .and_then(|params| params.vectors_config)
+                .and_then(|vectors| match vectors.config {
+                    Some(qdrant_client::qdrant::vectors_config::Config::ParamsMap(map)) => {
+                        map.map.get(DENSE_VECTOR).map(|params| params.size)
+                    }
+                    _ => None,
+                });
         match size {
-            Some(size) if usize::try_from(size).ok() == Some(self.options.dimension) => Ok(()),
+            Some(size) if usize::try_from(size).ok() == Some(self.options.dimension) => {
+                if has_sparse {
+                    Ok(())
+                } else {
+                    Err(Error::Vector {
+                        message: format!(
+                            "Qdrant collection {} at {} has no sparse vector `{}` (it was created \
+                             by an earlier version, for dense vectors only); delete it \
+                             (DELETE /collections/{} on Qdrant's REST port) and index its \
+                             collections again",
+                            self.collection,
+                            self.url,
+                            sparse::SPARSE_VECTOR,
+                            self.collection
+                        ),
+                    })
+                }
+            }
             Some(size) => Err(Error::Vector {
                 message: format!(
                     "Qdrant collection {} at {} holds vectors of dimension {size}, not {}",
@@ -428,8 +547,14 @@ impl ServerVectorStore {
                 )]),
             },
         ));
+        let mut sparse_vectors = SparseVectorsConfigBuilder::default();
+        sparse_vectors.add_named_vector_params(
+            sparse::SPARSE_VECTOR,
+            SparseVectorParamsBuilder::default().modifier(Modifier::Idf),
+        );
         let mut request = CreateCollectionBuilder::new(self.collection.clone())
             .vectors_config(vectors)
+            .sparse_vectors_config(sparse_vectors)
             // Multitenancy: no global graph, one HNSW graph per tenant (payload_m on the tenant
             // index), since every search is filtered by tenant.
             .hnsw_config(HnswConfigDiffBuilder::default().m(0).payload_m(16))
@@ -604,6 +729,14 @@ fn unreachable(err: &QdrantError) -> bool {
     }
 }
 
+/// Whether the server refused the API key.
+fn refused(err: &QdrantError) -> bool {
+    matches!(
+        status_code(err),
+        Some(Code::Unauthenticated | Code::PermissionDenied)
+    )
+}
+
 fn transient(err: &QdrantError) -> bool {
     unreachable(err)
         || matches!(
@@ -660,6 +793,72 @@ fn payload_of(tenant: &str, point: &VectorPoint) -> Payload {
     payload
 }
 
+/// The payload of a chunk's point: what filters and what a hit shows.
+fn chunk_payload(tenant: &str, chunk: &Chunk) -> Payload {
+    let mut payload = Payload::with_capacity(12);
+    payload.insert(TENANT_FIELD, tenant);
+    payload.insert(CHUNK_ID_FIELD, chunk.id.to_string());
+    payload.insert("path", chunk.path.clone());
+    payload.insert("language", chunk.language.name());
+    if let Some(symbol) = &chunk.symbol {
+        payload.insert("symbol", symbol.clone());
+    }
+    if let Some(parent) = &chunk.parent {
+        payload.insert("parent", parent.clone());
+    }
+    payload.insert("kind", chunk.kind.name());
+    payload.insert("start_line", i64::from(chunk.start_line));
+    payload.insert("end_line", i64::from(chunk.end_line));
+    payload.insert("hash", chunk.hash.clone());
+    payload.insert("text", bounded(&chunk.text, MAX_PAYLOAD_TEXT));
+    payload
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn bounded(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn string_field<'p>(payload: &'p HashMap<String, Value>, field: &str) -> Option<&'p str> {
+    match payload.get(field)?.kind.as_ref()? {
+        Kind::StringValue(text) => Some(text),
+        _ => None,
+    }
+}
+
+fn line_field(payload: &HashMap<String, Value>, field: &str) -> Option<u32> {
+    match payload.get(field)?.kind.as_ref()? {
+        Kind::IntegerValue(line) => u32::try_from(*line).ok(),
+        _ => None,
+    }
+}
+
+/// The chunk a point's payload describes (its text as bounded there; collection left empty: the
+/// caller knows the tenant). None for a point without the chunk fields.
+pub(crate) fn chunk_of(payload: &HashMap<String, Value>) -> Option<Chunk> {
+    let owned = |field: &str| string_field(payload, field).map(str::to_string);
+    Some(Chunk {
+        id: chunk_id_of(payload)?,
+        collection: String::new(),
+        path: owned("path")?,
+        language: Language::from_name(string_field(payload, "language")?)?,
+        symbol: owned("symbol"),
+        kind: ChunkKind::from_name(string_field(payload, "kind")?)?,
+        parent: owned("parent"),
+        start_line: line_field(payload, "start_line")?,
+        end_line: line_field(payload, "end_line")?,
+        hash: owned("hash").unwrap_or_default(),
+        text: owned("text").unwrap_or_default(),
+    })
+}
+
 fn chunk_id_of(payload: &HashMap<String, Value>) -> Option<u64> {
     match payload.get(CHUNK_ID_FIELD)?.kind.as_ref()? {
         Kind::StringValue(text) => text.parse().ok(),
@@ -667,23 +866,59 @@ fn chunk_id_of(payload: &HashMap<String, Value>) -> Option<u64> {
     }
 }
 
-impl VectorStore for ServerVectorStore {
-    fn upsert(&self, points: Vec<VectorPoint>) -> Result<()> {
-        for batch in points.chunks(UPSERT_BATCH) {
-            let mut structs = Vec::with_capacity(batch.len());
-            for point in batch {
-                if point.vector.len() != self.options.dimension {
-                    return Err(Error::WrongDimension {
-                        expected: self.options.dimension,
-                        got: point.vector.len(),
-                    });
-                }
-                structs.push(PointStruct::new(
-                    point_uuid(&self.tenant, point.id).to_string(),
-                    HashMap::from([(DENSE_VECTOR.to_string(), point.vector.clone())]),
-                    payload_of(&self.tenant, point),
-                ));
-            }
+impl ServerVectorStore {
+    /// Writes the full points of `chunks`: dense vector, sparse vector and payload (text
+    /// included), replacing keyword-only points.
+    pub fn upsert_chunks(&self, chunks: Vec<(&Chunk, Vec<f32>)>) -> Result<()> {
+        let mut structs = Vec::with_capacity(chunks.len());
+        for (chunk, vector) in chunks {
+            self.check_dimension(&vector)?;
+            let (indices, values) = sparse::chunk_vector(chunk);
+            let vectors = NamedVectors::default()
+                .add_vector(DENSE_VECTOR, vector)
+                .add_vector(sparse::SPARSE_VECTOR, Vector::new_sparse(indices, values));
+            structs.push(PointStruct::new(
+                point_uuid(&self.tenant, chunk.id).to_string(),
+                vectors,
+                chunk_payload(&self.tenant, chunk),
+            ));
+        }
+        self.upsert_structs(structs)
+    }
+
+    /// Writes keyword-only points (sparse vector and payload, no dense vector) for `chunks`. A
+    /// point that exists is replaced, its dense vector with it: pass chunks the store lacks.
+    pub fn upsert_keyword(&self, chunks: &[&Chunk]) -> Result<()> {
+        let structs = chunks
+            .iter()
+            .map(|chunk| {
+                let (indices, values) = sparse::chunk_vector(chunk);
+                PointStruct::new(
+                    point_uuid(&self.tenant, chunk.id).to_string(),
+                    NamedVectors::default()
+                        .add_vector(sparse::SPARSE_VECTOR, Vector::new_sparse(indices, values)),
+                    chunk_payload(&self.tenant, chunk),
+                )
+            })
+            .collect();
+        self.upsert_structs(structs)
+    }
+
+    fn check_dimension(&self, vector: &[f32]) -> Result<()> {
+        if vector.len() == self.options.dimension {
+            Ok(())
+        } else {
+            Err(Error::WrongDimension {
+                expected: self.options.dimension,
+                got: vector.len(),
+            })
+        }
+    }
+
+    /// Upserts `structs` in batches, each acknowledged once applied (`wait`).
+    fn upsert_structs(&self, structs: Vec<PointStruct>) -> Result<()> {
+        for batch in structs.chunks(UPSERT_BATCH) {
+            let structs = batch.to_vec();
             let collection = self.collection.clone();
             self.call(move |client| {
                 let request =
@@ -693,6 +928,30 @@ impl VectorStore for ServerVectorStore {
             .map_err(|err| self.error("writing points", &err))?;
         }
         Ok(())
+    }
+}
+
+impl VectorStore for ServerVectorStore {
+    /// Writes points from the vector contract's payload: the sparse vector is made of the symbol,
+    /// and path only (the contract carries no text); the indexer writes through
+    /// [`ServerVectorStore::upsert_chunks`].
+    fn upsert(&self, points: Vec<VectorPoint>) -> Result<()> {
+        let mut structs = Vec::with_capacity(points.len());
+        for point in points {
+            self.check_dimension(&point.vector)?;
+            let p = &point.payload;
+            let (indices, values) = sparse::document_vector("", p.symbol.as_deref(), None, &p.path);
+            let payload = payload_of(&self.tenant, &point);
+            let vectors = NamedVectors::default()
+                .add_vector(DENSE_VECTOR, point.vector)
+                .add_vector(sparse::SPARSE_VECTOR, Vector::new_sparse(indices, values));
+            structs.push(PointStruct::new(
+                point_uuid(&self.tenant, point.id).to_string(),
+                vectors,
+                payload,
+            ));
+        }
+        self.upsert_structs(structs)
     }
 
     fn delete(&self, ids: &[u64]) -> Result<()> {

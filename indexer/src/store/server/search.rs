@@ -1,0 +1,155 @@
+//! Searching a tenant in the server: keyword (the BM25 sparse vector), vector (the dense vector)
+//! and hybrid (one Query API call: a dense and a sparse prefetch fused by the server with weighted
+//! reciprocal rank). Hits come back as chunks read from the payload, so nothing local is needed.
+
+use std::collections::HashMap;
+
+use qdrant_client::qdrant::{
+    Condition, GetPointsBuilder, PrefetchQueryBuilder, Query, QueryPointsBuilder, RrfBuilder,
+    ScoredPoint, SearchParamsBuilder, VectorInput,
+};
+
+use super::{chunk_of, point_uuid, sparse, ServerVectorStore, ID_BATCH};
+use crate::document::Chunk;
+use crate::error::Result;
+use crate::store::vector::{VectorFilter, DENSE_VECTOR};
+
+/// What a server-side search ranks by.
+#[derive(Debug, Clone, Copy)]
+pub enum ServerQuery<'q> {
+    /// BM25 over the sparse vectors.
+    Keyword,
+    /// Cosine similarity to this vector.
+    Vector(&'q [f32]),
+    /// Both, fused by the server with reciprocal rank (`k`, a weight per side).
+    Hybrid {
+        vector: &'q [f32],
+        rrf_k: f32,
+        keyword_weight: f32,
+        vector_weight: f32,
+        /// Candidates each side contributes to the fusion.
+        candidates: usize,
+    },
+}
+
+fn as_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+impl ServerVectorStore {
+    /// The best `limit` chunks of this tenant for `query` (its text gives the keyword side),
+    /// restricted by `filter`, best first with the server's score.
+    pub fn search_chunks(
+        &self,
+        text: &str,
+        query: ServerQuery<'_>,
+        filter: &VectorFilter,
+        limit: usize,
+    ) -> Result<Vec<(f32, Chunk)>> {
+        let mut must = Vec::new();
+        if !filter.languages.is_empty() {
+            must.push(Condition::matches("language", filter.languages.clone()));
+        }
+        if !filter.paths.is_empty() {
+            must.push(Condition::matches("path", filter.paths.clone()));
+        }
+        let filter = self.tenant_filter(must);
+        let (indices, values) = sparse::query_vector(text);
+        let has_terms = !indices.is_empty();
+        let sparse_input = VectorInput::new_sparse(indices, values);
+        let params = SearchParamsBuilder::default().hnsw_ef(as_u64(self.options.hnsw_ef));
+        let mut request = QueryPointsBuilder::new(self.collection.clone())
+            .filter(filter.clone())
+            .limit(as_u64(limit))
+            .with_payload(true);
+        match query {
+            ServerQuery::Keyword => {
+                if !has_terms {
+                    return Ok(Vec::new());
+                }
+                request = request
+                    .query(Query::new_nearest(sparse_input))
+                    .using(sparse::SPARSE_VECTOR);
+            }
+            ServerQuery::Vector(vector) => {
+                request = request
+                    .query(Query::new_nearest(vector.to_vec()))
+                    .using(DENSE_VECTOR)
+                    .params(params);
+            }
+            ServerQuery::Hybrid {
+                vector,
+                rrf_k,
+                keyword_weight,
+                vector_weight,
+                candidates,
+            } => {
+                let mut weights = Vec::with_capacity(2);
+                if has_terms {
+                    request = request.add_prefetch(
+                        PrefetchQueryBuilder::default()
+                            .query(Query::new_nearest(sparse_input))
+                            .using(sparse::SPARSE_VECTOR)
+                            .filter(filter.clone())
+                            .limit(as_u64(candidates)),
+                    );
+                    weights.push(keyword_weight);
+                }
+                request = request.add_prefetch(
+                    PrefetchQueryBuilder::default()
+                        .query(Query::new_nearest(vector.to_vec()))
+                        .using(DENSE_VECTOR)
+                        .filter(filter.clone())
+                        .params(params)
+                        .limit(as_u64(candidates)),
+                );
+                weights.push(vector_weight);
+                // Qdrant's k is an integer; the configured k is rounded.
+                let k = rrf_k.round().clamp(1.0, u32::MAX as f32) as u32;
+                request = request.query(Query::new_rrf(RrfBuilder::with_k(k).weights(weights)));
+            }
+        }
+        let request = request.build();
+        let response = self
+            .call(move |client| {
+                let request = request.clone();
+                async move { client.query(request).await }
+            })
+            .map_err(|err| self.error("searching", &err))?;
+        Ok(response
+            .result
+            .into_iter()
+            .filter_map(scored_chunk)
+            .collect())
+    }
+
+    /// The chunks of `ids` this tenant holds, read from their payloads.
+    pub fn get_chunks(&self, ids: &[u64]) -> Result<HashMap<u64, Chunk>> {
+        let mut chunks = HashMap::with_capacity(ids.len());
+        for batch in ids.chunks(ID_BATCH) {
+            let points: Vec<_> = batch
+                .iter()
+                .map(|&id| point_uuid(&self.tenant, id).to_string().into())
+                .collect();
+            let collection = self.collection.clone();
+            let response = self
+                .call(move |client| {
+                    let request = GetPointsBuilder::new(collection.clone(), points.clone())
+                        .with_payload(true)
+                        .with_vectors(false);
+                    async move { client.get_points(request).await }
+                })
+                .map_err(|err| self.error("reading chunks", &err))?;
+            for point in response.result {
+                if let Some(chunk) = chunk_of(&point.payload) {
+                    chunks.insert(chunk.id, chunk);
+                }
+            }
+        }
+        Ok(chunks)
+    }
+}
+
+fn scored_chunk(point: ScoredPoint) -> Option<(f32, Chunk)> {
+    chunk_of(&point.payload).map(|chunk| (point.score, chunk))
+}
