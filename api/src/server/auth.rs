@@ -1,8 +1,14 @@
 //! Bearer API keys, hashed at rest (`sha256:<hex>` in the configuration), revocation, and a rate
 //! limit per key. Keys are never logged: a caller is known by a short prefix of its key's hash.
+//!
+//! A browser's `EventSource` cannot send headers: an authenticated caller may ask for a stream
+//! token ([`Auth::issue_stream_token`]), random and kept in memory for [`STREAM_TOKEN_TTL`], that
+//! stands for that caller on one session's events stream only (`?token=`), under the same rate
+//! limit.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -10,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::server::error::ApiError;
@@ -31,11 +38,25 @@ impl Caller {
     }
 }
 
-/// Accepted and revoked key hashes, and the per-key rate limiter.
+/// How long a stream token is accepted.
+pub const STREAM_TOKEN_TTL: Duration = Duration::from_secs(300);
+/// Most stream tokens alive at once (the oldest are dropped beyond).
+const MAX_STREAM_TOKENS: usize = 10_000;
+
+/// What a stream token stands for.
+#[derive(Debug, Clone)]
+struct StreamGrant {
+    session: String,
+    caller: Caller,
+    expires: Instant,
+}
+
+/// Accepted and revoked key hashes, the per-key rate limiter, and live stream tokens.
 pub struct Auth {
     keys: HashSet<String>,
     revoked: HashSet<String>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
+    stream_tokens: Mutex<HashMap<String, StreamGrant>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -64,7 +85,48 @@ impl Auth {
             keys: normalise(&server.api_keys),
             revoked: normalise(&server.revoked_keys),
             limiter,
+            stream_tokens: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A new token that stands for `caller` on the events stream of `session` for
+    /// [`STREAM_TOKEN_TTL`].
+    pub fn issue_stream_token(&self, session: &str, caller: &Caller) -> String {
+        let token = format!(
+            "st_{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let now = Instant::now();
+        let mut tokens = self.stream_tokens.lock();
+        tokens.retain(|_, grant| grant.expires > now);
+        if tokens.len() >= MAX_STREAM_TOKENS {
+            if let Some(oldest) = tokens
+                .iter()
+                .min_by_key(|(_, grant)| grant.expires)
+                .map(|(token, _)| token.clone())
+            {
+                tokens.remove(&oldest);
+            }
+        }
+        tokens.insert(
+            token.clone(),
+            StreamGrant {
+                session: session.to_string(),
+                caller: caller.clone(),
+                expires: now + STREAM_TOKEN_TTL,
+            },
+        );
+        token
+    }
+
+    /// The caller `token` stands for, if it is alive and `path` is the events stream of its
+    /// session.
+    pub fn stream_token_caller(&self, token: &str, path: &str) -> Option<Caller> {
+        let tokens = self.stream_tokens.lock();
+        let grant = tokens.get(token)?;
+        let expected = format!("/v1/research/{}/events", grant.session);
+        (grant.expires > Instant::now() && path == expected).then(|| grant.caller.clone())
     }
 
     /// Whether requests must carry a key.
@@ -136,7 +198,22 @@ pub async fn require_key(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    let caller = match state.auth.authenticate(authorization) {
+    let by_token = match (authorization, query_token(request.uri().query())) {
+        (None, Some(token)) if state.auth.required() => {
+            match state.auth.stream_token_caller(token, request.uri().path()) {
+                Some(caller) => Some(caller),
+                None => {
+                    return ApiError::unauthorized(
+                        "invalid_stream_token",
+                        "this stream token is not valid for this stream, or has expired",
+                    )
+                    .into_response()
+                }
+            }
+        }
+        _ => None,
+    };
+    let caller = match by_token.map_or_else(|| state.auth.authenticate(authorization), Ok) {
         Ok(caller) => caller,
         Err(err) => return err.into_response(),
     };
@@ -145,6 +222,14 @@ pub async fn require_key(
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
+}
+
+/// The `token` parameter of a query string.
+fn query_token(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .filter(|token| !token.is_empty())
 }
 
 #[cfg(test)]
@@ -190,6 +275,36 @@ mod tests {
         let retry = auth.check_rate(&caller).expect_err("over the burst");
         assert!((1..=60).contains(&retry), "{retry}");
         assert!(auth.check_rate(&Caller("b".into())).is_ok());
+    }
+
+    #[test]
+    fn stream_tokens_open_one_session_stream_only() {
+        let auth = Auth::from_config(&config(&["k"], &[], 0));
+        let owner = Caller("abc".into());
+        let token = auth.issue_stream_token("s1", &owner);
+        assert_eq!(
+            auth.stream_token_caller(&token, "/v1/research/s1/events"),
+            Some(owner)
+        );
+        assert_eq!(
+            auth.stream_token_caller(&token, "/v1/research/s2/events"),
+            None
+        );
+        assert_eq!(auth.stream_token_caller(&token, "/v1/research/s1"), None);
+        assert_eq!(
+            auth.stream_token_caller("st_guess", "/v1/research/s1/events"),
+            None
+        );
+        auth.stream_tokens
+            .lock()
+            .values_mut()
+            .for_each(|grant| grant.expires = Instant::now());
+        assert_eq!(
+            auth.stream_token_caller(&token, "/v1/research/s1/events"),
+            None
+        );
+        assert_eq!(query_token(Some("after=3&token=st_x")), Some("st_x"));
+        assert_eq!(query_token(Some("token=")), None);
     }
 
     #[test]

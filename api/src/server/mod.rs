@@ -278,6 +278,11 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 header::ACCEPT,
                 HeaderName::from_static("last-event-id"),
             ])
+            .expose_headers([
+                HeaderName::from_static("x-session-id"),
+                header::LOCATION,
+                header::RETRY_AFTER,
+            ])
             .max_age(Duration::from_secs(600)),
     )
 }
@@ -297,6 +302,10 @@ fn protected_routes() -> Router<AppState> {
             get(research::get).delete(research::cancel),
         )
         .route("/v1/research/{id}/events", get(research::events))
+        .route(
+            "/v1/research/{id}/stream-token",
+            post(research::stream_token),
+        )
         .route("/v1/sessions", get(research::sessions))
         .route(
             "/v1/history",
@@ -334,6 +343,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let router = Router::new()
         .merge(protected)
         .merge(public_routes())
+        .merge(routes::openai::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(server.max_body_bytes))

@@ -1,6 +1,8 @@
 //! The SSE view of a research session: the session log of `aiex-research` replayed after the
 //! client's id, then live events (see [`crate::server::research`] for the order of reads that
-//! leaves no gap), keep-alive comments, and a final `shutting_down` error on shutdown.
+//! leaves no gap), keep-alive comments, and a final `shutting_down` error on shutdown. The same
+//! follower feeds other views of a session ([`ResearchManager::followed`]: the OpenAI-compatible
+//! chat stream).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use aiex_research::{EventKind, ResearchEvent, SessionState, SessionStatus};
 use axum::response::sse::Event;
 use axum::response::Response;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +32,19 @@ impl ResearchManager {
         after: u64,
         context: &StreamContext,
     ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+        self.followed(id, after, context)
+            .map(|followed| Ok(followed.to_sse()))
+    }
+
+    /// The events of session `id` after event `after`, then live events until the session ends,
+    /// the reader drops the stream or the server shuts down (then a final
+    /// [`Followed::Control`]). Counted as an open stream while alive.
+    pub fn followed(
+        self: &Arc<Self>,
+        id: &str,
+        after: u64,
+        context: &StreamContext,
+    ) -> impl Stream<Item = Followed> + Send + 'static {
         let follower = Follower {
             manager: Arc::clone(self),
             id: id.to_string(),
@@ -42,12 +57,42 @@ impl ResearchManager {
         };
         futures_util::stream::unfold(follower, |mut follower| async move {
             let event = follower.next_event().await?;
-            Some((Ok(event), follower))
+            Some((event, follower))
         })
     }
 }
 
-/// Counts an open stream while alive.
+/// What a follower of a session reads: an event of its log, or a last word of the stream.
+#[derive(Debug, Clone)]
+pub enum Followed {
+    Event(Box<ResearchEvent>),
+    /// An `error` that ends the stream (`shutting_down`, an unreadable log): `data` is its JSON,
+    /// `last_event_id` the id to resume after.
+    Control {
+        name: &'static str,
+        data: serde_json::Value,
+        last_event_id: u64,
+    },
+}
+
+impl Followed {
+    /// The SSE frame: a research event with its own id, a control event with the id to resume
+    /// after (so that a browser's `EventSource` reconnects from there).
+    pub fn to_sse(&self) -> Event {
+        match self {
+            Followed::Event(event) => to_sse(event),
+            Followed::Control {
+                name,
+                data,
+                last_event_id,
+            } => Event::default()
+                .id(last_event_id.to_string())
+                .event(*name)
+                .data(data.to_string()),
+        }
+    }
+}
+
 /// The SSE frame of a research event: `id:` its id, `event:` its type.
 pub fn to_sse(event: &ResearchEvent) -> Event {
     let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_string());
@@ -57,8 +102,12 @@ pub fn to_sse(event: &ResearchEvent) -> Event {
         .data(data)
 }
 
-fn control_event(name: &str, data: serde_json::Value) -> Event {
-    Event::default().event(name).data(data.to_string())
+fn error_event(data: serde_json::Value, last_event_id: u64) -> Followed {
+    Followed::Control {
+        name: "error",
+        data,
+        last_event_id,
+    }
 }
 
 /// Whether a stream ends after this event whatever follows (`done`, `failed`).
@@ -72,7 +121,7 @@ struct Follower {
     /// Id of the last event sent.
     cursor: u64,
     live: Option<broadcast::Receiver<ResearchEvent>>,
-    pending: VecDeque<Event>,
+    pending: VecDeque<Followed>,
     ended: bool,
     shutdown: CancellationToken,
     _open: OpenGuard,
@@ -105,7 +154,8 @@ impl Follower {
             return true;
         }
         self.cursor = event.id;
-        self.pending.push_back(to_sse(event));
+        self.pending
+            .push_back(Followed::Event(Box::new(event.clone())));
         if ends_stream(&event.kind) {
             self.ended = true;
             return false;
@@ -113,35 +163,35 @@ impl Follower {
         true
     }
 
-    fn shutting_down(&mut self) -> Event {
+    fn shutting_down(&mut self) -> Followed {
         self.ended = true;
-        control_event(
-            "error",
+        error_event(
             serde_json::json!({
                 "type": "error",
                 "code": "shutting_down",
                 "message": "the server is shutting down; reconnect with last-event-id to resume",
                 "last_event_id": self.cursor,
             }),
+            self.cursor,
         )
     }
 
     /// Subscribes (when running here), then replays the log after the cursor.
-    async fn catch_up(&mut self) -> Option<Event> {
+    async fn catch_up(&mut self) -> Option<Followed> {
         self.live = self.manager.subscribe(&self.id);
         let stored = match self.read_stored().await {
             Ok(stored) => stored,
             Err(err) => {
                 let failure = research_error(err);
                 self.ended = true;
-                return Some(control_event(
-                    "error",
+                return Some(error_event(
                     serde_json::json!({
                         "type": "error",
                         "code": failure.code,
                         "message": failure.message,
                         "last_event_id": self.cursor,
                     }),
+                    self.cursor,
                 ));
             }
         };
@@ -164,7 +214,7 @@ impl Follower {
     }
 
     /// The next event to send, or None at the end of the stream.
-    async fn next_event(&mut self) -> Option<Event> {
+    async fn next_event(&mut self) -> Option<Followed> {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Some(event);

@@ -23,7 +23,7 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -33,6 +33,8 @@ use crate::server::error::ApiError;
 
 /// Frames kept in memory per log by default.
 pub const DEFAULT_WINDOW: usize = 4096;
+/// The reconnection delay a stream asks of its clients (the SSE `retry:` field).
+pub const RECONNECT_DELAY: Duration = Duration::from_secs(3);
 /// Frames read from a log per step of a stream.
 const BATCH: usize = 256;
 
@@ -437,8 +439,13 @@ struct Follower {
     _open: OpenGuard,
 }
 
-fn control_event(name: &str, data: serde_json::Value) -> Event {
-    Event::default().event(name).data(data.to_string())
+/// A frame the stream adds (`resume`, `error`): its id is the last id sent, the one to resume
+/// after, so that a browser's `EventSource` reconnects from there.
+fn control_event(name: &str, data: serde_json::Value, last_event_id: u64) -> Event {
+    Event::default()
+        .id(last_event_id.to_string())
+        .event(name)
+        .data(data.to_string())
 }
 
 impl Follower {
@@ -478,6 +485,7 @@ impl Follower {
                             "last_event_id": self.cursor,
                             "message": "this client fell too far behind; reconnect with last-event-id to resume",
                         }),
+                        self.cursor,
                     ));
                     self.ended = true;
                 }
@@ -500,6 +508,7 @@ impl Follower {
                                     "message": "the server is shutting down; reconnect with last-event-id to resume",
                                     "last_event_id": self.cursor,
                                 }),
+                                self.cursor,
                             ));
                         }
                     }
@@ -528,6 +537,7 @@ impl Follower {
                 "message": "the events after this id are no longer available",
                 "last_event_id": self.cursor,
             }),
+            self.cursor,
         ));
         self.ended = true;
     }
@@ -561,12 +571,16 @@ pub fn sse_response(log: Arc<EventLog>, after: u64, context: &StreamContext) -> 
     sse_of(event_stream(log, after, context), context)
 }
 
-/// The `text/event-stream` response of `events`, with keep-alive comments.
+/// The `text/event-stream` response of `events`, with keep-alive comments, after a `retry:`
+/// field that tells a browser's `EventSource` how long to wait before it reconnects.
 pub(crate) fn sse_of(
     events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
     context: &StreamContext,
 ) -> Response {
-    let mut response = Sse::new(events)
+    let retry = futures_util::stream::once(std::future::ready(Ok(
+        Event::default().retry(RECONNECT_DELAY)
+    )));
+    let mut response = Sse::new(retry.chain(events))
         .keep_alive(
             KeepAlive::new()
                 .interval(context.keep_alive)

@@ -34,6 +34,7 @@ pub struct AfterQuery {
 #[utoipa::path(
     post,
     path = "/v1/index/jobs",
+    operation_id = "create_job",
     tag = "jobs",
     request_body = JobSpec,
     responses(
@@ -41,6 +42,8 @@ pub struct AfterQuery {
         (status = 400, description = "Invalid path or name", body = crate::server::error::ErrorBody),
         (status = 403, description = "Path outside the allowed roots, or jobs disabled", body = crate::server::error::ErrorBody),
         (status = 413, description = "Body too large", body = crate::server::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = crate::server::error::ErrorBody),
+        (status = 422, description = "The body does not match the schema", body = crate::server::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -81,6 +84,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/index/jobs",
+    operation_id = "list_jobs",
     tag = "jobs",
     responses((status = 200, description = "Jobs", body = JobList)),
     security(("bearer" = []))
@@ -98,6 +102,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/v1/index/jobs/{id}",
+    operation_id = "get_job",
     tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses(
@@ -118,6 +123,7 @@ pub async fn get(
 #[utoipa::path(
     delete,
     path = "/v1/index/jobs/{id}",
+    operation_id = "cancel_job",
     tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses(
@@ -140,10 +146,17 @@ pub async fn cancel(
 #[utoipa::path(
     get,
     path = "/v1/index/jobs/{id}/events",
+    operation_id = "job_events",
     tag = "jobs",
-    params(("id" = String, Path, description = "Job id"), AfterQuery),
+    params(
+        ("id" = String, Path, description = "Job id"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Id of the last event received: the stream resumes after it"),
+        AfterQuery,
+    ),
     responses(
-        (status = 200, description = "text/event-stream of the job's events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream of the job's events: each frame's `data` is a job event, `id:` its id", content_type = "text/event-stream", body = crate::server::openapi::JobEventPayload),
+        (status = 204, description = "The job has ended and the client has its final event: nothing more will come"),
+        (status = 400, description = "Invalid last-event-id", body = crate::server::error::ErrorBody),
         (status = 404, description = "No such job", body = crate::server::error::ErrorBody),
     ),
     security(("bearer" = []))
@@ -157,5 +170,10 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     let log = state.jobs.log(&id, Some(&caller.0))?;
     let after = resume_point(&headers, query.after)?;
+    // A client that already has the final event gets 204, which stops a browser's
+    // `EventSource` instead of reconnecting forever.
+    if after > 0 && log.is_finished() && after >= log.last_id() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     Ok(sse_response(log, after, &state.streams))
 }

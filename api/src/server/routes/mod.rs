@@ -1,6 +1,7 @@
 //! The handlers, one module per area.
 
 pub mod jobs;
+pub mod openai;
 pub mod research;
 pub mod search;
 pub mod system;

@@ -1,7 +1,8 @@
 //! Research sessions: `POST /v1/research` (JSON, or the session's events as SSE), `GET
 //! /v1/research/{id}` (status, summary, report), `GET /v1/research/{id}/events` (replay after
-//! `Last-Event-ID` or `?after=`, then live), `DELETE /v1/research/{id}` (cancel), and `GET
-//! /v1/sessions` (paged).
+//! `Last-Event-ID` or `?after=`, then live; 204 after the final event), `POST
+//! /v1/research/{id}/stream-token` (a short-lived token for `?token=` on that stream, for browsers),
+//! `DELETE /v1/research/{id}` (cancel), and `GET /v1/sessions` (paged).
 
 use std::sync::Arc;
 
@@ -16,7 +17,6 @@ use utoipa::{IntoParams, ToSchema};
 use crate::server::auth::Caller;
 use crate::server::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::server::research::{research_error, BudgetOverrides};
-use crate::server::routes::jobs::AfterQuery;
 use crate::server::stream::resume_point;
 use crate::server::AppState;
 
@@ -68,7 +68,7 @@ pub struct SessionLinks {
 }
 
 impl SessionLinks {
-    fn of(id: &str) -> Self {
+    pub(crate) fn of(id: &str) -> Self {
         SessionLinks {
             self_link: format!("/v1/research/{id}"),
             events: format!("/v1/research/{id}/events"),
@@ -240,12 +240,15 @@ fn check_visible(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiE
 #[utoipa::path(
     post,
     path = "/v1/research",
+    operation_id = "create_research",
     tag = "research",
     request_body = ResearchBody,
     responses(
         (status = 201, description = "Created; follow it at `links.events`", body = ResearchCreated),
-        (status = 200, description = "The session's events (with `Accept: text/event-stream`)", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The session's events (with `Accept: text/event-stream`)", content_type = "text/event-stream", body = crate::server::openapi::ResearchEventPayload),
         (status = 400, description = "Invalid request", body = crate::server::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = crate::server::error::ErrorBody),
+        (status = 422, description = "The body does not match the schema", body = crate::server::error::ErrorBody),
         (status = 401, description = "Missing, invalid or revoked key", body = crate::server::error::ErrorBody),
         (status = 404, description = "No such collection, or no collections yet", body = crate::server::error::ErrorBody),
         (status = 429, description = "Rate limited", body = crate::server::error::ErrorBody),
@@ -299,6 +302,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/research/{id}",
+    operation_id = "get_research",
     tag = "research",
     params(("id" = String, Path, description = "Session id"), FormatQuery),
     responses(
@@ -370,6 +374,7 @@ fn last_stage(session: &SessionState) -> Option<String> {
 #[utoipa::path(
     delete,
     path = "/v1/research/{id}",
+    operation_id = "cancel_research",
     tag = "research",
     params(("id" = String, Path, description = "Session id")),
     responses(
@@ -422,23 +427,41 @@ pub async fn cancel(
 
 /// The session's events as SSE, replayed after `Last-Event-ID` or `?after=` (from the session
 /// log, also after a server restart), then live until `done`, `failed` or `cancelled`.
+/// A session's events stream: where to resume, and the stream token of a browser.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Send events after this id (the `Last-Event-ID` header wins when both are sent).
+    pub after: Option<u64>,
+    /// A stream token from `POST /v1/research/{id}/stream-token`, instead of the bearer key.
+    pub token: Option<String>,
+}
+
 #[utoipa::path(
     get,
     path = "/v1/research/{id}/events",
+    operation_id = "research_events",
     tag = "research",
-    params(("id" = String, Path, description = "Session id"), AfterQuery),
-    responses(
-        (status = 200, description = "text/event-stream of the session's events", content_type = "text/event-stream", body = String),
-        (status = 400, description = "Invalid last-event-id", body = crate::server::error::ErrorBody),
-        (status = 404, description = "No such session", body = crate::server::error::ErrorBody),
+    params(
+        ("id" = String, Path, description = "Session id"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Id of the last event received: the stream resumes after it"),
+        EventsQuery,
     ),
-    security(("bearer" = []))
+    responses(
+        (status = 200, description = "text/event-stream of the session's events: each frame's `data` is a research event, `id:` its id", content_type = "text/event-stream", body = crate::server::openapi::ResearchEventPayload),
+        (status = 204, description = "The session has ended and the client has its final event: nothing more will come"),
+        (status = 400, description = "Invalid last-event-id", body = crate::server::error::ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key, or an invalid stream token", body = crate::server::error::ErrorBody),
+        (status = 404, description = "No such session", body = crate::server::error::ErrorBody),
+        (status = 429, description = "Rate limited", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = []), ())
 )]
 pub async fn events(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
-    ApiQuery(query): ApiQuery<AfterQuery>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_visible(&state, &caller, &id)?;
@@ -453,7 +476,79 @@ pub async fn events(
     if !exists {
         return Err(research_error(aiex_research::Error::SessionNotFound { id }));
     }
+    // A client that already has the final event of a session that ended gets 204, which stops
+    // a browser's `EventSource` instead of reconnecting forever.
+    if after > 0 {
+        let store = state.research.store().clone();
+        let session_id = id.clone();
+        let session = tokio::task::spawn_blocking(move || store.state(&session_id))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(research_error)?;
+        // A cancelled session is over unless it still runs here (winding down, or resumed).
+        let ended = match session.status() {
+            SessionStatus::Complete | SessionStatus::Failed => true,
+            SessionStatus::Cancelled => !state.research.is_running(&id),
+            SessionStatus::Incomplete => false,
+        };
+        if ended && after >= session.last_id && !state.streams.shutdown.is_cancelled() {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
     Ok(state.research.sse(&id, after, &state.streams))
+}
+
+/// A stream token: the session's events stream for a client that cannot send headers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StreamToken {
+    /// Pass as `?token=` on `events` (only that session's stream accepts it).
+    pub token: String,
+    /// Seconds it stays valid.
+    pub expires_in: u64,
+    /// The events URL with the token.
+    pub events: String,
+}
+
+/// A short-lived token that opens this session's events stream without the bearer key (a
+/// browser's `EventSource` cannot send headers): `GET /v1/research/{id}/events?token=…`.
+#[utoipa::path(
+    post,
+    path = "/v1/research/{id}/stream-token",
+    operation_id = "research_stream_token",
+    tag = "research",
+    params(("id" = String, Path, description = "Session id")),
+    responses(
+        (status = 201, description = "A token for this session's events stream", body = StreamToken),
+        (status = 401, description = "Missing, invalid or revoked key", body = crate::server::error::ErrorBody),
+        (status = 404, description = "No such session", body = crate::server::error::ErrorBody),
+        (status = 429, description = "Rate limited", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn stream_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    check_visible(&state, &caller, &id)?;
+    let path = state
+        .research
+        .store()
+        .log_path(&id)
+        .map_err(research_error)?;
+    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        return Err(research_error(aiex_research::Error::SessionNotFound { id }));
+    }
+    let token = state.auth.issue_stream_token(&id, &caller);
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(StreamToken {
+            events: format!("/v1/research/{id}/events?token={token}"),
+            expires_in: crate::server::auth::STREAM_TOKEN_TTL.as_secs(),
+            token,
+        }),
+    )
+        .into_response())
 }
 
 /// Research sessions, newest first, a page at a time: the caller's own, or every session of
@@ -461,6 +556,7 @@ pub async fn events(
 #[utoipa::path(
     get,
     path = "/v1/sessions",
+    operation_id = "list_sessions",
     tag = "research",
     params(PageQuery),
     responses(

@@ -155,8 +155,13 @@ fn wants_event_stream(headers: &HeaderMap) -> bool {
     tag = "search",
     request_body = SearchRequestBody,
     responses(
-        (status = 200, description = "The fused hits (JSON), or the search's events (text/event-stream)", body = SearchResponse),
+        (status = 200, description = "The fused hits (JSON), or with `Accept: text/event-stream` the search's events, each frame's `data` a search event", content(
+            (SearchResponse = "application/json"),
+            (crate::server::openapi::SearchEventPayload = "text/event-stream"),
+        )),
         (status = 400, description = "Invalid request", body = crate::server::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = crate::server::error::ErrorBody),
+        (status = 422, description = "The body does not match the schema", body = crate::server::error::ErrorBody),
         (status = 401, description = "Missing, invalid or revoked key", body = crate::server::error::ErrorBody),
         (status = 404, description = "No such collection, or no collections yet", body = crate::server::error::ErrorBody),
         (status = 429, description = "Rate limited", body = crate::server::error::ErrorBody),

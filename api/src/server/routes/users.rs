@@ -105,6 +105,8 @@ pub async fn bookmarks(
     responses(
         (status = 201, description = "Created", body = Bookmark),
         (status = 400, description = "Invalid bookmark", body = crate::server::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = crate::server::error::ErrorBody),
+        (status = 422, description = "The body does not match the schema", body = crate::server::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -1,6 +1,8 @@
 //! The HTTP API: routes without a socket (`oneshot`), streams over a real socket, security.
 
 mod batch;
+mod clients;
+mod openai;
 mod research;
 mod routes;
 mod security;

@@ -396,6 +396,7 @@ async fn openapi_lists_every_route() {
         ("get", "/v1/research/{id}"),
         ("delete", "/v1/research/{id}"),
         ("get", "/v1/research/{id}/events"),
+        ("post", "/v1/research/{id}/stream-token"),
         ("get", "/v1/sessions"),
         ("get", "/v1/history"),
         ("delete", "/v1/history"),
@@ -406,6 +407,8 @@ async fn openapi_lists_every_route() {
         ("get", "/readyz"),
         ("get", "/metrics"),
         ("get", "/openapi.json"),
+        ("get", "/v1/models"),
+        ("post", "/v1/chat/completions"),
     ];
     let paths = document["paths"].as_object().expect("paths");
     let mut listed = 0;
@@ -441,4 +444,43 @@ async fn openapi_lists_every_route() {
     }
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
     assert!(document["components"]["schemas"]["ErrorBody"].is_object());
+    // Operation ids are unique; streams declare their payloads and `Last-Event-ID`.
+    let mut ids: Vec<&str> = expected
+        .iter()
+        .map(|(method, path)| {
+            document["paths"][path][method]["operationId"]
+                .as_str()
+                .expect("operation id")
+        })
+        .collect();
+    ids.sort_unstable();
+    let count = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "duplicate operation ids: {ids:?}");
+    for path in ["/v1/research/{id}/events", "/v1/index/jobs/{id}/events"] {
+        let operation = &document["paths"][path]["get"];
+        let stream = &operation["responses"]["200"]["content"]["text/event-stream"]["schema"];
+        assert!(stream["$ref"].is_string(), "{path}: {stream}");
+        assert!(operation["responses"]["204"].is_object(), "{path}");
+        let headers: Vec<&str> = operation["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter(|parameter| parameter["in"] == "header")
+            .filter_map(|parameter| parameter["name"].as_str())
+            .collect();
+        assert_eq!(headers, ["Last-Event-ID"], "{path}");
+    }
+    for schema in [
+        "ResearchEventPayload",
+        "JobEventPayload",
+        "SearchEventPayload",
+    ] {
+        assert!(
+            document["components"]["schemas"][schema].is_object(),
+            "{schema}"
+        );
+    }
+    let create = &document["paths"]["/v1/research"]["post"]["responses"];
+    assert!(create["415"].is_object() && create["422"].is_object());
 }

@@ -203,6 +203,14 @@ async fn cors_is_closed_unless_configured() {
         answer.headers["access-control-allow-origin"],
         "https://app.example"
     );
+    // Browsers let scripts read these headers only when they are exposed.
+    let exposed = answer.headers["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_ascii_lowercase();
+    for name in ["x-session-id", "location", "retry-after"] {
+        assert!(exposed.contains(name), "{exposed}");
+    }
     let foreign = Request::get("/healthz")
         .header("origin", "https://evil.example")
         .body(Body::empty())

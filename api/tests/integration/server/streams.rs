@@ -99,6 +99,15 @@ async fn job_events_resume_after_a_dropped_connection() {
     let replayed = read_events(replay, |_| false).await;
     assert_eq!(replayed, joined);
 
+    // A resume after the final event answers 204, so a browser's `EventSource` stops.
+    let after_end = client
+        .get(&url)
+        .header("last-event-id", ids.len().to_string())
+        .send()
+        .await
+        .expect("resume after the end");
+    assert_eq!(after_end.status(), 204);
+
     // Once vectors are done, hybrid search over the new collection answers over HTTP.
     let found: serde_json::Value = client
         .post(format!("{base}/v1/search"))
@@ -156,7 +165,8 @@ async fn shutdown_ends_streams_and_a_queued_job_resumes_after_restart() {
     assert_eq!(events[0].event, "queued");
     let last = events.last().expect("events");
     assert_eq!(last.event, "error", "{events:?}");
-    assert_eq!(last.id, None);
+    // Like every frame, the last one has an id: the one to resume after.
+    assert_eq!(last.id, Some(1));
     let ending: serde_json::Value = serde_json::from_str(&last.data).expect("json");
     assert_eq!(ending["code"], "shutting_down");
     assert_eq!(ending["last_event_id"], 1);
