@@ -131,21 +131,22 @@ impl AppState {
         let engine = Arc::new(EngineSlot::new(Arc::clone(&config), parts));
         let shutdown = CancellationToken::new();
         let server_dir = config.data_dir.join("server");
+        let roots = server.allowed_roots.clone();
+        let allowed_roots = tokio::task::spawn_blocking(move || AllowedRoots::new(&roots))
+            .await
+            .map_err(|err| ServerError::Serve(std::io::Error::other(err.to_string())))??;
         let jobs = JobManager::start(
             Arc::clone(&config),
             JobOptions {
                 dir: Some(server_dir.join("jobs")),
                 concurrency: server.job_concurrency,
                 run: options.run_jobs,
+                roots: Some(allowed_roots.clone()),
             },
             Some(Arc::clone(&engine)),
             shutdown.clone(),
         )
         .await?;
-        let roots = server.allowed_roots.clone();
-        let allowed_roots = tokio::task::spawn_blocking(move || AllowedRoots::new(&roots))
-            .await
-            .map_err(|err| ServerError::Serve(std::io::Error::other(err.to_string())))??;
         let users = Arc::new(UserStore::new(
             server_dir.join("users"),
             server.history_limit,

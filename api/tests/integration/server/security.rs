@@ -7,7 +7,9 @@ use serde_json::json;
 use aiex_api::server::auth::hash_key;
 use aiex_api::server::{check_bind, ServerError};
 
-use super::{call, get, post_json, server_config, state};
+use std::time::Duration;
+
+use super::{call, get, post_json, server_config, small_repo, state};
 
 fn with_key(request: Request<Body>, key: &str) -> Request<Body> {
     let (mut parts, body) = request.into_parts();
@@ -293,4 +295,63 @@ async fn job_paths_stay_under_the_allowed_roots() {
     let refused = call(&closed, submit("repo".to_string())).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(refused.code(), "indexing_disabled");
+}
+
+#[tokio::test]
+async fn a_job_directory_swapped_for_a_link_before_its_run_is_refused() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let base = tempfile::tempdir().expect("tempdir");
+    let base = base.path().canonicalize().expect("canonical");
+    let root = base.join("root");
+    let outside = base.join("outside");
+    small_repo(&root.join("swapdir"));
+    aiex_tests::write_files(
+        &outside,
+        &[("secret.rs", "pub fn outside_secret_marker() {}\n")],
+    );
+    // Accepted while the directory is real; the job waits (jobs do not run on this state).
+    let queued = state(server_config(data.path(), Some(&root), &[]), false).await;
+    let accepted = call(
+        &queued,
+        post_json(
+            "/v1/index/jobs",
+            &json!({"items": [{"path": "swapdir"}], "embed": false}),
+        ),
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.text);
+    let id = accepted.json()["id"].as_str().expect("id").to_string();
+    drop(queued);
+
+    // Swapped for a link out of the roots before the job runs (at the next start).
+    std::fs::remove_dir_all(root.join("swapdir")).expect("remove");
+    std::os::unix::fs::symlink(&outside, root.join("swapdir")).expect("symlink");
+    let running = state(server_config(data.path(), Some(&root), &[]), true).await;
+    let mut record = serde_json::Value::Null;
+    for _ in 0..600 {
+        record = call(&running, get(&format!("/v1/index/jobs/{id}")))
+            .await
+            .json();
+        if ["succeeded", "failed", "cancelled"].contains(&record["state"].as_str().unwrap_or("")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(record["state"], "failed", "{record}");
+    assert_eq!(record["items"][0]["state"], "failed", "{record}");
+    let error = record["items"][0]["error"].as_str().expect("error");
+    assert!(error.contains("allowed root"), "{error}");
+    let search = call(
+        &running,
+        post_json(
+            "/v1/search",
+            &json!({"query": "outside_secret_marker", "mode": "keyword"}),
+        ),
+    )
+    .await;
+    assert!(
+        !search.text.contains("outside_secret_marker()"),
+        "{}",
+        search.text
+    );
 }
