@@ -355,3 +355,122 @@ async fn a_job_directory_swapped_for_a_link_before_its_run_is_refused() {
         search.text
     );
 }
+
+/// Sends `bytes` on a new loopback connection to `base`; returns the connection.
+async fn raw_connection(base: &str, bytes: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    stream
+}
+
+/// Reads what the server sends until it closes the connection (at most `limit`).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    let read = tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the connection is still open after {limit:?}");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn slow_and_oversized_requests_are_cut_short() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = server_config(
+        data.path(),
+        None,
+        &[
+            ("server.max_body_bytes", "1024"),
+            ("server.header_read_timeout_ms", "1000"),
+            ("server.max_connections", "2"),
+        ],
+    );
+    let state = state(config, false).await;
+    let (base, _server) = super::start(&state).await;
+
+    // A declared length above the limit is refused at once, without waiting for the body.
+    let started = std::time::Instant::now();
+    let mut oversized = raw_connection(
+        &base,
+        b"POST /v1/search HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 2000000\r\nconnection: close\r\n\r\n{\"query\":",
+    )
+    .await;
+    let answer = read_until_closed(&mut oversized, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // Two connections that never finish their headers hold both connection slots until the
+    // header timeout closes them; a third client is served only then.
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        slow.push(raw_connection(&base, b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n").await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let mut waiting = raw_connection(
+        &base,
+        b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let answer = read_until_closed(&mut waiting, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "served before a slot was free: {:?}",
+        started.elapsed()
+    );
+    for mut connection in slow {
+        let answer = read_until_closed(&mut connection, Duration::from_secs(5)).await;
+        assert!(!answer.contains("200 OK"), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_keys_are_rate_limited_per_client_address() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let keys = format!("[\"{}\"]", hash_key("good-key"));
+    let config = server_config(
+        data.path(),
+        None,
+        &[
+            ("server.api_keys", &keys),
+            ("server.failed_auth_per_minute", "3"),
+        ],
+    );
+    let state = state(config, false).await;
+    let (base, _server) = super::start(&state).await;
+    let client = reqwest::Client::new();
+    let history = |key: &str| {
+        client
+            .get(format!("{base}/v1/history"))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(history("good-key").await.expect("send").status(), 200);
+    for attempt in 0..3 {
+        let answer = history(&format!("guess-{attempt}")).await.expect("send");
+        assert_eq!(answer.status(), 401);
+    }
+    let limited = history("guess-3").await.expect("send");
+    assert_eq!(limited.status(), 429);
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    // The address is refused whatever key it presents until its window ends, so that a right
+    // guess cannot be told from a wrong one.
+    assert_eq!(history("good-key").await.expect("send").status(), 429);
+}
