@@ -497,6 +497,14 @@ pub struct ServerConfig {
     pub max_query_bytes: usize,
     /// Time limit of a request (streams excepted), in milliseconds.
     pub request_timeout_ms: u64,
+    /// Time a client has to send a request's headers, in milliseconds; slower connections are
+    /// closed.
+    pub header_read_timeout_ms: u64,
+    /// Connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
+    /// Requests with a missing, wrong or revoked key allowed per client address and minute
+    /// (0: unlimited); further ones get 429.
+    pub failed_auth_per_minute: u32,
     /// Origins allowed by CORS; empty means no cross-origin access.
     pub cors_allowed_origins: Vec<String>,
     /// Directories under which indexing jobs may index; empty means indexing jobs are refused.
@@ -520,6 +528,9 @@ impl Default for ServerConfig {
             max_body_bytes: 1_048_576,
             max_query_bytes: 4_096,
             request_timeout_ms: 30_000,
+            header_read_timeout_ms: 10_000,
+            max_connections: 1_024,
+            failed_auth_per_minute: 30,
             cors_allowed_origins: Vec::new(),
             allowed_roots: Vec::new(),
             job_concurrency: 1,

@@ -301,6 +301,16 @@ pub(crate) fn issues(config: &Config) -> Vec<Issue> {
     out.positive("server.max_body_bytes", usize_u64(server.max_body_bytes));
     out.positive("server.max_query_bytes", usize_u64(server.max_query_bytes));
     out.positive("server.request_timeout_ms", server.request_timeout_ms);
+    out.positive(
+        "server.header_read_timeout_ms",
+        server.header_read_timeout_ms,
+    );
+    out.within(
+        "server.max_connections",
+        server.max_connections,
+        1,
+        1_000_000,
+    );
     for origin in &server.cors_allowed_origins {
         if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
             out.push(

@@ -106,6 +106,7 @@ async fn run_jobs(
         dir: None,
         concurrency,
         run: true,
+        roots: None,
     };
     let manager = JobManager::start(config, options, None, shutdown.clone()).await?;
     let mut ids = Vec::new();

@@ -7,11 +7,12 @@
 //! limit.
 
 use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::header;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -232,6 +233,104 @@ fn query_token(query: Option<&str>) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
+/// Requests refused for their key, counted per client address in one-minute windows: an address
+/// that used up its failures is refused (429) until its window ends, whatever key it presents,
+/// so that keys cannot be guessed at the server's speed.
+#[derive(Debug)]
+pub struct FailedAuthLimiter {
+    per_minute: u32,
+    windows: parking_lot::Mutex<HashMap<IpAddr, FailureWindow>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FailureWindow {
+    started: Instant,
+    failures: u32,
+}
+
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+impl FailedAuthLimiter {
+    /// At most `per_minute` refused requests per address and minute (0: unlimited).
+    pub fn new(per_minute: u32) -> Self {
+        FailedAuthLimiter {
+            per_minute,
+            windows: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The seconds `address` must wait when it used up its failures, else None.
+    pub fn blocked(&self, address: IpAddr) -> Option<u64> {
+        if self.per_minute == 0 {
+            return None;
+        }
+        let windows = self.windows.lock();
+        let window = windows.get(&address)?;
+        let elapsed = window.started.elapsed();
+        if elapsed >= FAILURE_WINDOW || window.failures < self.per_minute {
+            return None;
+        }
+        let wait = FAILURE_WINDOW - elapsed;
+        Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+    }
+
+    /// Counts one refused request of `address`.
+    pub fn record_failure(&self, address: IpAddr) {
+        if self.per_minute == 0 {
+            return;
+        }
+        let mut windows = self.windows.lock();
+        let window = windows.entry(address).or_insert(FailureWindow {
+            started: Instant::now(),
+            failures: 0,
+        });
+        if window.started.elapsed() >= FAILURE_WINDOW {
+            *window = FailureWindow {
+                started: Instant::now(),
+                failures: 0,
+            };
+        }
+        window.failures = window.failures.saturating_add(1);
+    }
+
+    /// Forgets ended windows (called now and then).
+    pub fn shrink(&self) {
+        self.windows
+            .lock()
+            .retain(|_, window| window.started.elapsed() < FAILURE_WINDOW);
+    }
+}
+
+/// Middleware around [`require_key`]: refuses a client address that sent too many requests with
+/// a missing, wrong or revoked key, and counts each such refusal. Requests without a known client
+/// address (served without a socket) are not counted.
+pub async fn limit_failed_keys(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let Some(address) = address else {
+        return next.run(request).await;
+    };
+    if let Some(retry_after) = state.failed_auth.blocked(address) {
+        return ApiError {
+            message: "too many requests with invalid keys from this address; retry later"
+                .to_string(),
+            ..ApiError::rate_limited(retry_after)
+        }
+        .into_response();
+    }
+    let response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        state.failed_auth.record_failure(address);
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +404,25 @@ mod tests {
         );
         assert_eq!(query_token(Some("after=3&token=st_x")), Some("st_x"));
         assert_eq!(query_token(Some("token=")), None);
+    }
+
+    #[test]
+    fn failed_keys_are_limited_per_address() {
+        let limiter = FailedAuthLimiter::new(2);
+        let first: IpAddr = "127.0.0.1".parse().expect("ip");
+        let second: IpAddr = "127.0.0.2".parse().expect("ip");
+        assert_eq!(limiter.blocked(first), None);
+        limiter.record_failure(first);
+        assert_eq!(limiter.blocked(first), None);
+        limiter.record_failure(first);
+        let wait = limiter.blocked(first).expect("blocked");
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert_eq!(limiter.blocked(second), None);
+        let unlimited = FailedAuthLimiter::new(0);
+        for _ in 0..10 {
+            unlimited.record_failure(first);
+        }
+        assert_eq!(unlimited.blocked(first), None);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use utoipa::ToSchema;
 
 use crate::server::engine_slot::EngineSlot;
 use crate::server::error::ServerError;
+use crate::server::paths::AllowedRoots;
 use crate::server::stream::{tag_of, EventLog, StreamEvent, DEFAULT_WINDOW};
 use crate::server::users::now_secs;
 
@@ -240,6 +241,7 @@ struct Inner {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     run: bool,
+    roots: Option<AllowedRoots>,
 }
 
 /// Queues, runs, persists and cancels indexing jobs.
@@ -265,6 +267,9 @@ pub struct JobOptions {
     pub concurrency: usize,
     /// Whether jobs run (false: they stay queued, e.g. for a read-only server).
     pub run: bool,
+    /// Where job directories must stay (the server's `allowed_roots`), checked again when each
+    /// directory starts; None for the CLI's batch, whose paths are the user's own.
+    pub roots: Option<AllowedRoots>,
 }
 
 impl JobManager {
@@ -286,6 +291,7 @@ impl JobManager {
                 shutdown: shutdown.clone(),
                 tracker: TaskTracker::new(),
                 run: options.run,
+                roots: options.roots.clone(),
             }),
         };
         let watcher = manager.clone();
@@ -643,6 +649,37 @@ impl JobManager {
             item: index,
             path: request.root.clone(),
         });
+        // The directory was confined when the job was submitted; it may have been swapped for a
+        // link since (time of check, time of use), so it is checked again now.
+        if let Some(roots) = &self.inner.roots {
+            let roots = roots.clone();
+            let root = request.root.clone();
+            let checked = tokio::task::spawn_blocking(move || roots.recheck(&root)).await;
+            let refusal = match checked {
+                Ok(Ok(())) => None,
+                Ok(Err(err)) => Some(err.message),
+                Err(err) => {
+                    tracing::error!(error = %err, "checking a job directory panicked");
+                    Some("internal error while checking the path".to_string())
+                }
+            };
+            if let Some(message) = refusal {
+                tracing::warn!(path = %request.root.display(), "job directory refused at run time");
+                {
+                    let mut record = job.record.lock();
+                    record.updated_at = now_secs();
+                    let item = &mut record.items[index];
+                    item.state = JobState::Failed;
+                    item.error = Some(message.clone());
+                }
+                job.log.push(&JobEvent::ItemFailed {
+                    item: index,
+                    error: message,
+                });
+                self.persist(job).await;
+                return true;
+            }
+        }
         if let Some(engine) = &self.inner.engine {
             engine.begin_write(kind.into(), RELEASE_WAIT).await;
         }

@@ -7,7 +7,8 @@
 //! `/v1/bookmarks`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json`.
 //!
 //! Layers, outermost first: CORS (closed unless origins are configured), metrics per matched
-//! route, a URL query size limit (414), a request timeout (504; streams are not timed once their
+//! route, a declared body length limit (413 before the body is read), a URL query size limit
+//! (414), a request timeout (504; streams are not timed once their
 //! headers are sent), a body size limit (413); `/v1/*` and `/metrics` also require a bearer key
 //! when keys are configured (401) and are rate-limited per key (429 with `retry-after`).
 
@@ -31,19 +32,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::service::TowerToHyperService;
 use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::engine::EngineParts;
-use crate::server::auth::Auth;
+use crate::server::auth::{Auth, FailedAuthLimiter};
 use crate::server::engine_slot::EngineSlot;
 pub use crate::server::error::{ApiError, ServerError};
 use crate::server::jobs::{JobManager, JobOptions};
@@ -91,6 +95,8 @@ pub struct StateInner {
     pub users: Arc<UserStore>,
     pub metrics: Metrics,
     pub auth: Auth,
+    /// Requests refused for their key, per client address.
+    pub failed_auth: FailedAuthLimiter,
     pub allowed_roots: AllowedRoots,
     /// Keep-alive, shutdown signal and open-stream count of every SSE stream.
     pub streams: StreamContext,
@@ -131,21 +137,22 @@ impl AppState {
         let engine = Arc::new(EngineSlot::new(Arc::clone(&config), parts));
         let shutdown = CancellationToken::new();
         let server_dir = config.data_dir.join("server");
+        let roots = server.allowed_roots.clone();
+        let allowed_roots = tokio::task::spawn_blocking(move || AllowedRoots::new(&roots))
+            .await
+            .map_err(|err| ServerError::Serve(std::io::Error::other(err.to_string())))??;
         let jobs = JobManager::start(
             Arc::clone(&config),
             JobOptions {
                 dir: Some(server_dir.join("jobs")),
                 concurrency: server.job_concurrency,
                 run: options.run_jobs,
+                roots: Some(allowed_roots.clone()),
             },
             Some(Arc::clone(&engine)),
             shutdown.clone(),
         )
         .await?;
-        let roots = server.allowed_roots.clone();
-        let allowed_roots = tokio::task::spawn_blocking(move || AllowedRoots::new(&roots))
-            .await
-            .map_err(|err| ServerError::Serve(std::io::Error::other(err.to_string())))??;
         let users = Arc::new(UserStore::new(
             server_dir.join("users"),
             server.history_limit,
@@ -172,6 +179,7 @@ impl AppState {
             flusher: parking_lot::Mutex::new(Some(flusher)),
             metrics,
             auth: Auth::from_config(server),
+            failed_auth: FailedAuthLimiter::new(server.failed_auth_per_minute),
             allowed_roots,
             streams: StreamContext::new(Duration::from_secs(server.keep_alive_secs), shutdown),
             readiness: RwLock::new(readiness),
@@ -339,7 +347,8 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let server = &state.config.server;
     let protected = protected_routes()
         .merge(extra)
-        .route_layer(from_fn_with_state(state.clone(), auth::require_key));
+        .route_layer(from_fn_with_state(state.clone(), auth::require_key))
+        .route_layer(from_fn_with_state(state.clone(), auth::limit_failed_keys));
     let router = Router::new()
         .merge(protected)
         .merge(public_routes())
@@ -353,6 +362,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
                 .timeout(Duration::from_millis(server.request_timeout_ms)),
         )
         .layer(from_fn_with_state(state.clone(), limit_query))
+        .layer(from_fn_with_state(state.clone(), limit_declared_length))
         .layer(from_fn_with_state(state.clone(), metrics::track));
     let router = match cors(&server.cors_allowed_origins) {
         Some(cors) => router.layer(cors),
@@ -388,16 +398,110 @@ pub async fn serve(
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
-                _ = tick.tick() => shrinker.auth.shrink(),
+                _ = tick.tick() => {
+                    shrinker.auth.shrink();
+                    shrinker.failed_auth.shrink();
+                }
                 () = shrinker.streams.shutdown.cancelled() => return,
             }
         }
     });
-    let stopped = state.streams.shutdown.clone();
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stopped.cancelled().await })
-        .await
-        .map_err(ServerError::Serve);
+    let result = accept_connections(&state, router, listener, drain).await;
     state.wait_stopped(drain).await;
     result
+}
+
+/// Accepts connections until the shutdown, at most `server.max_connections` at a time (further
+/// ones wait in the listen queue), each closed when its request headers take longer than
+/// `server.header_read_timeout_ms`; every request carries the client's address
+/// ([`ConnectInfo`]). At the shutdown, connections end gracefully (at most `drain`).
+async fn accept_connections(
+    state: &AppState,
+    router: Router,
+    listener: tokio::net::TcpListener,
+    drain: Duration,
+) -> Result<(), ServerError> {
+    let server = &state.config.server;
+    let slots = Arc::new(tokio::sync::Semaphore::new(server.max_connections.max(1)));
+    let header_timeout = Duration::from_millis(server.header_read_timeout_ms);
+    let stopped = state.streams.shutdown.clone();
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            () = stopped.cancelled() => break,
+        };
+        let Ok(slot) = slot else { break };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = stopped.cancelled() => break,
+        };
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::http::Request<_>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                request
+            },
+        ));
+        let shutdown = stopped.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let mut builder = ConnectionBuilder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = ended {
+                tracing::debug!(error = %err, client = %remote, "connection ended with an error");
+            }
+        });
+    }
+    connections.close();
+    if tokio::time::timeout(drain, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain period");
+    }
+    Ok(())
+}
+
+/// Refuses at once a request whose declared `content-length` is above `server.max_body_bytes`,
+/// before any of its body is read (the body limit alone would wait for a body that never comes).
+async fn limit_declared_length(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    let limit = u64::try_from(state.config.server.max_body_bytes).unwrap_or(u64::MAX);
+    if declared.is_some_and(|length| length > limit) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }

@@ -113,6 +113,31 @@ impl AllowedRoots {
         }
         Ok(canonical)
     }
+
+    /// Checks again, when a job item starts, that `canonical` (a path [`AllowedRoots::confine`]
+    /// accepted at submission) still names the same place: no component became a symbolic link
+    /// (the path is still its own canonical form), it lies under an allowed root and is a
+    /// directory. A directory swapped for a link between submission and run is refused here;
+    /// the walk itself never follows links. Blocking.
+    pub fn recheck(&self, canonical: &Path) -> Result<(), ApiError> {
+        let moved = || {
+            ApiError::forbidden(
+                "outside_allowed_roots",
+                "the path is no longer a directory under an allowed root",
+            )
+        };
+        if !self.roots.iter().any(|root| canonical.starts_with(root)) {
+            return Err(moved());
+        }
+        let metadata = std::fs::symlink_metadata(canonical).map_err(|_| moved())?;
+        if metadata.file_type().is_symlink() || !metadata.is_dir() {
+            return Err(moved());
+        }
+        match std::fs::canonicalize(canonical) {
+            Ok(resolved) if resolved == canonical => Ok(()),
+            _ => Err(moved()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -150,6 +175,24 @@ mod tests {
         assert_eq!(code("escape"), Some("outside_allowed_roots"));
         assert_eq!(code("missing"), Some("not_a_directory"));
         assert_eq!(code(""), Some("invalid_path"));
+        #[cfg(unix)]
+        {
+            // A directory accepted once and swapped for a link afterwards is refused at run time.
+            let swapped = roots.confine("repo/src").expect("inside");
+            assert!(roots.recheck(&swapped).is_ok());
+            std::fs::remove_dir_all(&swapped).expect("remove");
+            std::os::unix::fs::symlink(&outside, &swapped).expect("symlink");
+            assert_eq!(
+                roots.recheck(&swapped).err().map(|e| e.code),
+                Some("outside_allowed_roots")
+            );
+            // So is a path under a parent that became a link.
+            std::fs::create_dir_all(outside.join("deep")).expect("mkdir");
+            assert_eq!(
+                roots.recheck(&swapped.join("deep")).err().map(|e| e.code),
+                Some("outside_allowed_roots")
+            );
+        }
         assert_eq!(
             AllowedRoots::default().confine("x").err().map(|e| e.code),
             Some("indexing_disabled")

@@ -7,7 +7,9 @@ use serde_json::json;
 use aiex_api::server::auth::hash_key;
 use aiex_api::server::{check_bind, ServerError};
 
-use super::{call, get, post_json, server_config, state};
+use std::time::Duration;
+
+use super::{call, get, post_json, server_config, small_repo, state};
 
 fn with_key(request: Request<Body>, key: &str) -> Request<Body> {
     let (mut parts, body) = request.into_parts();
@@ -301,4 +303,182 @@ async fn job_paths_stay_under_the_allowed_roots() {
     let refused = call(&closed, submit("repo".to_string())).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(refused.code(), "indexing_disabled");
+}
+
+#[tokio::test]
+async fn a_job_directory_swapped_for_a_link_before_its_run_is_refused() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let base = tempfile::tempdir().expect("tempdir");
+    let base = base.path().canonicalize().expect("canonical");
+    let root = base.join("root");
+    let outside = base.join("outside");
+    small_repo(&root.join("swapdir"));
+    aiex_tests::write_files(
+        &outside,
+        &[("secret.rs", "pub fn outside_secret_marker() {}\n")],
+    );
+    // Accepted while the directory is real; the job waits (jobs do not run on this state).
+    let queued = state(server_config(data.path(), Some(&root), &[]), false).await;
+    let accepted = call(
+        &queued,
+        post_json(
+            "/v1/index/jobs",
+            &json!({"items": [{"path": "swapdir"}], "embed": false}),
+        ),
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.text);
+    let id = accepted.json()["id"].as_str().expect("id").to_string();
+    drop(queued);
+
+    // Swapped for a link out of the roots before the job runs (at the next start).
+    std::fs::remove_dir_all(root.join("swapdir")).expect("remove");
+    std::os::unix::fs::symlink(&outside, root.join("swapdir")).expect("symlink");
+    let running = state(server_config(data.path(), Some(&root), &[]), true).await;
+    let mut record = serde_json::Value::Null;
+    for _ in 0..600 {
+        record = call(&running, get(&format!("/v1/index/jobs/{id}")))
+            .await
+            .json();
+        if ["succeeded", "failed", "cancelled"].contains(&record["state"].as_str().unwrap_or("")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(record["state"], "failed", "{record}");
+    assert_eq!(record["items"][0]["state"], "failed", "{record}");
+    let error = record["items"][0]["error"].as_str().expect("error");
+    assert!(error.contains("allowed root"), "{error}");
+    let search = call(
+        &running,
+        post_json(
+            "/v1/search",
+            &json!({"query": "outside_secret_marker", "mode": "keyword"}),
+        ),
+    )
+    .await;
+    assert!(
+        !search.text.contains("outside_secret_marker()"),
+        "{}",
+        search.text
+    );
+}
+
+/// Sends `bytes` on a new loopback connection to `base`; returns the connection.
+async fn raw_connection(base: &str, bytes: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    stream
+}
+
+/// Reads what the server sends until it closes the connection (at most `limit`).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    let read = tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the connection is still open after {limit:?}");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn slow_and_oversized_requests_are_cut_short() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = server_config(
+        data.path(),
+        None,
+        &[
+            ("server.max_body_bytes", "1024"),
+            ("server.header_read_timeout_ms", "1000"),
+            ("server.max_connections", "2"),
+        ],
+    );
+    let state = state(config, false).await;
+    let (base, _server) = super::start(&state).await;
+
+    // A declared length above the limit is refused at once, without waiting for the body.
+    let started = std::time::Instant::now();
+    let mut oversized = raw_connection(
+        &base,
+        b"POST /v1/search HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 2000000\r\nconnection: close\r\n\r\n{\"query\":",
+    )
+    .await;
+    let answer = read_until_closed(&mut oversized, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // Two connections that never finish their headers hold both connection slots until the
+    // header timeout closes them; a third client is served only then.
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        slow.push(raw_connection(&base, b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n").await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let mut waiting = raw_connection(
+        &base,
+        b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let answer = read_until_closed(&mut waiting, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "served before a slot was free: {:?}",
+        started.elapsed()
+    );
+    for mut connection in slow {
+        let answer = read_until_closed(&mut connection, Duration::from_secs(5)).await;
+        assert!(!answer.contains("200 OK"), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_keys_are_rate_limited_per_client_address() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let keys = format!("[\"{}\"]", hash_key("good-key"));
+    let config = server_config(
+        data.path(),
+        None,
+        &[
+            ("server.api_keys", &keys),
+            ("server.failed_auth_per_minute", "3"),
+        ],
+    );
+    let state = state(config, false).await;
+    let (base, _server) = super::start(&state).await;
+    let client = reqwest::Client::new();
+    let history = |key: &str| {
+        client
+            .get(format!("{base}/v1/history"))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(history("good-key").await.expect("send").status(), 200);
+    for attempt in 0..3 {
+        let answer = history(&format!("guess-{attempt}")).await.expect("send");
+        assert_eq!(answer.status(), 401);
+    }
+    let limited = history("guess-3").await.expect("send");
+    assert_eq!(limited.status(), 429);
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    // The address is refused whatever key it presents until its window ends, so that a right
+    // guess cannot be told from a wrong one.
+    assert_eq!(history("good-key").await.expect("send").status(), 429);
 }
