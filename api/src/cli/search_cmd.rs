@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::grep_out::{self, GrepArgs, ModeArg, NoMatches};
 use aiex_indexer::Language;
-use aiex_search::enhance::enhance;
+use aiex_search::enhance::{enhance, Enhancement};
 use aiex_search::sources::web::WebSource;
 use aiex_search::{
     CoordinatedSearch, Coordinator, CoordinatorOptions, Hit, SearchEvent, SourceQuery,
@@ -100,12 +100,7 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
     if let Some(mode) = args.grep.mode(args.mode) {
         return grep_out::run(config, args, mode);
     }
-    for name in &args.languages {
-        if Language::from_name(name).is_none() {
-            let known: Vec<&str> = Language::all().iter().map(|l| l.name()).collect();
-            anyhow::bail!("unknown language `{name}` (known: {})", known.join(", "));
-        }
-    }
+    check_languages(&args.languages)?;
     let local = aiex_search::setup::local_sources(config, &args.collections)?;
     let mut sources = local.sources.clone();
     let web = WebSource::from_config(config).context("configuring web search")?;
@@ -174,28 +169,50 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
         }
     }
     if args.explain {
-        writeln!(stdout, "explain:")?;
-        writeln!(
-            stdout,
-            "  query: code terms {:?}; web query {:?}{}",
-            enhancement.code_terms,
-            enhancement.web_query,
-            match (&enhancement.context, enhancement.context_from) {
-                (Some(context), Some(from)) => format!(" (context {context} from {from})"),
-                _ => String::new(),
-            }
-        )?;
-        write_explain(&mut stdout, &events)?;
-        let stats = coordinator.cache_stats();
-        writeln!(
-            stdout,
-            "  cache: {} hits, {} misses, {} entries",
-            stats.hits, stats.misses, stats.entries
-        )?;
+        write_explanation(&mut stdout, &enhancement, &events, &coordinator)?;
     }
     stdout.flush()?;
     if merged.is_empty() {
         return Err(NoMatches.into());
+    }
+    Ok(())
+}
+
+/// `--explain`: how the query was read, each source's part, and the cache.
+fn write_explanation(
+    stdout: &mut impl Write,
+    enhancement: &Enhancement,
+    events: &[SearchEvent],
+    coordinator: &Coordinator,
+) -> anyhow::Result<()> {
+    writeln!(stdout, "explain:")?;
+    writeln!(
+        stdout,
+        "  query: code terms {:?}; web query {:?}{}",
+        enhancement.code_terms,
+        enhancement.web_query,
+        match (&enhancement.context, enhancement.context_from) {
+            (Some(context), Some(from)) => format!(" (context {context} from {from})"),
+            _ => String::new(),
+        }
+    )?;
+    write_explain(stdout, events)?;
+    let stats = coordinator.cache_stats();
+    writeln!(
+        stdout,
+        "  cache: {} hits, {} misses, {} entries",
+        stats.hits, stats.misses, stats.entries
+    )?;
+    Ok(())
+}
+
+/// Refuses a language name the indexer does not know, listing those it does.
+fn check_languages(names: &[String]) -> anyhow::Result<()> {
+    for name in names {
+        if Language::from_name(name).is_none() {
+            let known: Vec<&str> = Language::all().iter().map(|l| l.name()).collect();
+            anyhow::bail!("unknown language `{name}` (known: {})", known.join(", "));
+        }
     }
     Ok(())
 }

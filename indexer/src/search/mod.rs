@@ -22,16 +22,20 @@ use aiex_config::SearchMode;
 use crate::chunk::ChunkKind;
 use crate::collection::IndexDir;
 use crate::document::Chunk;
-use crate::embed::{load_embedder, Embedder};
+use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::lang::Language;
 use crate::manifest::Manifest;
 use crate::snippet::make_snippet;
 use crate::store::keyword::{query_terms, KeywordStore};
-use crate::store::server::search::ServerQuery;
-use crate::store::server::{ServerStoreOptions, ServerVectorStore};
+use crate::store::server::ServerVectorStore;
 use crate::store::vector::{open_store, VectorFilter, VectorStore};
 use crate::walk::compile_glob;
+
+mod query_embedder;
+mod server;
+
+pub use query_embedder::QueryEmbedder;
 
 /// A search.
 #[derive(Debug, Clone)]
@@ -133,65 +137,6 @@ const SYMBOL_BONUS: f32 = 0.5;
 /// Most results a search returns.
 pub const MAX_LIMIT: usize = 1000;
 
-/// Most query vectors a [`QueryEmbedder`] remembers.
-const QUERY_VECTOR_CACHE: usize = 512;
-
-/// The query-side embedding model, loaded on first use and shared by every searcher of a process
-/// (one model in memory; a query asked of several sources is embedded once).
-pub struct QueryEmbedder {
-    embedder: Mutex<Option<Box<dyn Embedder>>>,
-    /// The configuration to load the embedder from (None when embeddings are disabled).
-    config: Option<Box<aiex_config::Config>>,
-    recent: Mutex<HashMap<String, Arc<Vec<f32>>>>,
-}
-
-impl std::fmt::Debug for QueryEmbedder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueryEmbedder").finish_non_exhaustive()
-    }
-}
-
-impl QueryEmbedder {
-    /// The configured model (None when embeddings are disabled).
-    pub fn from_config(config: &aiex_config::Config) -> Self {
-        QueryEmbedder {
-            embedder: Mutex::new(None),
-            config: config.embedding.enabled.then(|| Box::new(config.clone())),
-            recent: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The vector of `query`.
-    pub fn embed(&self, query: &str) -> Result<Arc<Vec<f32>>> {
-        if let Some(vector) = self.recent.lock().get(query) {
-            return Ok(Arc::clone(vector));
-        }
-        let mut slot = self.embedder.lock();
-        // Another thread may have embedded the same query while this one waited.
-        if let Some(vector) = self.recent.lock().get(query) {
-            return Ok(Arc::clone(vector));
-        }
-        let embedder = match &mut *slot {
-            Some(embedder) => embedder,
-            None => {
-                let config = self.config.as_ref().ok_or(Error::EmbeddingsDisabled)?;
-                slot.insert(load_embedder(config)?)
-            }
-        };
-        let vector = Arc::new(embedder.embed(&[query.to_string()])?.pop().ok_or_else(|| {
-            Error::Embedding {
-                message: "the model returned no vector".to_string(),
-            }
-        })?);
-        let mut recent = self.recent.lock();
-        if recent.len() >= QUERY_VECTOR_CACHE {
-            recent.clear();
-        }
-        recent.insert(query.to_string(), Arc::clone(&vector));
-        Ok(vector)
-    }
-}
-
 /// How long a generation check stays valid: a re-index becomes visible to searches within this.
 const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -266,43 +211,6 @@ impl Searcher {
             vector_weight: config.search.vector_weight,
             server_mode,
         })
-    }
-
-    /// Server mode: the collection's tenant in Qdrant, connected on first use, or why not.
-    fn server_store<'c>(
-        &self,
-        collection: &'c OpenCollection,
-    ) -> &'c std::result::Result<Arc<ServerVectorStore>, String> {
-        collection.server.get_or_init(|| {
-            let kind = collection.manifest.read().kind;
-            ServerStoreOptions::from_config(&self.config, kind.name())
-                .and_then(|options| ServerVectorStore::connect(options, &collection.name, false))
-                .map(Arc::new)
-                .map_err(|err| err.to_string())
-        })
-    }
-
-    /// Whether the dense vectors of `collection` can answer queries (server mode), or why not.
-    fn server_vectors_usable(
-        &self,
-        collection: &OpenCollection,
-    ) -> std::result::Result<(), String> {
-        if !self.config.embedding.enabled {
-            return Err("embeddings are disabled".to_string());
-        }
-        let manifest = collection.manifest.read();
-        if manifest.embedded_count() == 0 {
-            return Err("no vectors yet".to_string());
-        }
-        if let Some(indexed) = &manifest.model_id {
-            let configured = self.config.embedding_model_key().unwrap_or_default();
-            if *indexed != configured {
-                return Err(format!(
-                    "embedded with model `{indexed}`, but `{configured}` is configured"
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// The vector store of `collection`, opened on first use, or why it cannot be used.
@@ -640,141 +548,6 @@ impl Searcher {
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
         ranked.truncate(limit);
         Ok(ranked)
-    }
-
-    /// Server mode: every mode answered by Qdrant, one query per collection, merged by score.
-    fn server_search(
-        &self,
-        selected: &[&OpenCollection],
-        request: &SearchRequest,
-        started: Instant,
-    ) -> Result<SearchResults> {
-        let terms = query_terms(&request.query);
-        let mut results = SearchResults {
-            hits: Vec::new(),
-            mode: request.mode,
-            vectors_incomplete: Vec::new(),
-            vectors_unavailable: Vec::new(),
-            took_ms: 0.0,
-        };
-        let limit = request.limit.clamp(1, MAX_LIMIT);
-        let wants_vectors = matches!(request.mode, SearchMode::Vector | SearchMode::Hybrid);
-        let mut usable = Vec::with_capacity(selected.len());
-        for collection in selected {
-            let vectors = if wants_vectors {
-                let state = self.server_vectors_usable(collection);
-                match &state {
-                    Err(reason) => results
-                        .vectors_unavailable
-                        .push((collection.name.clone(), reason.clone())),
-                    Ok(()) if !collection.manifest.read().vectors_complete() => {
-                        results.vectors_incomplete.push(collection.name.clone());
-                    }
-                    Ok(()) => {}
-                }
-                state.is_ok()
-            } else {
-                false
-            };
-            usable.push(vectors);
-        }
-        let query_vector = if usable.iter().any(|&ok| ok) {
-            match self.query_embedder.embed(&request.query) {
-                Ok(vector) => Some(vector),
-                Err(err) if request.mode == SearchMode::Hybrid => {
-                    for (collection, ok) in selected.iter().zip(&mut usable) {
-                        if *ok {
-                            results
-                                .vectors_unavailable
-                                .push((collection.name.clone(), err.to_string()));
-                            *ok = false;
-                        }
-                    }
-                    None
-                }
-                Err(err) => return Err(err),
-            }
-        } else {
-            None
-        };
-        let mut ranked: Vec<(f32, Chunk, String)> = Vec::new();
-        for (collection, vectors) in selected.iter().zip(usable) {
-            let query = match (request.mode, &query_vector) {
-                (SearchMode::Keyword, _) => ServerQuery::Keyword,
-                (SearchMode::Vector, Some(vector)) if vectors => ServerQuery::Vector(vector),
-                (SearchMode::Vector, _) => continue,
-                (SearchMode::Hybrid, Some(vector)) if vectors => ServerQuery::Hybrid {
-                    vector,
-                    rrf_k: self.rrf_k,
-                    keyword_weight: self.keyword_weight,
-                    vector_weight: self.vector_weight,
-                    candidates: candidate_count(limit),
-                },
-                // Hybrid without vectors: the keyword side alone, ranked as the fusion would.
-                (SearchMode::Hybrid, _) => ServerQuery::Keyword,
-            };
-            let store = match self.server_store(collection) {
-                Ok(store) => store,
-                Err(reason) => {
-                    results
-                        .vectors_unavailable
-                        .push((collection.name.clone(), reason.clone()));
-                    continue;
-                }
-            };
-            let paths = Self::matching_paths(collection, request)?;
-            if paths.as_ref().is_some_and(Vec::is_empty) {
-                continue;
-            }
-            let filter = VectorFilter {
-                languages: request
-                    .languages
-                    .iter()
-                    .map(|l| l.name().to_string())
-                    .collect(),
-                paths: paths.unwrap_or_default(),
-            };
-            let hits = store.search_chunks(&request.query, query, &filter, limit)?;
-            let keyword_only_hybrid =
-                request.mode == SearchMode::Hybrid && matches!(query, ServerQuery::Keyword);
-            let weights = rrf_scores(usize::MAX, self.rrf_k, self.keyword_weight);
-            if keyword_only_hybrid {
-                ranked.extend(
-                    hits.into_iter()
-                        .zip(weights)
-                        .map(|((_, mut chunk), score)| {
-                            chunk.collection = collection.name.clone();
-                            (score, chunk, collection.name.clone())
-                        }),
-                );
-            } else {
-                ranked.extend(hits.into_iter().map(|(score, mut chunk)| {
-                    chunk.collection = collection.name.clone();
-                    (score, chunk, collection.name.clone())
-                }));
-            }
-        }
-        if request.mode == SearchMode::Hybrid {
-            let bonus = SYMBOL_BONUS * self.keyword_weight / (self.rrf_k + 1.0);
-            for (score, chunk, _) in &mut ranked {
-                if symbol_holds_terms(chunk.symbol.as_deref(), &terms) {
-                    *score += bonus;
-                }
-            }
-        }
-        ranked.sort_by(|a, b| {
-            b.0.total_cmp(&a.0)
-                .then_with(|| a.2.cmp(&b.2))
-                .then_with(|| a.1.path.cmp(&b.1.path))
-                .then_with(|| a.1.start_line.cmp(&b.1.start_line))
-        });
-        results.hits = ranked
-            .into_iter()
-            .take(limit)
-            .map(|(score, chunk, collection)| hit(collection, chunk, score, &terms))
-            .collect();
-        results.took_ms = started.elapsed().as_secs_f64() * 1000.0;
-        Ok(results)
     }
 
     fn fuse(
