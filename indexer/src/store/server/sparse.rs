@@ -5,7 +5,7 @@
 //! part, per field (content, symbol, parent, path) with the keyword index's field boosts, summed;
 //! the server multiplies by the term's inverse document frequency (the `idf` modifier on the sparse
 //! vector's configuration), over every point of the Qdrant collection. A query is its terms
-//! ([`query_terms`](crate::store::keyword::query_terms)) with weight 1 each, so a point's score is
+//! ([`query_terms`]) with weight 1 each, so a point's score is
 //! `Σ idf(term) · tf-part(term)`: BM25.
 
 use std::collections::HashMap;
