@@ -66,10 +66,13 @@ fn server_keyword_and_hybrid_match_embedded() {
             let expected = top10(&local, query, mode);
             let got = top10(&remote, query, mode);
             assert!(!got.is_empty(), "{mode} {query}");
-            // The best hit is the same; the rest of the top-10 mostly so (BM25's averages and
-            // idf are per Qdrant collection, not per tantivy field).
-            assert_eq!(
-                got[0], expected[0],
+            // The best hit is among the embedded two best; the rest of the top-10 mostly the
+            // same. Qdrant's BM25 statistics differ from tantivy's (averages and idf per Qdrant
+            // shard, not per field), and its idf counts a replaced point's old version until its
+            // segment is optimised (a chunk's keyword-only point is replaced by the full one), so
+            // close scores can swap from one run to the next.
+            assert!(
+                expected.iter().take(2).any(|hit| *hit == got[0]),
                 "{mode} `{query}`: {got:?} vs {expected:?}"
             );
             let expected: HashSet<_> = expected.into_iter().collect();
