@@ -30,6 +30,7 @@ pub use verify::GrepLine;
 
 use crate::collection::IndexDir;
 use crate::lang::Language;
+use crate::store::keyword::KeywordStore;
 use store::{FileStore, StoredFile};
 use trigrams::TrigramQuery;
 use verify::{matching_lines, with_context, LineHits};
@@ -172,6 +173,8 @@ struct Compiled {
     exclude_paths: Vec<Regex>,
     repos: Vec<Regex>,
     exclude_repos: Vec<Regex>,
+    /// `sym:`: matching lines must lie in a chunk whose symbol matches one of these.
+    symbols: Vec<Regex>,
     trigrams: TrigramQuery,
     notes: Vec<String>,
 }
@@ -228,10 +231,7 @@ fn compile(request: &GrepRequest) -> Result<Compiled, GrepError> {
         return Err(GrepError::EmptyQuery);
     }
     let trigrams = simplify(TrigramQuery::Or(alternative_queries));
-    let mut notes = Vec::new();
-    if !parsed.filters.symbols.is_empty() {
-        notes.push("`sym:` is not supported by exact and regex search yet: ignored".to_string());
-    }
+    let notes = Vec::new();
     let regexes = |sources: &[String], insensitive: bool| -> Result<Vec<Regex>, GrepError> {
         sources
             .iter()
@@ -261,6 +261,15 @@ fn compile(request: &GrepRequest) -> Result<Compiled, GrepError> {
         exclude_paths: regexes(&filters.exclude_paths, false)?,
         repos: regexes(&filters.repos, false)?,
         exclude_repos: regexes(&filters.exclude_repos, false)?,
+        symbols: filters
+            .symbols
+            .iter()
+            .map(|source| {
+                // Smart case, as for patterns: insensitive unless the value has a capital.
+                let insensitive = !source.chars().any(char::is_uppercase);
+                regexes(std::slice::from_ref(source), insensitive).map(|mut one| one.remove(0))
+            })
+            .collect::<Result<_, _>>()?,
         trigrams,
         notes,
     })
@@ -309,6 +318,32 @@ impl Compiled {
             return false;
         }
         !self.exclude_paths.iter().any(|re| re.is_match(&file.path))
+    }
+
+    /// With `sym:`, keeps the lines of `hits` that lie in a chunk of `path` whose symbol
+    /// matches; without it, every line.
+    fn symbol_lines(
+        &self,
+        keyword: Option<&KeywordStore>,
+        path: &str,
+        mut hits: LineHits,
+    ) -> Result<LineHits, GrepError> {
+        let Some(keyword) = keyword.filter(|_| !self.symbols.is_empty()) else {
+            return Ok(hits);
+        };
+        let spans: Vec<(u32, u32)> = keyword
+            .symbol_spans(path)?
+            .into_iter()
+            .filter(|(symbol, _, _)| self.symbols.iter().any(|re| re.is_match(symbol)))
+            .map(|(_, start, end)| (start, end))
+            .collect();
+        hits.retain(|&line, _| {
+            let number = u32::try_from(line + 1).unwrap_or(u32::MAX);
+            spans
+                .iter()
+                .any(|&(start, end)| (start..=end).contains(&number))
+        });
+        Ok(hits)
     }
 
     fn keeps_collection(&self, name: &str) -> bool {
@@ -369,6 +404,8 @@ struct GrepCollection {
     root: PathBuf,
     /// `None` for a collection indexed before the file index existed.
     store: Option<FileStore>,
+    /// The chunk index, read for `sym:` filters.
+    keyword_dir: PathBuf,
 }
 
 /// Exact and regex search over collections.
@@ -397,6 +434,7 @@ impl GrepSearcher {
             let paths = index_dir.collection_paths(&name);
             collections.push(GrepCollection {
                 store: FileStore::open_existing(&paths.grep)?,
+                keyword_dir: paths.keyword.clone(),
                 root: manifest.root,
                 name,
             });
@@ -426,6 +464,11 @@ impl GrepSearcher {
             };
             results.files_total += store.num_files();
             scanned_all |= compiled.trigrams.is_all();
+            let keyword = if compiled.symbols.is_empty() {
+                None
+            } else {
+                Some(KeywordStore::open(&collection.keyword_dir)?)
+            };
             let candidates = store.candidates(&compiled.trigrams)?;
             results.candidates += candidates.len();
             let mut found = Vec::new();
@@ -445,9 +488,22 @@ impl GrepSearcher {
                             return Ok(None);
                         }
                         let bytes = file.content.len() as u64;
-                        let Some(hits) = compiled.file_hits(&file.content, remaining) else {
+                        // With `sym:`, lines outside the symbols are dropped before the cap.
+                        let cap = if keyword.is_some() {
+                            usize::MAX
+                        } else {
+                            remaining
+                        };
+                        let Some(hits) = compiled.file_hits(&file.content, cap) else {
                             return Ok(Some((bytes, None)));
                         };
+                        let mut hits = compiled.symbol_lines(keyword.as_ref(), &file.path, hits)?;
+                        if hits.is_empty() {
+                            return Ok(Some((bytes, None)));
+                        }
+                        while hits.len() > remaining {
+                            hits.pop_last();
+                        }
                         let lines =
                             with_context(&file.content, &hits, request.before, request.after);
                         let submatches = hits.values().map(|hit| hit.2.len()).sum();
