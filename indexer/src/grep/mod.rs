@@ -398,6 +398,64 @@ impl Compiled {
     }
 }
 
+/// Where [`Compiled::verify`] reads a file from.
+struct FileSource<'a> {
+    collection: &'a GrepCollection,
+    store: &'a FileStore,
+    /// The chunk index, when `sym:` filters.
+    keyword: Option<&'a KeywordStore>,
+}
+
+impl Compiled {
+    /// Verifies the stored file at `address`: None when it is gone or filtered out, else its
+    /// size and, when it matches, its lines (at most `remaining` matching ones, with context).
+    fn verify(
+        &self,
+        request: &GrepRequest,
+        source: &FileSource<'_>,
+        address: tantivy::DocAddress,
+        remaining: usize,
+    ) -> Result<Option<(u64, Option<FileMatches>)>, GrepError> {
+        let Some(file) = source.store.file(address)? else {
+            return Ok(None);
+        };
+        if !self.keeps_file(&file) {
+            return Ok(None);
+        }
+        let bytes = file.content.len() as u64;
+        // With `sym:`, lines outside the symbols are dropped before the cap.
+        let cap = if source.keyword.is_some() {
+            usize::MAX
+        } else {
+            remaining
+        };
+        let Some(hits) = self.file_hits(&file.content, cap) else {
+            return Ok(Some((bytes, None)));
+        };
+        let mut hits = self.symbol_lines(source.keyword, &file.path, hits)?;
+        if hits.is_empty() {
+            return Ok(Some((bytes, None)));
+        }
+        while hits.len() > remaining {
+            hits.pop_last();
+        }
+        let lines = with_context(&file.content, &hits, request.before, request.after);
+        let submatches = hits.values().map(|hit| hit.2.len()).sum();
+        Ok(Some((
+            bytes,
+            Some(FileMatches {
+                collection: source.collection.name.clone(),
+                root: source.collection.root.clone(),
+                path: file.path,
+                language: file.language,
+                lines,
+                matched_lines: hits.len(),
+                submatches,
+            }),
+        )))
+    }
+}
+
 /// A collection open for exact and regex search.
 struct GrepCollection {
     name: String,
@@ -481,44 +539,16 @@ impl GrepSearcher {
                 let batch_found: Vec<(u64, FileMatches)> = batch
                     .par_iter()
                     .map(|&address| {
-                        let Some(file) = store.file(address)? else {
-                            return Ok(None);
-                        };
-                        if !compiled.keeps_file(&file) {
-                            return Ok(None);
-                        }
-                        let bytes = file.content.len() as u64;
-                        // With `sym:`, lines outside the symbols are dropped before the cap.
-                        let cap = if keyword.is_some() {
-                            usize::MAX
-                        } else {
-                            remaining
-                        };
-                        let Some(hits) = compiled.file_hits(&file.content, cap) else {
-                            return Ok(Some((bytes, None)));
-                        };
-                        let mut hits = compiled.symbol_lines(keyword.as_ref(), &file.path, hits)?;
-                        if hits.is_empty() {
-                            return Ok(Some((bytes, None)));
-                        }
-                        while hits.len() > remaining {
-                            hits.pop_last();
-                        }
-                        let lines =
-                            with_context(&file.content, &hits, request.before, request.after);
-                        let submatches = hits.values().map(|hit| hit.2.len()).sum();
-                        Ok(Some((
-                            bytes,
-                            Some(FileMatches {
-                                collection: collection.name.clone(),
-                                root: collection.root.clone(),
-                                path: file.path,
-                                language: file.language,
-                                lines,
-                                matched_lines: hits.len(),
-                                submatches,
-                            }),
-                        )))
+                        compiled.verify(
+                            request,
+                            &FileSource {
+                                collection,
+                                store,
+                                keyword: keyword.as_ref(),
+                            },
+                            address,
+                            remaining,
+                        )
                     })
                     .filter_map(|item: Result<_, GrepError>| item.transpose())
                     .collect::<Result<Vec<_>, _>>()?
