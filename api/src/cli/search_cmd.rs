@@ -6,7 +6,6 @@ use clap::Args;
 use serde::Serialize;
 
 use super::grep_out::{self, GrepArgs, ModeArg, NoMatches};
-use aiex_indexer::Language;
 use aiex_search::enhance::{enhance, Enhancement};
 use aiex_search::sources::web::WebSource;
 use aiex_search::{
@@ -100,7 +99,7 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
     if let Some(mode) = args.grep.mode(args.mode) {
         return grep_out::run(config, args, mode);
     }
-    check_languages(&args.languages)?;
+    aiex_api::engine::check_languages(&args.languages).map_err(anyhow::Error::msg)?;
     let local = aiex_search::setup::local_sources(config, &args.collections)?;
     let mut sources = local.sources.clone();
     let web = WebSource::from_config(config).context("configuring web search")?;
@@ -203,17 +202,6 @@ fn write_explanation(
         "  cache: {} hits, {} misses, {} entries",
         stats.hits, stats.misses, stats.entries
     )?;
-    Ok(())
-}
-
-/// Refuses a language name the indexer does not know, listing those it does.
-fn check_languages(names: &[String]) -> anyhow::Result<()> {
-    for name in names {
-        if Language::from_name(name).is_none() {
-            let known: Vec<&str> = Language::all().iter().map(|l| l.name()).collect();
-            anyhow::bail!("unknown language `{name}` (known: {})", known.join(", "));
-        }
-    }
     Ok(())
 }
 

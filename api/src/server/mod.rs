@@ -297,9 +297,10 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 
 /// The routes that need a key (when keys are configured).
 fn protected_routes() -> Router<AppState> {
-    use routes::{jobs, research, search, system, users};
+    use routes::{grep, jobs, research, search, system, users};
     Router::new()
         .route("/v1/search", post(search::search))
+        .route("/v1/grep", post(grep::grep))
         .route("/v1/collections", get(search::collections))
         .route("/v1/index/jobs", post(jobs::create).get(jobs::list))
         .route("/v1/index/jobs/{id}", get(jobs::get).delete(jobs::cancel))

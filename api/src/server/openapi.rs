@@ -145,6 +145,7 @@ impl ToSchema for SearchEventPayload {}
     paths(
         routes::search::search,
         routes::search::collections,
+        routes::grep::grep,
         routes::jobs::create,
         routes::jobs::list,
         routes::jobs::get,

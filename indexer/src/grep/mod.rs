@@ -30,6 +30,7 @@ pub use verify::GrepLine;
 
 use crate::collection::IndexDir;
 use crate::lang::Language;
+use crate::store::keyword::KeywordStore;
 use store::{FileStore, StoredFile};
 use trigrams::TrigramQuery;
 use verify::{matching_lines, with_context, LineHits};
@@ -172,6 +173,8 @@ struct Compiled {
     exclude_paths: Vec<Regex>,
     repos: Vec<Regex>,
     exclude_repos: Vec<Regex>,
+    /// `sym:`: matching lines must lie in a chunk whose symbol matches one of these.
+    symbols: Vec<Regex>,
     trigrams: TrigramQuery,
     notes: Vec<String>,
 }
@@ -228,10 +231,7 @@ fn compile(request: &GrepRequest) -> Result<Compiled, GrepError> {
         return Err(GrepError::EmptyQuery);
     }
     let trigrams = simplify(TrigramQuery::Or(alternative_queries));
-    let mut notes = Vec::new();
-    if !parsed.filters.symbols.is_empty() {
-        notes.push("`sym:` is not supported by exact and regex search yet: ignored".to_string());
-    }
+    let notes = Vec::new();
     let regexes = |sources: &[String], insensitive: bool| -> Result<Vec<Regex>, GrepError> {
         sources
             .iter()
@@ -261,6 +261,15 @@ fn compile(request: &GrepRequest) -> Result<Compiled, GrepError> {
         exclude_paths: regexes(&filters.exclude_paths, false)?,
         repos: regexes(&filters.repos, false)?,
         exclude_repos: regexes(&filters.exclude_repos, false)?,
+        symbols: filters
+            .symbols
+            .iter()
+            .map(|source| {
+                // Smart case, as for patterns: insensitive unless the value has a capital.
+                let insensitive = !source.chars().any(char::is_uppercase);
+                regexes(std::slice::from_ref(source), insensitive).map(|mut one| one.remove(0))
+            })
+            .collect::<Result<_, _>>()?,
         trigrams,
         notes,
     })
@@ -309,6 +318,32 @@ impl Compiled {
             return false;
         }
         !self.exclude_paths.iter().any(|re| re.is_match(&file.path))
+    }
+
+    /// With `sym:`, keeps the lines of `hits` that lie in a chunk of `path` whose symbol
+    /// matches; without it, every line.
+    fn symbol_lines(
+        &self,
+        keyword: Option<&KeywordStore>,
+        path: &str,
+        mut hits: LineHits,
+    ) -> Result<LineHits, GrepError> {
+        let Some(keyword) = keyword.filter(|_| !self.symbols.is_empty()) else {
+            return Ok(hits);
+        };
+        let spans: Vec<(u32, u32)> = keyword
+            .symbol_spans(path)?
+            .into_iter()
+            .filter(|(symbol, _, _)| self.symbols.iter().any(|re| re.is_match(symbol)))
+            .map(|(_, start, end)| (start, end))
+            .collect();
+        hits.retain(|&line, _| {
+            let number = u32::try_from(line + 1).unwrap_or(u32::MAX);
+            spans
+                .iter()
+                .any(|&(start, end)| (start..=end).contains(&number))
+        });
+        Ok(hits)
     }
 
     fn keeps_collection(&self, name: &str) -> bool {
@@ -363,12 +398,72 @@ impl Compiled {
     }
 }
 
+/// Where [`Compiled::verify`] reads a file from.
+struct FileSource<'a> {
+    collection: &'a GrepCollection,
+    store: &'a FileStore,
+    /// The chunk index, when `sym:` filters.
+    keyword: Option<&'a KeywordStore>,
+}
+
+impl Compiled {
+    /// Verifies the stored file at `address`: None when it is gone or filtered out, else its
+    /// size and, when it matches, its lines (at most `remaining` matching ones, with context).
+    fn verify(
+        &self,
+        request: &GrepRequest,
+        source: &FileSource<'_>,
+        address: tantivy::DocAddress,
+        remaining: usize,
+    ) -> Result<Option<(u64, Option<FileMatches>)>, GrepError> {
+        let Some(file) = source.store.file(address)? else {
+            return Ok(None);
+        };
+        if !self.keeps_file(&file) {
+            return Ok(None);
+        }
+        let bytes = file.content.len() as u64;
+        // With `sym:`, lines outside the symbols are dropped before the cap.
+        let cap = if source.keyword.is_some() {
+            usize::MAX
+        } else {
+            remaining
+        };
+        let Some(hits) = self.file_hits(&file.content, cap) else {
+            return Ok(Some((bytes, None)));
+        };
+        let mut hits = self.symbol_lines(source.keyword, &file.path, hits)?;
+        if hits.is_empty() {
+            return Ok(Some((bytes, None)));
+        }
+        while hits.len() > remaining {
+            hits.pop_last();
+        }
+        let lines = with_context(&file.content, &hits, request.before, request.after);
+        let submatches = hits.values().map(|hit| hit.2.len()).sum();
+        Ok(Some((
+            bytes,
+            Some(FileMatches {
+                collection: source.collection.name.clone(),
+                root: source.collection.root.clone(),
+                path: file.path,
+                language: file.language,
+                lines,
+                matched_lines: hits.len(),
+                submatches,
+            }),
+        )))
+    }
+}
+
 /// A collection open for exact and regex search.
 struct GrepCollection {
     name: String,
     root: PathBuf,
     /// `None` for a collection indexed before the file index existed.
     store: Option<FileStore>,
+    /// The chunk index, read for `sym:` filters.
+    keyword_dir: PathBuf,
 }
 
 /// Exact and regex search over collections.
@@ -397,6 +492,7 @@ impl GrepSearcher {
             let paths = index_dir.collection_paths(&name);
             collections.push(GrepCollection {
                 store: FileStore::open_existing(&paths.grep)?,
+                keyword_dir: paths.keyword.clone(),
                 root: manifest.root,
                 name,
             });
@@ -426,6 +522,11 @@ impl GrepSearcher {
             };
             results.files_total += store.num_files();
             scanned_all |= compiled.trigrams.is_all();
+            let keyword = if compiled.symbols.is_empty() {
+                None
+            } else {
+                Some(KeywordStore::open(&collection.keyword_dir)?)
+            };
             let candidates = store.candidates(&compiled.trigrams)?;
             results.candidates += candidates.len();
             let mut found = Vec::new();
@@ -438,31 +539,16 @@ impl GrepSearcher {
                 let batch_found: Vec<(u64, FileMatches)> = batch
                     .par_iter()
                     .map(|&address| {
-                        let Some(file) = store.file(address)? else {
-                            return Ok(None);
-                        };
-                        if !compiled.keeps_file(&file) {
-                            return Ok(None);
-                        }
-                        let bytes = file.content.len() as u64;
-                        let Some(hits) = compiled.file_hits(&file.content, remaining) else {
-                            return Ok(Some((bytes, None)));
-                        };
-                        let lines =
-                            with_context(&file.content, &hits, request.before, request.after);
-                        let submatches = hits.values().map(|hit| hit.2.len()).sum();
-                        Ok(Some((
-                            bytes,
-                            Some(FileMatches {
-                                collection: collection.name.clone(),
-                                root: collection.root.clone(),
-                                path: file.path,
-                                language: file.language,
-                                lines,
-                                matched_lines: hits.len(),
-                                submatches,
-                            }),
-                        )))
+                        compiled.verify(
+                            request,
+                            &FileSource {
+                                collection,
+                                store,
+                                keyword: keyword.as_ref(),
+                            },
+                            address,
+                            remaining,
+                        )
                     })
                     .filter_map(|item: Result<_, GrepError>| item.transpose())
                     .collect::<Result<Vec<_>, _>>()?

@@ -32,6 +32,7 @@ use crate::store::server::ServerVectorStore;
 use crate::store::vector::{open_store, VectorFilter, VectorStore};
 use crate::walk::compile_glob;
 
+mod literal;
 mod query_embedder;
 mod server;
 
@@ -371,7 +372,9 @@ impl Searcher {
                         }
                         Vec::new()
                     });
-                self.fuse(keyword, vector, limit)
+                let mut fused = self.fuse(keyword, vector, candidates);
+                self.boost_literals(&mut fused, &request.query);
+                fused
             }
         };
         results.hits = fused
@@ -494,7 +497,7 @@ impl Searcher {
                     .map(|(score, chunk)| (score, chunk, collection.name.clone())),
             );
         }
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked.sort_by(by_rank);
         ranked.truncate(limit);
         Ok(ranked)
     }
@@ -545,7 +548,7 @@ impl Searcher {
                     .map(|chunk| (score, chunk, collection.name.clone()))
             }));
         }
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked.sort_by(by_rank);
         ranked.truncate(limit);
         Ok(ranked)
     }
@@ -575,15 +578,25 @@ impl Searcher {
             .into_iter()
             .map(|((collection, _), (score, chunk))| (score, chunk, collection))
             .collect();
-        fused.sort_by(|a, b| {
-            b.0.total_cmp(&a.0)
-                .then_with(|| a.2.cmp(&b.2))
-                .then_with(|| a.1.path.cmp(&b.1.path))
-                .then_with(|| a.1.start_line.cmp(&b.1.start_line))
-        });
+        fused.sort_by(by_rank);
         fused.truncate(limit);
         fused
     }
+
+    /// The literal-match boost of a hybrid search ([`literal`]), then the candidates in rank order.
+    fn boost_literals(&self, ranked: &mut [(f32, Chunk, String)], query: &str) {
+        let bonus = literal::LITERAL_BONUS * self.keyword_weight / (self.rrf_k + 1.0);
+        literal::boost(ranked, &literal::query_literals(query), bonus);
+        ranked.sort_by(by_rank);
+    }
+}
+
+/// Best score first; ties by collection, path and line, so equal scores always list alike.
+fn by_rank(a: &(f32, Chunk, String), b: &(f32, Chunk, String)) -> std::cmp::Ordering {
+    b.0.total_cmp(&a.0)
+        .then_with(|| a.2.cmp(&b.2))
+        .then_with(|| a.1.path.cmp(&b.1.path))
+        .then_with(|| a.1.start_line.cmp(&b.1.start_line))
 }
 
 /// Reciprocal-rank scores `weight / (k + rank)` for ranks 1, 2, … (at most `n`).

@@ -8,7 +8,7 @@ use std::time::Instant;
 use aiex_config::SearchMode;
 
 use super::{
-    candidate_count, hit, rrf_scores, symbol_holds_terms, OpenCollection, SearchRequest,
+    by_rank, candidate_count, hit, rrf_scores, symbol_holds_terms, OpenCollection, SearchRequest,
     SearchResults, Searcher, MAX_LIMIT, SYMBOL_BONUS,
 };
 use crate::document::Chunk;
@@ -110,12 +110,11 @@ impl Searcher {
                 }
             }
         }
-        ranked.sort_by(|a, b| {
-            b.0.total_cmp(&a.0)
-                .then_with(|| a.2.cmp(&b.2))
-                .then_with(|| a.1.path.cmp(&b.1.path))
-                .then_with(|| a.1.start_line.cmp(&b.1.start_line))
-        });
+        if request.mode == SearchMode::Hybrid {
+            self.boost_literals(&mut ranked, &request.query);
+        } else {
+            ranked.sort_by(by_rank);
+        }
         results.hits = ranked
             .into_iter()
             .take(limit)

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use tantivy::collector::TopDocs;
+use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
@@ -243,6 +243,37 @@ impl KeywordStore {
             }
         }
         Ok(chunks)
+    }
+
+    /// The symbol and line span (1-based, inclusive) of every chunk of `path` that has a symbol.
+    pub fn symbol_spans(&self, path: &str) -> Result<Vec<(String, u32, u32)>> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.path, path),
+            IndexRecordOption::Basic,
+        );
+        let mut spans = Vec::new();
+        for address in searcher.search(&query, &DocSetCollector)? {
+            let document: TantivyDocument = searcher.doc(address)?;
+            let symbol = document
+                .get_first(self.fields.symbol)
+                .and_then(|value| value.as_str())
+                .filter(|symbol| !symbol.is_empty());
+            let line = |field: Field| {
+                document
+                    .get_first(field)
+                    .and_then(|value| value.as_u64())
+                    .and_then(|line| u32::try_from(line).ok())
+            };
+            if let (Some(symbol), Some(start), Some(end)) = (
+                symbol,
+                line(self.fields.start_line),
+                line(self.fields.end_line),
+            ) {
+                spans.push((symbol.to_string(), start, end));
+            }
+        }
+        Ok(spans)
     }
 
     fn chunk_from_document(&self, document: &TantivyDocument) -> Option<Chunk> {

@@ -5,3 +5,4 @@ mod extraction;
 mod incremental;
 mod oracle;
 mod support;
+mod symbols;

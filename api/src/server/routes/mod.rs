@@ -1,5 +1,6 @@
 //! The handlers, one module per area.
 
+pub mod grep;
 pub mod jobs;
 pub mod openai;
 pub mod research;

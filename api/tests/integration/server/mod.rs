@@ -2,6 +2,7 @@
 
 mod batch;
 mod clients;
+mod grep;
 mod openai;
 mod research;
 mod routes;
