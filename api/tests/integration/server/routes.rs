@@ -386,6 +386,7 @@ async fn openapi_lists_every_route() {
         .starts_with("3."));
     let expected = [
         ("post", "/v1/search"),
+        ("post", "/v1/grep"),
         ("get", "/v1/collections"),
         ("post", "/v1/index/jobs"),
         ("get", "/v1/index/jobs"),
