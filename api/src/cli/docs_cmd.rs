@@ -70,6 +70,14 @@ pub fn run(config: &aiex_config::Config, command: &DocsCommand) -> anyhow::Resul
                     "crawled {source}: {} pages ({} disallowed by robots.txt, {} skipped, {} failed)",
                     report.fetched, report.skipped_robots, report.skipped_other, report.failed
                 );
+                for problem in &report.problems {
+                    eprintln!("  {} {}: {}", problem.outcome, problem.url, problem.reason);
+                }
+                let listed = report.problems.len();
+                let problems = report.skipped_other + report.failed;
+                if problems > listed {
+                    eprintln!("  … and {} more", problems - listed);
+                }
                 mirror
             } else {
                 PathBuf::from(source)

@@ -3,7 +3,8 @@
 //! a delay between requests, size and content-type limits.
 //!
 //! A crawl runs in phases: the start URL is checked and `robots.txt` read, then pages are taken
-//! breadth-first from the frontier; each allowed one is fetched (`fetch_page`), written to the
+//! breadth-first from the frontier; each allowed one is fetched (`fetch_page`; redirects are
+//! followed only while they stay on the site, `get_on_site`), written to the
 //! mirror (`mirror`), and below the depth limit its links are extracted (`links`) and the
 //! unseen ones on the same site enqueued. The crawl runs on the caller's async runtime; file-system
 //! calls and link extraction run on the blocking pool.
@@ -63,6 +64,37 @@ pub struct CrawlReport {
     pub skipped_robots: usize,
     pub skipped_other: usize,
     pub failed: usize,
+    /// Why pages were skipped or failed (robots.txt refusals aside), the first
+    /// [`MAX_PROBLEMS`] of them.
+    pub problems: Vec<CrawlProblem>,
+}
+
+/// A page not kept, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CrawlProblem {
+    pub url: String,
+    /// `skipped` (not kept by a rule: off the site, not HTML, too large) or `failed`.
+    pub outcome: &'static str,
+    pub reason: String,
+}
+
+/// Most problems a report lists.
+pub const MAX_PROBLEMS: usize = 50;
+
+/// Most redirects followed for one page.
+const MAX_REDIRECTS: usize = 5;
+
+impl CrawlReport {
+    fn problem(&mut self, url: &Url, outcome: &'static str, reason: String) {
+        tracing::info!(url = %url, outcome, "{reason}");
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(CrawlProblem {
+                url: url.to_string(),
+                outcome,
+                reason,
+            });
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +121,7 @@ pub async fn crawl(
 ) -> Result<CrawlReport, CrawlError> {
     let start_url = start_url(start, &options.net)?;
     let client = build_client(options)?;
-    let robots = read_robots(&client, &start_url, &options.user_agent).await?;
+    let robots = read_robots(&client, &start_url, &options.user_agent, &options.net).await?;
     mirror::create_mirror(mirror).await?;
     let mut frontier = Frontier::new(&start_url);
     let mut report = CrawlReport::default();
@@ -109,12 +141,14 @@ pub async fn crawl(
         let is_start = url == start_url;
         let html = match fetch_page(&client, &url, is_start, &frontier.origin, options).await? {
             Fetched::Page(html) => html,
-            Fetched::Skipped => {
+            Fetched::Skipped(reason) => {
                 report.skipped_other += 1;
+                report.problem(&url, "skipped", reason);
                 continue;
             }
-            Fetched::Failed => {
+            Fetched::Failed(reason) => {
                 report.failed += 1;
+                report.problem(&url, "failed", reason);
                 continue;
             }
         };
@@ -139,9 +173,10 @@ fn start_url(start: &str, net: &NetPolicy) -> Result<Url, CrawlError> {
     Ok(start_url)
 }
 
-/// The HTTP client, behind the SSRF guard (every resolved address and redirect hop checked).
+/// The HTTP client, behind the SSRF guard (every resolved address checked). It follows no
+/// redirect: [`get_on_site`] follows those that stay on the site.
 fn build_client(options: &CrawlOptions) -> Result<reqwest::Client, CrawlError> {
-    guarded_client_builder(&options.net, Arc::new(SystemResolver), Some(5))
+    guarded_client_builder(&options.net, Arc::new(SystemResolver), None)
         .user_agent(options.user_agent.clone())
         .timeout(options.timeout)
         .build()
@@ -153,16 +188,19 @@ async fn read_robots(
     client: &reqwest::Client,
     start_url: &Url,
     user_agent: &str,
+    net: &NetPolicy,
 ) -> Result<Robots, CrawlError> {
     let robots_url = start_url
         .join("/robots.txt")
         .map_err(|_| CrawlError::InvalidUrl(start_url.to_string()))?;
-    Ok(match client.get(robots_url).send().await {
-        Ok(response) if response.status().is_success() => {
-            Robots::parse(&response.text().await.unwrap_or_default(), user_agent)
-        }
-        _ => Robots::default(),
-    })
+    Ok(
+        match get_on_site(client, &robots_url, &start_url.origin(), net).await {
+            Ok(response) if response.status().is_success() => {
+                Robots::parse(&response.text().await.unwrap_or_default(), user_agent)
+            }
+            _ => Robots::default(),
+        },
+    )
 }
 
 /// The path of `url` with its query, as `robots.txt` rules match it.
@@ -177,10 +215,72 @@ fn path_and_query(url: &Url) -> String {
 enum Fetched {
     /// An HTML page on the site, within the size limit.
     Page(Arc<str>),
-    /// Not kept: off the site after redirects, not HTML, or too large.
-    Skipped,
-    /// The request or the body failed.
-    Failed,
+    /// Not kept, and why: redirected off the site, not HTML, or too large.
+    Skipped(String),
+    /// The request or the body failed, and why.
+    Failed(String),
+}
+
+/// Why [`get_on_site`] gave no response.
+enum Refusal {
+    /// A redirect left the site or the web: not followed.
+    OffSite(String),
+    /// The request failed, or the guard refused a redirect's target.
+    Failed(reqwest::Error),
+    /// A redirect without a usable `Location`, or too many of them.
+    BadRedirect(String),
+}
+
+/// GETs `url`, following redirects only while they stay on the site (the same scheme, host name
+/// and port as `origin`) and the guard allows them; never requests anything off the site.
+async fn get_on_site(
+    client: &reqwest::Client,
+    url: &Url,
+    origin: &Origin,
+    net: &NetPolicy,
+) -> Result<reqwest::Response, Refusal> {
+    let mut current = url.clone();
+    for _ in 0..=MAX_REDIRECTS {
+        let response = client
+            .get(current.clone())
+            .send()
+            .await
+            .map_err(Refusal::Failed)?;
+        if !response.status().is_redirection() {
+            return Ok(response);
+        }
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| {
+                Refusal::BadRedirect(format!(
+                    "{} redirect without a Location header",
+                    response.status()
+                ))
+            })?;
+        let next = current.join(location).map_err(|err| {
+            Refusal::BadRedirect(format!("redirect to an invalid URL `{location}`: {err}"))
+        })?;
+        if !matches!(next.scheme(), "http" | "https") {
+            return Err(Refusal::OffSite(format!(
+                "redirected to `{next}`: only http and https pages are crawled"
+            )));
+        }
+        if next.origin() != *origin {
+            return Err(Refusal::OffSite(format!(
+                "redirected off the site to `{next}` (the crawl stays on {})",
+                origin.ascii_serialization()
+            )));
+        }
+        if let Err(blocked) = net.check_url(&next) {
+            return Err(Refusal::OffSite(format!("redirect refused: {blocked}")));
+        }
+        current = next;
+    }
+    Err(Refusal::BadRedirect(format!(
+        "more than {MAX_REDIRECTS} redirects"
+    )))
 }
 
 /// Fetches `url`. A start URL whose name resolves to a refused address ends the crawl clearly
@@ -192,30 +292,55 @@ async fn fetch_page(
     origin: &Origin,
     options: &CrawlOptions,
 ) -> Result<Fetched, CrawlError> {
-    let response = match client.get(url.clone()).send().await {
+    let response = match get_on_site(client, url, origin, &options.net).await {
         Ok(response) if response.status().is_success() => response,
-        Err(err) if is_start && find_cause::<Blocked>(&err).is_some() => {
+        Ok(response) => return Ok(Fetched::Failed(format!("HTTP {}", response.status()))),
+        Err(Refusal::Failed(err)) if is_start && find_cause::<Blocked>(&err).is_some() => {
             let reason = find_cause::<Blocked>(&err).map(Blocked::to_string);
             return Err(CrawlError::Blocked(reason.unwrap_or_default()));
         }
-        _ => return Ok(Fetched::Failed),
+        Err(Refusal::Failed(err)) => return Ok(Fetched::Failed(request_failure(&err))),
+        Err(Refusal::OffSite(reason)) => return Ok(Fetched::Skipped(reason)),
+        Err(Refusal::BadRedirect(reason)) => return Ok(Fetched::Failed(reason)),
     };
-    // Redirects may leave the site: what is not on it is not kept.
-    if response.url().origin() != *origin {
-        return Ok(Fetched::Skipped);
-    }
-    let is_html = response
+    let content_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.contains("text/html"));
-    let declared_too_large = response
+        .unwrap_or("none")
+        .to_string();
+    if !content_type.contains("text/html") {
+        return Ok(Fetched::Skipped(format!(
+            "not HTML (content type {content_type})"
+        )));
+    }
+    if let Some(length) = response
         .content_length()
-        .is_some_and(|len| len as usize > options.max_page_bytes);
-    if !is_html || declared_too_large {
-        return Ok(Fetched::Skipped);
+        .filter(|&len| len as usize > options.max_page_bytes)
+    {
+        return Ok(Fetched::Skipped(format!(
+            "{length} bytes, over the limit of {}",
+            options.max_page_bytes
+        )));
     }
     Ok(read_body(response, options.max_page_bytes).await)
+}
+
+/// A request failure in a few words: the guard's refusal, a timeout, or the error chain.
+fn request_failure(err: &reqwest::Error) -> String {
+    if let Some(blocked) = find_cause::<Blocked>(err) {
+        return format!("refused: {blocked}");
+    }
+    if err.is_timeout() {
+        return "timed out".to_string();
+    }
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
 }
 
 /// Reads the body in chunks, so a page without `Content-Length` cannot grow past `max_bytes` in
@@ -226,12 +351,12 @@ async fn read_body(mut response: reqwest::Response, max_bytes: usize) -> Fetched
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > max_bytes {
-                    return Fetched::Skipped;
+                    return Fetched::Skipped(format!("over the limit of {max_bytes} bytes"));
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => break,
-            Err(_) => return Fetched::Failed,
+            Err(err) => return Fetched::Failed(format!("reading the body: {err}")),
         }
     }
     Fetched::Page(Arc::from(String::from_utf8_lossy(&body)))

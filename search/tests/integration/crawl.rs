@@ -138,3 +138,80 @@ async fn private_start_urls_are_refused() {
     }
     assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the server");
 }
+
+/// A site whose pages redirect: on the site, to the same address under another host name, and
+/// to a `file:` URL. Counts the requests that arrive under the other name.
+async fn redirecting_site() -> (String, Arc<AtomicUsize>) {
+    let other_name = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&other_name);
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, uri: Uri| {
+        let counter = Arc::clone(&counter);
+        async move {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            if host.starts_with("localhost") {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            let port = host.rsplit(':').next().unwrap_or_default().to_string();
+            let html = |body: String| {
+                ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+            };
+            let redirect =
+                |to: String| (StatusCode::FOUND, [(header::LOCATION, to)]).into_response();
+            match uri.path() {
+                "/" => html(page("Home", &["/moved.html", "/away.html", "/file.html"])),
+                "/moved.html" => redirect("/target.html".to_string()),
+                "/target.html" => html(page("Target", &[])),
+                "/away.html" => redirect(format!("http://localhost:{port}/target.html")),
+                "/file.html" => redirect("file:///etc/passwd".to_string()),
+                _ => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, other_name)
+}
+
+#[tokio::test]
+async fn redirects_stay_on_the_site_and_refusals_say_why() {
+    let (url, other_name) = redirecting_site().await;
+    let mirror = tempfile::tempdir().expect("tempdir");
+    let report = crawl(&url, mirror.path(), &options(100, 2))
+        .await
+        .expect("crawl");
+    // The redirect on the site is followed; the page is kept under the URL that was linked.
+    assert!(mirror.path().join("moved.html").is_file(), "{report:?}");
+    assert_eq!(report.fetched, 2, "{report:?}");
+    // Another host name for the same address is another site: never requested.
+    assert_eq!(other_name.load(Ordering::SeqCst), 0);
+    assert_eq!(report.skipped_other, 2, "{report:?}");
+    let reason = |path: &str| {
+        report
+            .problems
+            .iter()
+            .find(|problem| problem.url.ends_with(path))
+            .map(|problem| (problem.outcome, problem.reason.clone()))
+            .unwrap_or_else(|| panic!("no problem for {path}: {report:?}"))
+    };
+    let (outcome, away) = reason("/away.html");
+    assert_eq!(outcome, "skipped");
+    assert!(
+        away.contains("off the site") && away.contains("localhost"),
+        "{away}"
+    );
+    let (outcome, file) = reason("/file.html");
+    assert_eq!(outcome, "skipped");
+    assert!(
+        file.contains("file:///etc/passwd") && file.contains("http"),
+        "{file}"
+    );
+}
