@@ -189,3 +189,97 @@ pub fn check_languages(names: &[String]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The source names a search may ask for: the local kinds, and the web (`web` selects every
+/// configured provider).
+pub const SOURCE_NAMES: [&str; 5] = ["code", "docs", "web", "web:serper", "web:tavily"];
+
+/// The time ranges of web results.
+pub const SINCE_VALUES: [&str; 4] = ["day", "week", "month", "year"];
+
+/// Why a search's input is refused: a stable code (the API's error code) and a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InputError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Checks a search's languages, source names, time range and path glob, the same for the
+/// command line and the API: input that cannot mean anything is refused, never ignored. (A
+/// source that is valid but not configured, such as `web` without a key, degrades instead.)
+pub fn check_search_input(
+    languages: &[String],
+    sources: &[String],
+    since: Option<&str>,
+    path_glob: Option<&str>,
+) -> Result<(), InputError> {
+    check_languages(languages).map_err(|message| InputError {
+        code: "unknown_language",
+        message,
+    })?;
+    if let Some(name) = sources
+        .iter()
+        .find(|name| !SOURCE_NAMES.contains(&name.as_str()))
+    {
+        return Err(InputError {
+            code: "unknown_source",
+            message: format!(
+                "unknown source `{name}` (known: {})",
+                SOURCE_NAMES.join(", ")
+            ),
+        });
+    }
+    if let Some(since) = since.filter(|since| !SINCE_VALUES.contains(since)) {
+        return Err(InputError {
+            code: "invalid_since",
+            message: format!(
+                "unknown time range `{since}` (known: {})",
+                SINCE_VALUES.join(", ")
+            ),
+        });
+    }
+    if let Some(glob) = path_glob {
+        aiex_indexer::walk::compile_glob(glob).map_err(|err| InputError {
+            code: "invalid_path",
+            message: err.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[test]
+    fn search_input_is_checked_with_codes() {
+        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            check_search_input(
+                &list(&["rust"]),
+                &list(&["code", "web:tavily"]),
+                Some("week"),
+                Some("src/**/*.rs")
+            ),
+            Ok(())
+        );
+        let code = |result: Result<(), InputError>| result.expect_err("refused").code;
+        assert_eq!(
+            code(check_search_input(&list(&["klingon"]), &[], None, None)),
+            "unknown_language"
+        );
+        let gopher =
+            check_search_input(&[], &list(&["code", "gopher"]), None, None).expect_err("refused");
+        assert_eq!(gopher.code, "unknown_source");
+        assert!(gopher.message.contains("`gopher`") && gopher.message.contains("web:serper"));
+        assert_eq!(
+            code(check_search_input(&[], &[], Some("decade"), None)),
+            "invalid_since"
+        );
+        assert_eq!(
+            code(check_search_input(&[], &[], None, Some("src/["))),
+            "invalid_path"
+        );
+    }
+}

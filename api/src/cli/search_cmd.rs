@@ -99,7 +99,12 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
     if let Some(mode) = args.grep.mode(args.mode) {
         return grep_out::run(config, args, mode);
     }
-    aiex_api::engine::check_languages(&args.languages).map_err(anyhow::Error::msg)?;
+    aiex_api::engine::check_search_input(
+        &args.languages,
+        &args.sources,
+        args.since.as_deref(),
+        args.path_glob.as_deref(),
+    )?;
     let local = aiex_search::setup::local_sources(config, &args.collections)?;
     let mut sources = local.sources.clone();
     let web = WebSource::from_config(config).context("configuring web search")?;

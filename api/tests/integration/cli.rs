@@ -134,6 +134,23 @@ fn errors_exit_2_with_a_message() {
         .expect("run");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown language `klingon`"));
+    // The same input the API refuses with 400 is an error here, not a warning.
+    for (args, message) in [
+        (
+            &["search", "x", "--since", "decade"][..],
+            "unknown time range `decade`",
+        ),
+        (
+            &["search", "x", "--sources", "code,gopher"][..],
+            "unknown source `gopher`",
+        ),
+        (&["search", "x", "--path", "src/["][..], "src/["),
+    ] {
+        let output = aiex(data.path()).args(args).output().expect("run");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
 
     let output = aiex(data.path())
         .env("AIEX__INDEX__MAX_FILE_BYTE", "10")

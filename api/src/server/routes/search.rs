@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use aiex_search::SearchEvent;
 
-use crate::engine::{check_languages, SearchParams};
+use crate::engine::{check_search_input, SearchParams};
 use crate::server::auth::Caller;
 use crate::server::error::{ApiError, ApiJson};
 use crate::server::stream::{spawn_producer, sse_response, EventLog};
@@ -116,16 +116,13 @@ fn validate(body: &SearchRequestBody, default_limit: usize) -> Result<SearchPara
             ));
         }
     }
-    check_languages(&body.languages)
-        .map_err(|message| ApiError::bad_request("unknown_language", message))?;
-    if let Some(since) = &body.since {
-        if !["day", "week", "month", "year"].contains(&since.as_str()) {
-            return Err(ApiError::bad_request(
-                "invalid_since",
-                "since must be day, week, month or year",
-            ));
-        }
-    }
+    check_search_input(
+        &body.languages,
+        &body.sources,
+        body.since.as_deref(),
+        body.path.as_deref(),
+    )
+    .map_err(|err| ApiError::bad_request(err.code, err.message))?;
     Ok(SearchParams {
         query: query.to_string(),
         sources: body.sources.clone(),

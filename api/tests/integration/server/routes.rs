@@ -82,6 +82,19 @@ async fn search_collections_history_bookmarks_metrics() {
         "{}",
         fuzzy.text
     );
+    // Input that cannot mean anything is refused, the same as on the command line.
+    for (body, code) in [
+        (json!({"query": "x", "since": "decade"}), "invalid_since"),
+        (
+            json!({"query": "x", "sources": ["code", "gopher"]}),
+            "unknown_source",
+        ),
+        (json!({"query": "x", "path": "src/["}), "invalid_path"),
+    ] {
+        let refused = call(&state, post_json("/v1/search", &body)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+        assert_eq!(refused.code(), code);
+    }
 
     // The same search as SSE: the coordinator's events with ids, `done` last.
     let request = Request::post("/v1/search")
