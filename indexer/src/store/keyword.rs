@@ -105,6 +105,9 @@ pub fn query_terms(query: &str) -> Vec<String> {
     }
 }
 
+/// Most documents read to order the hits tied with the last one kept.
+const MAX_TIED: usize = 10_000;
+
 /// A keyword index on disk.
 pub struct KeywordStore {
     index: Index,
@@ -214,15 +217,47 @@ impl KeywordStore {
         }
         let query = BooleanQuery::new(must);
         let searcher = self.reader.searcher();
-        let top = searcher.search(&query, &TopDocs::with_limit(limit))?;
+        let top = self.top_with_ties(&searcher, &query, limit)?;
+        // Equal scores are ordered by path and line, so that two indexes of the same files
+        // (whose documents sit in other segments, in another order) answer alike.
+        let boundary = top.get(limit - 1).map(|(score, _)| *score);
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
+            if boundary.is_some_and(|boundary| score < boundary) {
+                break;
+            }
             let document: TantivyDocument = searcher.doc(address)?;
             if let Some(chunk) = self.chunk_from_document(&document) {
                 hits.push((score, chunk));
             }
         }
+        hits.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| a.1.path.cmp(&b.1.path))
+                .then_with(|| a.1.start_line.cmp(&b.1.start_line))
+        });
+        hits.truncate(limit);
         Ok(hits)
+    }
+
+    /// The best `limit` documents of `query` and every document tied with the last of them (up
+    /// to [`MAX_TIED`] in all), best first.
+    fn top_with_ties(
+        &self,
+        searcher: &tantivy::Searcher,
+        query: &dyn Query,
+        limit: usize,
+    ) -> Result<Vec<(f32, tantivy::DocAddress)>> {
+        let mut fetch = limit.saturating_add(limit.max(8));
+        loop {
+            let top = searcher.search(query, &TopDocs::with_limit(fetch))?;
+            let ends_in_tie = top.len() == fetch
+                && top.get(limit - 1).map(|hit| hit.0) == top.last().map(|hit| hit.0);
+            if !ends_in_tie || fetch >= MAX_TIED {
+                return Ok(top);
+            }
+            fetch = fetch.saturating_mul(4).min(MAX_TIED);
+        }
     }
 
     /// The chunks with the given ids that exist (collection left empty: the caller knows it).
@@ -346,5 +381,67 @@ impl KeywordWriter {
         prepared.commit()?;
         self.writer.wait_merging_threads()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::ChunkKind;
+
+    fn chunk(id: u64, path: &str, text: &str) -> Chunk {
+        Chunk {
+            id,
+            collection: String::new(),
+            path: path.to_string(),
+            language: Language::Rust,
+            symbol: None,
+            kind: ChunkKind::Function,
+            parent: None,
+            start_line: 1,
+            end_line: 1,
+            hash: format!("h{id}"),
+            text: text.to_string(),
+        }
+    }
+
+    /// An index of `paths` (identical texts), added in the given order, one segment per commit.
+    fn index_of(dir: &Path, paths: &[String]) -> KeywordStore {
+        let store = KeywordStore::open(dir).expect("open");
+        for (n, batch) in paths.chunks(7).enumerate() {
+            let mut writer = store.writer(1).expect("writer");
+            for path in batch {
+                let id = path.trim_start_matches("src/f").trim_end_matches(".rs");
+                let id: u64 = id.parse().expect("id");
+                writer
+                    .add(&chunk(id, path, "fn tied() { parse config }"))
+                    .expect("add");
+            }
+            writer.commit(n as u64 + 1).expect("commit");
+        }
+        store.reload().expect("reload");
+        store
+    }
+
+    #[test]
+    fn equal_scores_give_the_same_hits_whatever_the_insertion_order() {
+        let paths: Vec<String> = (10..40).map(|n| format!("src/f{n}.rs")).collect();
+        let mut reversed = paths.clone();
+        reversed.reverse();
+        let one = tempfile::tempdir().expect("tempdir");
+        let two = tempfile::tempdir().expect("tempdir");
+        let forward = index_of(one.path(), &paths);
+        let backward = index_of(two.path(), &reversed);
+        let terms = query_terms("parse config");
+        let hits = |store: &KeywordStore| -> Vec<String> {
+            store
+                .search(&terms, &[], &[], 5)
+                .expect("search")
+                .into_iter()
+                .map(|(_, chunk)| chunk.path)
+                .collect()
+        };
+        assert_eq!(hits(&forward), paths[..5].to_vec());
+        assert_eq!(hits(&backward), hits(&forward));
     }
 }
