@@ -26,7 +26,7 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// The built evaluation corpus (`corpus-docs/`, `corpus-nodocs/`, `queries.jsonl`), built once with
-/// the set's own `build.sh` (crates from crates.io, Python's standard library).
+/// the set's own `build.sh` (crates from the Rust crate registry, Python's standard library).
 pub fn codesearch_dir() -> PathBuf {
     let out = cache_dir().join("codesearch");
     if !out.join("queries.jsonl").is_file() {
