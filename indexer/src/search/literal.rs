@@ -19,9 +19,10 @@ pub(super) struct Literal {
 }
 
 impl Literal {
-    fn held_by(&self, text: &str) -> bool {
+    /// Whether `text` (or, for a case-folded literal, `lower`, its lower-case form) holds it.
+    fn held_by(&self, text: &str, lower: &str) -> bool {
         if self.fold_case {
-            text.to_lowercase().contains(&self.text)
+            lower.contains(&self.text)
         } else {
             text.contains(&self.text)
         }
@@ -102,10 +103,17 @@ pub(super) fn boost(ranked: &mut [(f32, Chunk, String)], literals: &[Literal], b
     if literals.is_empty() {
         return;
     }
+    let folds = literals.iter().any(|literal| literal.fold_case);
     for (score, chunk, _) in ranked.iter_mut() {
+        // Lower-cased once per chunk, and only when a literal folds case.
+        let lower = if folds {
+            chunk.text.to_lowercase()
+        } else {
+            String::new()
+        };
         let held = literals
             .iter()
-            .filter(|literal| literal.held_by(&chunk.text))
+            .filter(|literal| literal.held_by(&chunk.text, &lower))
             .count();
         *score += bonus * held as f32;
     }
@@ -143,12 +151,12 @@ mod tests {
     #[test]
     fn phrases_use_smart_case_identifiers_exact_case() {
         let lower = &query_literals(r#""open the shard""#)[0];
-        assert!(lower.held_by("fn f() { // Open The Shard first"));
+        assert!(lower.held_by("", "fn f() { // open the shard first"));
         let upper = &query_literals(r#""Open the shard""#)[0];
-        assert!(!upper.held_by("open the shard"));
+        assert!(!upper.held_by("open the shard", "open the shard"));
         let identifier = &query_literals("parse_config")[0];
-        assert!(identifier.held_by("let x = parse_config(path);"));
-        assert!(!identifier.held_by("let x = Parse_Config(path);"));
+        assert!(identifier.held_by("let x = parse_config(path);", ""));
+        assert!(!identifier.held_by("let x = Parse_Config(path);", "let x = parse_config(path);"));
     }
 
     #[test]

@@ -323,13 +323,7 @@ impl Searcher {
             return self.server_search(&selected, request, started);
         }
         let terms = query_terms(&request.query);
-        let mut results = SearchResults {
-            hits: Vec::new(),
-            mode: request.mode,
-            vectors_incomplete: Vec::new(),
-            vectors_unavailable: Vec::new(),
-            took_ms: 0.0,
-        };
+        let mut results = SearchResults::empty(request.mode);
         let wants_vectors = matches!(request.mode, SearchMode::Vector | SearchMode::Hybrid);
         if wants_vectors {
             for collection in &selected {
@@ -377,13 +371,7 @@ impl Searcher {
                 fused
             }
         };
-        results.hits = fused
-            .into_iter()
-            .take(limit)
-            .map(|(score, chunk, collection)| hit(collection, chunk, score, &terms))
-            .collect();
-        results.took_ms = started.elapsed().as_secs_f64() * 1000.0;
-        Ok(results)
+        Ok(results.finish(fused, limit, &terms, started))
     }
 
     /// Keyword-only search (BM25 over content, symbol, parent and path).
@@ -583,11 +571,41 @@ impl Searcher {
         fused
     }
 
-    /// The literal-match boost of a hybrid search ([`literal`]), then the candidates in rank order.
+    /// The literal-match boost of a hybrid search ([`literal`]).
     fn boost_literals(&self, ranked: &mut [(f32, Chunk, String)], query: &str) {
         let bonus = literal::LITERAL_BONUS * self.keyword_weight / (self.rrf_k + 1.0);
         literal::boost(ranked, &literal::query_literals(query), bonus);
+    }
+}
+
+impl SearchResults {
+    /// No hits yet, for a search in `mode`.
+    fn empty(mode: SearchMode) -> Self {
+        SearchResults {
+            hits: Vec::new(),
+            mode,
+            vectors_incomplete: Vec::new(),
+            vectors_unavailable: Vec::new(),
+            took_ms: 0.0,
+        }
+    }
+
+    /// The `limit` best of `ranked`, in rank order, as hits with snippets for `terms`.
+    fn finish(
+        mut self,
+        mut ranked: Vec<(f32, Chunk, String)>,
+        limit: usize,
+        terms: &[String],
+        started: Instant,
+    ) -> Self {
         ranked.sort_by(by_rank);
+        self.hits = ranked
+            .into_iter()
+            .take(limit)
+            .map(|(score, chunk, collection)| hit(collection, chunk, score, terms))
+            .collect();
+        self.took_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self
     }
 }
 

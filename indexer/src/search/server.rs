@@ -8,8 +8,8 @@ use std::time::Instant;
 use aiex_config::SearchMode;
 
 use super::{
-    by_rank, candidate_count, hit, rrf_scores, symbol_holds_terms, OpenCollection, SearchRequest,
-    SearchResults, Searcher, MAX_LIMIT, SYMBOL_BONUS,
+    candidate_count, rrf_scores, symbol_holds_terms, OpenCollection, SearchRequest, SearchResults,
+    Searcher, MAX_LIMIT, SYMBOL_BONUS,
 };
 use crate::document::Chunk;
 use crate::error::Result;
@@ -67,13 +67,7 @@ impl Searcher {
         started: Instant,
     ) -> Result<SearchResults> {
         let terms = query_terms(&request.query);
-        let mut results = SearchResults {
-            hits: Vec::new(),
-            mode: request.mode,
-            vectors_incomplete: Vec::new(),
-            vectors_unavailable: Vec::new(),
-            took_ms: 0.0,
-        };
+        let mut results = SearchResults::empty(request.mode);
         let limit = request.limit.clamp(1, MAX_LIMIT);
         let mut usable = self.server_dense_usable(selected, request.mode, &mut results);
         let query_vector =
@@ -109,19 +103,9 @@ impl Searcher {
                     *score += bonus;
                 }
             }
-        }
-        if request.mode == SearchMode::Hybrid {
             self.boost_literals(&mut ranked, &request.query);
-        } else {
-            ranked.sort_by(by_rank);
         }
-        results.hits = ranked
-            .into_iter()
-            .take(limit)
-            .map(|(score, chunk, collection)| hit(collection, chunk, score, &terms))
-            .collect();
-        results.took_ms = started.elapsed().as_secs_f64() * 1000.0;
-        Ok(results)
+        Ok(results.finish(ranked, limit, &terms, started))
     }
 
     /// Per selected collection, whether its dense vectors take part in a search of `mode`; the

@@ -46,11 +46,8 @@ async fn serve(State(hits): State<Arc<AtomicUsize>>, uri: Uri) -> Response {
     }
 }
 
-async fn site() -> (String, Arc<AtomicUsize>) {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let app = axum::Router::new()
-        .fallback(serve)
-        .with_state(Arc::clone(&hits));
+/// Serves `app` on a free loopback port; its base URL.
+async fn serve_on_loopback(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -58,7 +55,15 @@ async fn site() -> (String, Arc<AtomicUsize>) {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    (url, hits)
+    url
+}
+
+async fn site() -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new()
+        .fallback(serve)
+        .with_state(Arc::clone(&hits));
+    (serve_on_loopback(app).await, hits)
 }
 
 fn options(max_pages: usize, max_depth: usize) -> CrawlOptions {
@@ -171,14 +176,7 @@ async fn redirecting_site() -> (String, Arc<AtomicUsize>) {
             }
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, other_name)
+    (serve_on_loopback(app).await, other_name)
 }
 
 #[tokio::test]
