@@ -22,15 +22,24 @@ fn main() -> ExitCode {
             if err.downcast_ref::<cli::NoMatches>().is_some() {
                 return ExitCode::from(1);
             }
-            let mut stderr = std::io::stderr().lock();
-            let _ = write!(stderr, "error: {err}");
-            for cause in err.chain().skip(1) {
-                let _ = write!(stderr, ": {cause}");
-            }
-            let _ = writeln!(stderr);
+            let _ = writeln!(std::io::stderr().lock(), "error: {}", describe(&err));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a cause whose text an outer message
+/// already carries (`listening on …: Address already in use`) is not repeated.
+fn describe(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -28,6 +28,7 @@ pub use model::{
     FALLBACK_DATA_DIR,
 };
 pub use secret::{Secret, REDACTED};
+pub use validate::is_http_url;
 
 /// Every dotted key a configuration accepts (`version`, `index.max_file_bytes`, ...),
 /// optional ones included, in documentation order.

@@ -314,7 +314,7 @@ impl Layers {
                 }
             }
         }
-        let config: Config = match Value::Table(root).try_into() {
+        let mut config: Config = match Value::Table(root).try_into() {
             Ok(config) => config,
             Err(_) if !self.problems.is_empty() => {
                 return Err(ConfigError::Invalid {
@@ -328,6 +328,7 @@ impl Layers {
             }
         };
 
+        validate::normalise_urls(&mut config);
         for issue in validate::issues(&config) {
             if rejected.contains(issue.key) || issue.related.is_some_and(|r| rejected.contains(r)) {
                 continue;

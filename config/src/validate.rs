@@ -162,7 +162,7 @@ pub(crate) fn issues(config: &Config) -> Vec<Issue> {
             "is required when vector.backend is \"server\"".to_owned(),
         ),
         (Some(url), _) if url.trim().is_empty() => out.push("vector.url", "must not be empty"),
-        (Some(url), _) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+        (Some(url), _) if !is_http_url(url) => {
             // The URL may embed credentials, so it is not echoed.
             out.push("vector.url", "must start with http:// or https://");
         }
@@ -221,7 +221,7 @@ pub(crate) fn issues(config: &Config) -> Vec<Issue> {
         ("web.serper_url", &web.serper_url),
         ("web.tavily_url", &web.tavily_url),
     ] {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        if !is_http_url(url) {
             out.push(key, "must start with http:// or https://");
         }
     }
@@ -312,7 +312,7 @@ pub(crate) fn issues(config: &Config) -> Vec<Issue> {
         1_000_000,
     );
     for origin in &server.cors_allowed_origins {
-        if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+        if origin != "*" && !is_http_url(origin) {
             out.push(
                 "server.cors_allowed_origins",
                 format!("`{origin}` must start with http:// or https://"),
@@ -334,8 +334,42 @@ pub(crate) fn issues(config: &Config) -> Vec<Issue> {
     out.0
 }
 
-fn is_http_url(url: &str) -> bool {
-    url.starts_with("http://") || url.starts_with("https://")
+/// Whether `url` starts with an `http` or `https` scheme, in any case (`HTTP://` is a URL too).
+pub fn is_http_url(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")
+    })
+}
+
+/// Lower-cases a URL's scheme (`HTTP://host` becomes `http://host`), so every client and every
+/// later check sees one spelling; anything that is not `scheme://…` is left as it is.
+fn lower_scheme(url: &mut String) {
+    if let Some((scheme, _)) = url.split_once("://") {
+        if scheme.bytes().all(|b| b.is_ascii_alphabetic()) {
+            let len = scheme.len();
+            url[..len].make_ascii_lowercase();
+        }
+    }
+}
+
+/// Lower-cases the scheme of every URL in the configuration.
+pub(crate) fn normalise_urls(config: &mut crate::Config) {
+    let urls = [&mut config.web.serper_url, &mut config.web.tavily_url];
+    for url in urls {
+        lower_scheme(url);
+    }
+    for url in [config.vector.url.as_mut(), config.llm.url.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        lower_scheme(url);
+    }
+    for provider in &mut config.llm.providers {
+        lower_scheme(&mut provider.base_url);
+    }
+    for origin in &mut config.server.cors_allowed_origins {
+        lower_scheme(origin);
+    }
 }
 
 fn llm_issues(llm: &crate::LlmConfig, out: &mut Issues) {
@@ -467,6 +501,26 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_schemes_are_case_insensitive_and_lowered() {
+        assert!(is_http_url("HTTP://127.0.0.1:8080"));
+        assert!(is_http_url("Https://example.com"));
+        assert!(!is_http_url("ftp://example.com"));
+        assert!(!is_http_url("example.com/http://"));
+        let config = Config::from_toml_str(
+            "[llm]\nurl = \"HTTP://127.0.0.1:8080/v1\"\nmodel = \"m\"\n[vector]\nurl = \"HTTPS://q:6334\"\n\
+             [server]\ncors_allowed_origins = [\"HTTP://localhost:3000\"]\n",
+            "upper.toml",
+        )
+        .expect("upper-case schemes are URLs");
+        assert_eq!(config.llm.url.as_deref(), Some("http://127.0.0.1:8080/v1"));
+        assert_eq!(config.vector.url.as_deref(), Some("https://q:6334"));
+        assert_eq!(
+            config.server.cors_allowed_origins,
+            ["http://localhost:3000"]
+        );
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -50,7 +50,7 @@ pub fn run(config: &aiex_config::Config, command: &DocsCommand) -> anyhow::Resul
             no_embed,
             json,
         } => {
-            let path = if source.starts_with("http://") || source.starts_with("https://") {
+            let path = if aiex_config::is_http_url(source) {
                 aiex_indexer::collection::validate_name(name)?;
                 let mirror = config.data_dir.join("mirrors").join(name);
                 let options = CrawlOptions {

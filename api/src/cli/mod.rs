@@ -15,7 +15,6 @@ mod templates_cmd;
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// Aiex: search and research over your code, its documentation and the web.
@@ -74,19 +73,31 @@ pub enum Command {
 
 pub use grep_out::NoMatches;
 
+/// Logging on stderr: `AIEX_LOG` filters (default by `-v`), `AIEX_LOG_FORMAT=json` writes one
+/// JSON object per line (for servers), and colour is used only on a terminal. The server's
+/// access log (target `aiex::access`) is on at the default level.
 pub fn init_logging(verbose: u8) {
+    use std::io::IsTerminal;
     // qdrant-edge warns about process-wide feature flags that only a Qdrant server initialises.
     let default = match verbose {
-        0 => "warn,qdrant_edge=error",
+        0 => "warn,aiex::access=info,qdrant_edge=error",
         1 => "info,qdrant_edge=error",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("AIEX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let json =
+        std::env::var("AIEX_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().with_current_span(false).try_init()
+    } else {
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
+    };
 }
 
 /// Loads the configuration with the global flags and a command's own flags as the top layer.
@@ -102,7 +113,40 @@ fn load_config(
         env: None,
         overrides,
     };
-    aiex_config::Config::load(&options).context("invalid configuration")
+    aiex_config::Config::load(&options).map_err(|err| name_cli_flags(err).into())
+}
+
+/// The command-line flag that sets a configuration key, as the user typed it.
+fn cli_flag(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "data_dir" => "data-dir",
+        "search.limit" => "limit",
+        "search.mode" => "mode",
+        "index.include" => "include",
+        "index.exclude" => "exclude",
+        "index.max_file_bytes" => "max-file-bytes",
+        "index.hidden" => "hidden",
+        "index.threads" => "threads",
+        "llm.url" => "llm-url",
+        "llm.model" => "llm-model",
+        "llm.provider" => "llm-provider",
+        "server.bind" => "bind",
+        _ => return None,
+    })
+}
+
+/// Problems with a value given on the command line name the flag (`--limit`), not the key.
+fn name_cli_flags(mut err: aiex_config::ConfigError) -> aiex_config::ConfigError {
+    if let aiex_config::ConfigError::Invalid { problems } = &mut err {
+        for problem in problems {
+            if let Some(aiex_config::Source::Flag(key)) = &mut problem.source {
+                if let Some(flag) = cli_flag(key) {
+                    *key = flag.to_owned();
+                }
+            }
+        }
+    }
+    err
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {

@@ -221,8 +221,11 @@ pub async fn require_key(
     if let Err(retry_after) = state.auth.check_rate(&caller) {
         return ApiError::rate_limited(retry_after).into_response();
     }
-    request.extensions_mut().insert(caller);
-    next.run(request).await
+    request.extensions_mut().insert(caller.clone());
+    let mut response = next.run(request).await;
+    // For the access log, which runs outside this layer.
+    response.extensions_mut().insert(caller);
+    response
 }
 
 /// The `token` parameter of a query string.

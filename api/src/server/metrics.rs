@@ -182,11 +182,24 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
     let response = next.run(request).await;
-    state.metrics.record_request(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .record_request(&method, &route, status, elapsed.as_secs_f64());
+    // The access log: the key's id (a prefix of its hash), never the key.
+    let key = response
+        .extensions()
+        .get::<crate::server::auth::Caller>()
+        .map_or("-", |caller| caller.0.as_str());
+    tracing::info!(
+        target: "aiex::access",
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        key = %key,
+        "request"
     );
     response
 }

@@ -164,6 +164,52 @@ fn errors_exit_2_with_a_message() {
 }
 
 #[test]
+fn errors_are_said_once_and_name_the_flag() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let output = aiex(data.path())
+        .args(["search", "x", "--limit", "0"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("invalid configuration").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("flag --limit"), "{stderr}");
+    assert!(!stderr.contains("--search.limit"), "{stderr}");
+
+    // A port already taken: the reason is said once.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let output = aiex(data.path())
+        .args(["serve", "--bind", &addr])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("in use").count(), 1, "{stderr}");
+    assert!(stderr.contains(&addr), "{stderr}");
+
+    // An upper-case scheme is a URL: the LLM URL is accepted and used (and fails to connect),
+    // not refused as "must start with http://".
+    let output = aiex(data.path())
+        .args([
+            "llm",
+            "health",
+            "--llm-url",
+            "HTTP://127.0.0.1:9",
+            "--llm-model",
+            "m",
+        ])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("must start with"), "{stderr}");
+}
+
+#[test]
 fn config_show_layers_and_redacts() {
     let data = tempfile::tempdir().expect("tempdir");
     let file = data.path().join("aiex.toml");
@@ -402,4 +448,72 @@ fn web_source_joins_when_configured() {
         !everything.contains("tvly-secret-test-key"),
         "the key never shows"
     );
+}
+
+/// Starts `serve` on a free port with `envs`, asks `/v1/collections` once, stops it and returns stderr.
+fn serve_once_stderr(envs: &[(&str, &str)]) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut child = aiex(data.path())
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-jobs"])
+        .envs(envs.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    let addr = loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).expect("read stderr") == 0 {
+            panic!("serve exited before listening: {seen}");
+        }
+        seen.push_str(&line);
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    write!(
+        stream,
+        "GET /v1/collections HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    stderr.read_to_string(&mut seen).expect("rest of stderr");
+    seen
+}
+
+#[test]
+fn serve_writes_an_access_log_plain_or_json() {
+    let plain = serve_once_stderr(&[]);
+    let access = plain
+        .lines()
+        .find(|line| line.contains("aiex::access"))
+        .unwrap_or_else(|| panic!("no access log line: {plain}"));
+    for field in [
+        "method=GET",
+        "route=/v1/collections",
+        "status=200",
+        "latency_ms=",
+        "key=local",
+    ] {
+        assert!(access.contains(field), "{field} missing: {access}");
+    }
+    // Not a terminal: no colour codes.
+    assert!(!plain.contains('\u{1b}'), "{plain:?}");
+
+    let json = serve_once_stderr(&[("AIEX_LOG_FORMAT", "json")]);
+    let entry = json
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|value| value["target"] == "aiex::access")
+        .unwrap_or_else(|| panic!("no JSON access log line: {json}"));
+    assert_eq!(entry["fields"]["route"], "/v1/collections");
+    assert_eq!(entry["fields"]["status"], 200);
+    assert_eq!(entry["fields"]["key"], "local");
 }
