@@ -65,9 +65,11 @@ impl ClusterState {
         self.revision
     }
 
-    /// Marks the collection as being indexed (its registry entry `dirty`, describing `previous`)
-    /// and, when a dead run left it dirty, deletes the points `previous` does not record. A run
-    /// that starts over clears the tenant later anyway.
+    /// Marks a registered collection as being indexed (its registry entry `dirty`, describing
+    /// `previous`) and, when a dead run left it dirty, deletes the points `previous` does not
+    /// record. A run that starts over clears the tenant later anyway. A collection the registry
+    /// lacks is registered by the run's first save: until then nothing the server holds for it is
+    /// tracked, and a run that dies before is followed by one that starts over.
     pub(super) fn begin(
         &mut self,
         config: &aiex_config::Config,

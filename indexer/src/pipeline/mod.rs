@@ -203,6 +203,7 @@ impl<'a> IndexRun<'a> {
             aiex_config::VectorBackend::Edge => (None, Manifest::load(&paths.manifest)?, true),
         };
         let start_over = request.rebuild || loaded.is_none();
+        let loaded_from_cluster = cluster.is_some() && loaded.is_some();
         let empty = Manifest {
             kind: request.kind,
             ..Manifest::new(&name, &root)
@@ -228,7 +229,9 @@ impl<'a> IndexRun<'a> {
         };
         run.check_previous(request)?;
         if let Some(cluster) = &mut run.cluster {
-            cluster.begin(config, &mut run.previous, run.start_over)?;
+            if loaded_from_cluster {
+                cluster.begin(config, &mut run.previous, run.start_over)?;
+            }
         }
         Ok(run)
     }

@@ -1,7 +1,8 @@
 //! Server mode: the data directory's manifests are a cache of the registry in Qdrant. A node
 //! with an empty data directory fills it from the registry before it lists or searches, and every
 //! node refreshes it as other nodes index: a collection whose cached manifest is not at the
-//! registry's revision is read again, and one removed through another node is dropped.
+//! registry's revision is read again (while a run is in progress, only at its new generations and
+//! its end, not at every embedding checkpoint), and one removed through another node is dropped.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -29,7 +30,15 @@ pub fn sync_cache(config: &aiex_config::Config) -> Result<()> {
         }
         listed.insert(name.clone());
         let paths = index_dir.collection_paths(&name);
-        if cached_revision(&paths.manifest) == Some(entry.head.revision) {
+        let cached = cached_state(&paths.manifest);
+        let current = match cached {
+            Some((revision, _)) if revision == entry.head.revision => true,
+            // A run in progress elsewhere saves its embedding progress every few seconds; the
+            // cache follows its new generations (file lists) and its end, not every checkpoint.
+            Some((_, generation)) => entry.dirty && generation == entry.head.generation,
+            None => false,
+        };
+        if current {
             continue;
         }
         // A run of this node holds the lock and keeps the cache current itself.
@@ -42,7 +51,8 @@ pub fn sync_cache(config: &aiex_config::Config) -> Result<()> {
     }
     for name in index_dir.collection_names()? {
         let manifest = index_dir.collection_paths(&name).manifest;
-        if listed.contains(&name) || cached_revision(&manifest).unwrap_or(0) == 0 {
+        let revision = cached_state(&manifest).map_or(0, |(revision, _)| revision);
+        if listed.contains(&name) || revision == 0 {
             continue;
         }
         match index_dir.remove(&name) {
@@ -53,15 +63,17 @@ pub fn sync_cache(config: &aiex_config::Config) -> Result<()> {
     Ok(())
 }
 
-/// The registry revision a cached manifest reflects (read without its file list).
-fn cached_revision(path: &Path) -> Option<u64> {
+/// The registry revision and the generation a cached manifest reflects (read without its file
+/// list).
+fn cached_state(path: &Path) -> Option<(u64, u64)> {
     #[derive(serde::Deserialize)]
-    struct RevisionOnly {
+    struct StateOnly {
         #[serde(default)]
         revision: u64,
+        generation: u64,
     }
     let bytes = std::fs::read(path).ok()?;
-    serde_json::from_slice::<RevisionOnly>(&bytes)
+    serde_json::from_slice::<StateOnly>(&bytes)
         .ok()
-        .map(|only| only.revision)
+        .map(|only| (only.revision, only.generation))
 }
