@@ -68,8 +68,8 @@ pub enum Error {
         expires_in_secs: u64,
     },
     #[error(
-        "the indexing lease of collection `{name}` was taken over by another run (this run was \
-         not renewing it in time); this run stopped"
+        "the indexing lease of collection `{name}` expired before this run could renew it, or \
+         another run took it over (Qdrant slow or unreachable?); this run stopped, run it again"
     )]
     LeaseLost { name: String },
     #[error("vector search needs embeddings, which are disabled in the configuration")]

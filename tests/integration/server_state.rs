@@ -20,15 +20,10 @@ use aiex_tests::qdrant::TestQdrant;
 
 use crate::server_store::{assert_converged, write_repo, QUERIES};
 
+/// A node on the server at `url` (its runs' leases last the default 60 s: a short one could
+/// expire on a loaded machine; the leases that must expire here are taken with 2 s).
 fn node(data: &std::path::Path, url: &str) -> Config {
-    aiex_tests::config(
-        data,
-        &[
-            ("vector.backend", "server"),
-            ("vector.url", url),
-            ("vector.lease_secs", "2"),
-        ],
-    )
+    aiex_tests::config(data, &[("vector.backend", "server"), ("vector.url", url)])
 }
 
 fn index(config: &Config, root: &std::path::Path, name: &str) -> Result<IndexSummary, Error> {
@@ -165,9 +160,9 @@ fn server_state_lease_refuses_a_second_run_until_it_expires() {
     let name = format!("leased-{}", std::process::id());
     let meta = MetaStore::connect(&config).expect("meta");
 
-    // A live run elsewhere: its lease is renewed past its 2 s, and refuses this run clearly.
-    let held = Lease::acquire(Arc::clone(&meta), &name, Duration::from_secs(2)).expect("lease");
-    std::thread::sleep(Duration::from_millis(2600));
+    // A live run elsewhere: its lease is renewed past its 3 s, and refuses this run clearly.
+    let held = Lease::acquire(Arc::clone(&meta), &name, Duration::from_secs(3)).expect("lease");
+    std::thread::sleep(Duration::from_millis(3600));
     let err = index(&config, &root, &name).expect_err("refused while held");
     let message = err.to_string();
     assert!(matches!(err, Error::Leased { .. }), "{err:?}");

@@ -18,13 +18,14 @@ use aiex_tests::qdrant::TestQdrant;
 use crate::crash::{embedded_in, summary, synthetic_repo};
 use crate::{aiex, run_ok, stdout};
 
-/// The binary as one node of a deployment on the Qdrant at `url`, with a 2 s lease.
+/// The binary as one node of a deployment on the Qdrant at `url`, with a 5 s lease (renewed
+/// every 1.7 s while the process lives).
 fn node(data: &Path, url: &str) -> Command {
     let mut command = aiex(data);
     command
         .env("AIEX__VECTOR__BACKEND", "server")
         .env("AIEX__VECTOR__URL", url)
-        .env("AIEX__VECTOR__LEASE_SECS", "2");
+        .env("AIEX__VECTOR__LEASE_SECS", "5");
     command
 }
 
@@ -86,7 +87,7 @@ fn server_kill_9_mid_embedding_then_another_node_converges() {
     );
 
     // Node B, with an empty data directory, once the dead process's lease has expired.
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(5500));
     let resumed = summary(&run_ok(
         node(b.path(), url)
             .arg("index")

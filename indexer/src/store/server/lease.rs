@@ -8,7 +8,7 @@
 //! a majority of replicas to learn who holds it. A thread renews it every third of its duration; a renewal
 //! that finds another holder marks the lease lost, and the run stops at its next write.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -39,6 +39,9 @@ pub struct Lease {
     tenant: String,
     holder: String,
     lost: Arc<AtomicBool>,
+    /// When the lease last confirmed as ours expires (milliseconds since the Unix epoch): past
+    /// it, another run may hold it, even if no renewal could tell (the server unreachable).
+    expires_at_ms: Arc<AtomicI64>,
     stop: Option<mpsc::Sender<()>>,
     renewer: Option<JoinHandle<()>>,
 }
@@ -148,36 +151,38 @@ impl Lease {
             });
         }
         let lost = Arc::new(AtomicBool::new(false));
+        let expires_at_ms = Arc::new(AtomicI64::new(found.expires_at_ms));
         let (stop, stopped) = mpsc::channel::<()>();
-        let renewer = {
-            let (meta, tenant, holder, lost) = (
-                Arc::clone(&meta),
-                tenant.to_string(),
-                holder.clone(),
-                Arc::clone(&lost),
-            );
-            std::thread::Builder::new()
-                .name("aiex-lease".to_string())
-                .spawn(move || {
-                    renew_until_stopped(&meta, &tenant, &holder, duration, &lost, &stopped)
-                })
-                .map_err(|err| Error::Vector {
-                    message: format!("starting the lease renewal: {err}"),
-                })?
+        let renewal = Renewal {
+            meta: Arc::clone(&meta),
+            tenant: tenant.to_string(),
+            holder: holder.clone(),
+            duration,
+            lost: Arc::clone(&lost),
+            expires_at_ms: Arc::clone(&expires_at_ms),
         };
+        let renewer = std::thread::Builder::new()
+            .name("aiex-lease".to_string())
+            .spawn(move || renewal.run(&stopped))
+            .map_err(|err| Error::Vector {
+                message: format!("starting the lease renewal: {err}"),
+            })?;
         Ok(Lease {
             meta,
             tenant: tenant.to_string(),
             holder,
             lost,
+            expires_at_ms,
             stop: Some(stop),
             renewer: Some(renewer),
         })
     }
 
-    /// Fails when the lease was lost (not renewed in time, and another run took it over).
+    /// Fails when the lease was lost (another run took it over) or may have been (it expired
+    /// before a renewal could be confirmed).
     pub fn check(&self) -> Result<()> {
-        if self.lost.load(Ordering::SeqCst) {
+        if self.lost.load(Ordering::SeqCst) || now_ms() >= self.expires_at_ms.load(Ordering::SeqCst)
+        {
             Err(Error::LeaseLost {
                 name: self.tenant.clone(),
             })
@@ -191,26 +196,35 @@ impl Lease {
     }
 }
 
-/// Renews the lease every third of `duration` until told to stop; a renewal that finds another
-/// holder marks the lease lost and ends. A failed request is tried again at the next turn.
-fn renew_until_stopped(
-    meta: &MetaStore,
-    tenant: &str,
-    holder: &str,
+/// What the renewal thread needs.
+struct Renewal {
+    meta: Arc<MetaStore>,
+    tenant: String,
+    holder: String,
     duration: Duration,
-    lost: &AtomicBool,
-    stopped: &mpsc::Receiver<()>,
-) {
-    let every = duration / 3;
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-        match meta.try_lease(tenant, holder, duration, true) {
-            Ok(found) if found.holder == holder => {}
-            Ok(found) => {
-                tracing::error!(tenant, holder = %found.holder, "indexing lease lost");
-                lost.store(true, Ordering::SeqCst);
-                return;
+    lost: Arc<AtomicBool>,
+    expires_at_ms: Arc<AtomicI64>,
+}
+
+impl Renewal {
+    /// Renews the lease every third of its duration until told to stop; a renewal that finds
+    /// another holder marks the lease lost and ends. A failed request is tried again at the next
+    /// turn (the lease stays usable until its confirmed expiry).
+    fn run(self, stopped: &mpsc::Receiver<()>) {
+        let (tenant, holder) = (self.tenant.as_str(), self.holder.as_str());
+        while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(self.duration / 3) {
+            match self.meta.try_lease(tenant, holder, self.duration, true) {
+                Ok(found) if found.holder == holder => {
+                    self.expires_at_ms
+                        .store(found.expires_at_ms, Ordering::SeqCst);
+                }
+                Ok(found) => {
+                    tracing::error!(tenant, holder = %found.holder, "indexing lease lost");
+                    self.lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Err(err) => tracing::warn!(tenant, "renewing the indexing lease: {err}"),
             }
-            Err(err) => tracing::warn!(tenant, "renewing the indexing lease: {err}"),
         }
     }
 }

@@ -187,11 +187,16 @@ impl MetaStore {
     /// Every registry entry (every Aiex collection the server holds), sorted by name.
     pub fn entries(&self) -> Result<Vec<RegistryEntry>> {
         let filter = Filter::must([Condition::matches(TYPE, REGISTRY.to_string())]);
-        let mut entries = self
+        let mut entries: Vec<RegistryEntry> = self
             .scroll(filter, false)?
             .iter()
-            .map(registry_entry)
-            .collect::<Result<Vec<_>>>()?;
+            .filter_map(|point| {
+                // One unreadable entry (another version's) does not hide the others.
+                registry_entry(point)
+                    .map_err(|err| tracing::warn!("skipping a registry entry: {err}"))
+                    .ok()
+            })
+            .collect();
         entries.sort_by(|a, b| a.head.collection.cmp(&b.head.collection));
         Ok(entries)
     }
