@@ -1,9 +1,9 @@
-//! Server mode (`vector.backend = "server"`) against a real Qdrant: `kill -9` of an indexing
-//! process mid-embedding, then a run from another data directory (another node) converges to
-//! exactly the manifest's points, and a node with an empty data directory lists and searches
-//! the collection.
+//! Server mode (`vector.backend = "server"`) against a real Qdrant, several nodes (data
+//! directories) on one server: `kill -9` of an indexing process mid-embedding, then a run from
+//! another node converges to exactly the manifest's points, and a node with an empty data
+//! directory lists and searches the collection, from the command line and through the HTTP API.
 //!
-//! Without a server the test prints `SKIPPED: no Qdrant server …` and returns early.
+//! Without a server each test prints `SKIPPED: no Qdrant server …` and returns early.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -16,6 +16,7 @@ use aiex_indexer::CollectionKind;
 use aiex_tests::qdrant::TestQdrant;
 
 use crate::crash::{embedded_in, summary, synthetic_repo};
+use crate::server::{call, get, index_keywords, post_json, server_config, small_repo, state};
 use crate::{aiex, run_ok, stdout};
 
 /// The binary as one node of a deployment on the Qdrant at `url`, with a 5 s lease (renewed
@@ -138,4 +139,55 @@ fn server_kill_9_mid_embedding_then_another_node_converges() {
         &name,
     ]));
     assert!(stdout(&hits).contains("module_42.py"), "{}", stdout(&hits));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_api_on_a_fresh_node_lists_and_searches_what_another_indexed() {
+    let Some(qdrant) = TestQdrant::get("server_api_on_a_fresh_node_lists_and_searches") else {
+        return;
+    };
+    let backend = [
+        ("vector.backend", "server"),
+        ("vector.url", qdrant.url()),
+        ("search.mode", "keyword"),
+    ];
+    let repo = tempfile::tempdir().expect("tempdir");
+    small_repo(repo.path());
+    let (a, b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let node_b = state(server_config(b.path(), None, &backend), false).await;
+    let name = format!("api-{}", std::process::id());
+
+    // Node A indexes while node B serves.
+    let config_a = server_config(a.path(), None, &backend);
+    let (root, indexed) = (repo.path().to_path_buf(), name.clone());
+    tokio::task::spawn_blocking(move || index_keywords(&config_a, &root, &indexed))
+        .await
+        .expect("index on A");
+
+    let listed = call(&node_b, get("/v1/collections")).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let body = listed.json();
+    let entry = body["collections"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == name.as_str()))
+        .unwrap_or_else(|| panic!("listed on B: {body}"));
+    assert_eq!(entry["files"], 2, "{entry}");
+
+    // B's engine picks the new collection up within its check interval.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let found = call(
+        &node_b,
+        post_json(
+            "/v1/search",
+            &serde_json::json!({"query": "job queue", "collections": [name], "limit": 3}),
+        ),
+    )
+    .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    let hits = found.json();
+    assert_eq!(hits["hits"][0]["path"], "lib/queue.py", "{hits}");
+    assert_eq!(hits["hits"][0]["collection"], name.as_str(), "{hits}");
 }
