@@ -133,6 +133,24 @@ fn server_state_fresh_node_lists_searches_and_indexes_incrementally() {
     assert_eq!(find(&on_a), ["src/lib.rs"]);
     let third = index(&a, &root, &name).expect("index from A again");
     assert_eq!((third.changed, third.embedded), (0, 0), "{third:?}");
+    // A's working copy of the keyword index was behind B's run: rebuilt from the sources, at the
+    // registry's generation, with the new function.
+    let keyword = aiex_indexer::store::keyword::KeywordStore::open(
+        &IndexDir::new(a.index_dir()).collection_paths(&name).keyword,
+    )
+    .expect("keyword index");
+    assert_eq!(
+        keyword.committed_generation().expect("generation"),
+        Some(third.generation)
+    );
+    assert_eq!(third.chunks_written, third.chunks, "{third:?}");
+    // Nobody indexed since: A's working copy is current, nothing is rewritten.
+    let fourth = index(&a, &root, &name).expect("index from A once more");
+    assert_eq!(
+        (fourth.changed, fourth.chunks_written),
+        (0, 0),
+        "{fourth:?}"
+    );
     assert_converged(&a, &name);
     assert_eq!(top10(&a, &name), top10(&b, &name));
 

@@ -18,9 +18,41 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::collection::CollectionPaths;
+use crate::error::{Error, Result};
 use crate::manifest::{FileRecord, Manifest};
 use crate::store::server::{open_tenant, Lease, MetaStore};
+
+/// The file, beside the cached manifest, naming the registry revision and the file list (a hash
+/// of it) that this node's keyword and file indexes (the working copy) reflect. Only a completed
+/// run writes it; the cache refresh of the manifests never does.
+const WORKING_COPY: &str = "working-copy";
+
+/// What identifies the state a working copy reflects: the revision and a hash of the file list.
+fn working_copy_key(manifest: &Manifest) -> Result<String> {
+    let files = serde_json::to_vec(&manifest.files).map_err(Error::vector)?;
+    Ok(format!(
+        "{} {}",
+        manifest.revision,
+        blake3::hash(&files).to_hex()
+    ))
+}
+
+/// Whether this node's working copy was left by a completed run at the state of `manifest`.
+pub(super) fn working_copy_current(paths: &CollectionPaths, manifest: &Manifest) -> bool {
+    let recorded = std::fs::read_to_string(paths.dir.join(WORKING_COPY));
+    match (recorded, working_copy_key(manifest)) {
+        (Ok(recorded), Ok(key)) => recorded.trim() == key,
+        _ => false,
+    }
+}
+
+/// Records that this node's working copy reflects `manifest` (after a completed run).
+pub(super) fn record_working_copy(paths: &CollectionPaths, manifest: &Manifest) -> Result<()> {
+    let path = paths.dir.join(WORKING_COPY);
+    crate::atomic::atomic_write(&path, working_copy_key(manifest)?.as_bytes())
+        .map_err(Error::io(&path))
+}
 
 /// The run's link to the cluster's copy of the collection's state.
 pub(super) struct ClusterState {
@@ -58,11 +90,6 @@ impl ClusterState {
             lease,
         };
         Ok((state, loaded.map(|(manifest, _)| manifest)))
-    }
-
-    /// The revision the run started from.
-    pub(super) fn revision(&self) -> u64 {
-        self.revision
     }
 
     /// Marks a registered collection as being indexed (its registry entry `dirty`, describing

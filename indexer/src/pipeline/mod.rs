@@ -165,8 +165,8 @@ struct IndexRun<'a> {
     /// Server mode: the collection's state in the cluster (lease, registry, file entries).
     cluster: Option<cluster::ClusterState>,
     /// Whether the local keyword and file indexes may be updated incrementally: in server mode
-    /// only when this node's cached manifest is at the revision the run started from (another
-    /// node may have indexed since, or this node's last run died).
+    /// only when this node's last completed run left them at the revision and file list this run
+    /// started from (another node may have indexed since, or this node's last run died).
     local_current: bool,
     _lock: WriteLock,
 }
@@ -195,9 +195,9 @@ impl<'a> IndexRun<'a> {
         let (cluster, loaded, local_current) = match config.vector.backend {
             aiex_config::VectorBackend::Server => {
                 let (cluster, loaded) = cluster::ClusterState::open(config, &name)?;
-                let cached = Manifest::load(&paths.manifest).ok().flatten();
-                let current = loaded.is_some()
-                    && cached.is_some_and(|cached| cached.revision == cluster.revision());
+                let current = loaded
+                    .as_ref()
+                    .is_some_and(|loaded| cluster::working_copy_current(&paths, loaded));
                 (Some(cluster), loaded, current)
             }
             aiex_config::VectorBackend::Edge => (None, Manifest::load(&paths.manifest)?, true),
@@ -291,6 +291,9 @@ impl<'a> IndexRun<'a> {
             cluster.save(&mut self.manifest, false)?;
         }
         self.manifest.save(&self.paths.manifest)?;
+        if self.cluster.is_some() {
+            cluster::record_working_copy(&self.paths, &self.manifest)?;
+        }
         self.summary.chunks = self.manifest.chunk_count();
         self.summary.vectors_complete = self.manifest.vectors_complete();
         self.summary.timings.total_ms = millis(started.elapsed());
