@@ -142,10 +142,12 @@ fn compare_server(
     );
     let cancel = std::sync::atomic::AtomicBool::new(false);
     let mut request = aiex_indexer::IndexRequest::new(root);
-    request.name = Some(format!("codesearch-{variant}"));
+    let name = format!("codesearch-{variant}");
+    request.name = Some(name.clone());
     aiex_indexer::index_directory(&config, request, &mut |_| {}, &cancel)
         .expect("index in server mode");
-    let searcher = Searcher::open(&config, &[]).expect("open");
+    // Only this collection: the server's registry lists every collection indexed into it.
+    let searcher = Searcher::open(&config, &[name]).expect("open");
     println!("  server mode (Qdrant at {url}) beside embedded:");
     for &(mode, embedded_mrr) in embedded {
         let mut scores = Scores::default();

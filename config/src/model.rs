@@ -291,6 +291,9 @@ pub struct VectorConfig {
     pub write_consistency_factor: u32,
     /// Server: keep vectors on disk (memory-mapped) instead of in RAM.
     pub on_disk: bool,
+    /// Server: how long an indexing run's lease on a collection lasts without renewal, in
+    /// seconds (a run renews it as it goes; a dead run's lease expires after this).
+    pub lease_secs: u64,
 }
 
 impl Default for VectorConfig {
@@ -307,6 +310,7 @@ impl Default for VectorConfig {
             replication_factor: 2,
             write_consistency_factor: 1,
             on_disk: false,
+            lease_secs: 60,
         }
     }
 }

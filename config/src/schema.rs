@@ -88,6 +88,7 @@ pub(crate) const FIELDS: &[Field] = &[
     req("vector.replication_factor", U32),
     req("vector.write_consistency_factor", U32),
     req("vector.on_disk", Kind::Bool),
+    req("vector.lease_secs", U64),
     req(
         "search.mode",
         Kind::Choice(&["keyword", "vector", "hybrid"]),

@@ -175,6 +175,12 @@ pub(crate) fn issues(config: &Config) -> Vec<Issue> {
     out.positive("vector.connect_timeout_ms", vector.connect_timeout_ms);
     out.positive("vector.request_timeout_ms", vector.request_timeout_ms);
     out.positive("vector.shard_number", vector.shard_number);
+    if !(2..=86_400).contains(&vector.lease_secs) {
+        out.push(
+            "vector.lease_secs",
+            format!("must be between 2 and 86400, found {}", vector.lease_secs),
+        );
+    }
     out.positive("vector.replication_factor", vector.replication_factor);
     out.positive(
         "vector.write_consistency_factor",
@@ -630,6 +636,7 @@ mod tests {
         config.vector.request_timeout_ms = 0;
         config.vector.replication_factor = 1;
         config.vector.write_consistency_factor = 2;
+        config.vector.lease_secs = 1;
         let err = config.validate().expect_err("invalid");
         let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
         assert_eq!(
@@ -637,9 +644,15 @@ mod tests {
             [
                 "vector.request_timeout_ms",
                 "vector.shard_number",
+                "vector.lease_secs",
                 "vector.write_consistency_factor"
             ]
         );
+        assert!(
+            err.to_string().contains("between 2 and 86400, found 1"),
+            "{err}"
+        );
+        config.vector.lease_secs = 60;
         assert!(
             err.to_string().contains("vector.replication_factor (1)"),
             "{err}"

@@ -58,6 +58,20 @@ pub enum Error {
     },
     #[error("collection `{name}` is being written by another process (lock {path})")]
     Locked { name: String, path: PathBuf },
+    #[error(
+        "collection `{name}` is being indexed by {holder} (its lease in Qdrant expires in \
+         {expires_in_secs}s unless renewed; try again after)"
+    )]
+    Leased {
+        name: String,
+        holder: String,
+        expires_in_secs: u64,
+    },
+    #[error(
+        "the indexing lease of collection `{name}` expired before this run could renew it, or \
+         another run took it over (Qdrant slow or unreachable?); this run stopped, run it again"
+    )]
+    LeaseLost { name: String },
     #[error("vector search needs embeddings, which are disabled in the configuration")]
     EmbeddingsDisabled,
     #[error("keyword index: {0}")]
@@ -94,6 +108,7 @@ impl Error {
             | Error::ModelMismatch { .. }
             | Error::SchemaVersion { .. }
             | Error::Locked { .. }
+            | Error::Leased { .. }
             | Error::EmbeddingsDisabled
             | Error::Cancelled => true,
             Error::Embedding { .. }
@@ -101,6 +116,7 @@ impl Error {
             | Error::Keyword(_)
             | Error::KeywordOpen(_)
             | Error::Vector { .. }
+            | Error::LeaseLost { .. }
             | Error::Manifest { .. }
             | Error::Io { .. }
             | Error::Pool(_) => false,

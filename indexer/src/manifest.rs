@@ -86,6 +86,10 @@ pub struct Manifest {
     pub pending_vector_deletes: Vec<u64>,
     pub files: BTreeMap<String, FileRecord>,
     pub last_run: Option<LastRun>,
+    /// Server mode: the revision of the collection's registry entry in Qdrant that this copy
+    /// reflects (every write of the entry increments it); 0 in embedded mode.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl Manifest {
@@ -102,6 +106,7 @@ impl Manifest {
             pending_vector_deletes: Vec::new(),
             files: BTreeMap::new(),
             last_run: None,
+            revision: 0,
         }
     }
 

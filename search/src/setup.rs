@@ -104,6 +104,10 @@ pub fn local_sources_with(
     query_embedder: Arc<QueryEmbedder>,
     keyword_only: &[CollectionKind],
 ) -> Result<LocalSources, SetupError> {
+    // Server mode: the collection list is the registry in Qdrant, cached in the data directory.
+    if let Err(err) = aiex_indexer::store::server::sync_cache(config) {
+        tracing::warn!("reading the collections' registry from Qdrant: {err}");
+    }
     let kinds = IndexDir::new(config.index_dir()).collection_kinds()?;
     for name in requested {
         if !kinds.iter().any(|(known, _)| known == name) {

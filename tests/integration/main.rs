@@ -6,5 +6,6 @@ mod incremental;
 mod remote_embed;
 mod server_cluster;
 mod server_search;
+mod server_state;
 mod server_store;
 mod support;

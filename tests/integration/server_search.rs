@@ -60,7 +60,8 @@ fn server_keyword_and_hybrid_match_embedded() {
     )
     .expect("remove the local keyword index");
     let local = Searcher::open(&embedded, &[]).expect("open");
-    let remote = Searcher::open(&server, &[]).expect("open");
+    // The collection by name: a shared server (QDRANT_URL) lists other tests' collections too.
+    let remote = Searcher::open(&server, std::slice::from_ref(&name)).expect("open");
     for query in QUERIES {
         for mode in [SearchMode::Keyword, SearchMode::Hybrid] {
             let expected = top10(&local, query, mode);
@@ -145,7 +146,7 @@ fn server_keyword_only_runs_are_searchable_then_embedded() {
     // `--no-embed`: keyword-only points, searchable by keyword; vectors reported unavailable.
     index(&server, &root, &name, false);
     assert_converged(&server, &name);
-    let searcher = Searcher::open(&server, &[]).expect("open");
+    let searcher = Searcher::open(&server, std::slice::from_ref(&name)).expect("open");
     let keyword = top10(
         &searcher,
         "turn a title into a url slug",
@@ -170,7 +171,7 @@ fn server_keyword_only_runs_are_searchable_then_embedded() {
     // Embedding later fills in the dense vectors of the same points.
     index(&server, &root, &name, true);
     assert_converged(&server, &name);
-    let searcher = Searcher::open(&server, &[]).expect("open");
+    let searcher = Searcher::open(&server, std::slice::from_ref(&name)).expect("open");
     let vector = searcher
         .search(&SearchRequest::new(
             "distance between two points",
@@ -192,7 +193,7 @@ fn server_keyword_only_runs_are_searchable_then_embedded() {
         "{qdrant_collection}"
     );
     assert!(points > 0);
-    aiex_indexer::store::server::remove_collection(&server, &vectors).expect("remove");
+    aiex_indexer::store::server::remove_collection(&server, &name).expect("remove");
     assert_eq!(
         aiex_indexer::store::server::collection_points(&server, &vectors)
             .expect("points")

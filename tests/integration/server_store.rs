@@ -296,8 +296,9 @@ pub(crate) fn assert_converged(config: &Config, name: &str) {
 }
 
 /// Top-10 vector hits of every query, as (path, start line, chunk id).
-fn vector_results(config: &Config) -> Vec<Vec<(String, u32, u64)>> {
-    let searcher = Searcher::open(config, &[]).expect("open searcher");
+fn vector_results(config: &Config, name: &str) -> Vec<Vec<(String, u32, u64)>> {
+    // By name: a shared server (QDRANT_URL) lists other tests' collections too.
+    let searcher = Searcher::open(config, &[name.to_string()]).expect("open searcher");
     QUERIES
         .iter()
         .map(|query| {
@@ -312,9 +313,9 @@ fn vector_results(config: &Config) -> Vec<Vec<(String, u32, u64)>> {
         .collect()
 }
 
-fn assert_parity(embedded: &Config, server: &Config) {
-    let expected = vector_results(embedded);
-    let got = vector_results(server);
+fn assert_parity(embedded: &Config, server: &Config, name: &str) {
+    let expected = vector_results(embedded, name);
+    let got = vector_results(server, name);
     assert!(expected.iter().all(|hits| !hits.is_empty()));
     assert_eq!(got, expected, "server top-10 equals embedded top-10");
 }
@@ -350,7 +351,7 @@ fn server_backend_indexes_incrementally_with_embedded_parity() {
     assert!(first.vectors_complete);
     assert!(first.embedded > 0);
     assert_converged(&server, &name);
-    assert_parity(&embedded, &server);
+    assert_parity(&embedded, &server, &name);
 
     // No change: nothing embedded, nothing written.
     let again = run(&server);
@@ -371,8 +372,8 @@ fn server_backend_indexes_incrementally_with_embedded_parity() {
     assert_eq!(changed.deleted, 2, "{changed:?}");
     assert!(changed.vectors_complete);
     assert_converged(&server, &name);
-    assert_parity(&embedded, &server);
-    let paths: HashSet<String> = vector_results(&server)
+    assert_parity(&embedded, &server, &name);
+    let paths: HashSet<String> = vector_results(&server, &name)
         .into_iter()
         .flatten()
         .map(|(path, _, _)| path)
@@ -387,7 +388,7 @@ fn server_backend_indexes_incrementally_with_embedded_parity() {
     request.rebuild = true;
     index_directory(&server, request, &mut |_| {}, &cancel).expect("rebuild");
     assert_converged(&server, &name);
-    assert_parity(&embedded, &server);
+    assert_parity(&embedded, &server, &name);
 
     // The collection removed locally and indexed again: no orphan from before.
     IndexDir::new(server.index_dir())

@@ -40,6 +40,11 @@ pub enum DocsCommand {
 
 pub fn run(config: &aiex_config::Config, command: &DocsCommand) -> anyhow::Result<()> {
     let index_dir = IndexDir::new(config.index_dir());
+    let server = config.vector.backend == aiex_config::VectorBackend::Server;
+    if server && !matches!(command, DocsCommand::Add { .. }) {
+        // The documentation sets the cluster holds, indexed through any node.
+        aiex_indexer::store::server::sync_cache(config)?;
+    }
     let mut stdout = std::io::stdout().lock();
     match command {
         DocsCommand::Add {
@@ -125,6 +130,9 @@ pub fn run(config: &aiex_config::Config, command: &DocsCommand) -> anyhow::Resul
                 anyhow::bail!(
                     "`{name}` is a code collection; remove it with `index --remove {name}`"
                 );
+            }
+            if server {
+                aiex_indexer::store::server::remove_collection(config, name)?;
             }
             index_dir.remove(name)?;
             eprintln!("removed documentation set `{name}`");

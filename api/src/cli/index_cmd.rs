@@ -85,6 +85,11 @@ impl IndexArgs {
 
 pub fn run(config: &aiex_config::Config, args: &IndexArgs) -> anyhow::Result<()> {
     let index_dir = IndexDir::new(config.index_dir());
+    let server = config.vector.backend == aiex_config::VectorBackend::Server;
+    if server && (args.status || args.remove.is_some()) {
+        // The collections the cluster holds, indexed through any node.
+        aiex_indexer::store::server::sync_cache(config)?;
+    }
     if args.status {
         return print_status(config, &index_dir, args.json);
     }
@@ -92,14 +97,14 @@ pub fn run(config: &aiex_config::Config, args: &IndexArgs) -> anyhow::Result<()>
         return super::batch_cmd::run(config, batch, args.concurrency, args.json);
     }
     if let Some(name) = &args.remove {
-        if config.vector.backend == aiex_config::VectorBackend::Server {
-            index_dir.manifest(name)?;
-            aiex_indexer::store::server::remove_collection(
-                config,
-                &index_dir.collection_paths(name).vectors,
-            )?;
+        if server {
+            aiex_indexer::store::server::remove_collection(config, name)?;
+            if index_dir.collection_names()?.contains(name) {
+                index_dir.remove(name)?;
+            }
+        } else {
+            index_dir.remove(name)?;
         }
-        index_dir.remove(name)?;
         eprintln!("removed collection `{name}`");
         return Ok(());
     }

@@ -59,6 +59,25 @@ impl EngineSlot {
     /// The engine, after comparing the collections on disk with its own now (`force`) or when
     /// the last comparison is older than a second.
     pub async fn get_checked(&self, force: bool) -> Result<Arc<SearchEngine>, EngineError> {
+        let due = force
+            || self
+                .checked
+                .lock()
+                .0
+                .is_none_or(|at| at.elapsed() >= CHECK_INTERVAL);
+        if due && self.config.vector.backend == aiex_config::VectorBackend::Server {
+            // Collections indexed or removed through other nodes: the registry in Qdrant.
+            let config = Arc::clone(&self.config);
+            let synced = tokio::task::spawn_blocking(move || {
+                aiex_indexer::store::server::sync_cache(&config)
+            })
+            .await;
+            match synced {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!("reading the collections' registry: {err}"),
+                Err(err) => tracing::warn!("reading the collections' registry: {err}"),
+            }
+        }
         let stale = {
             let mut checked = self.checked.lock();
             match checked.0 {

@@ -129,6 +129,8 @@ impl From<aiex_indexer::Error> for ApiError {
                 "collection_locked",
                 "the collection is being written by another process",
             ),
+            E::Leased { .. } => Self::conflict("collection_leased", message),
+            E::LeaseLost { .. } => Self::conflict("collection_lease_lost", message),
             E::EmbeddingsDisabled => Self::bad_request("embeddings_disabled", message),
             E::Cancelled => Self::conflict("cancelled", message),
             E::SetupMissing { .. } => {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::{aiex, run_ok, stdout};
 
 /// A repository big enough that embedding takes several seconds.
-fn synthetic_repo(root: &Path, files: usize) {
+pub(crate) fn synthetic_repo(root: &Path, files: usize) {
     for file in 0..files {
         let mut text = String::new();
         for function in 0..4 {
@@ -26,7 +26,7 @@ fn manifest(data: &Path) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
-fn embedded_in(manifest: &serde_json::Value) -> usize {
+pub(crate) fn embedded_in(manifest: &serde_json::Value) -> usize {
     manifest["files"]
         .as_object()
         .map(|files| {
@@ -39,7 +39,7 @@ fn embedded_in(manifest: &serde_json::Value) -> usize {
         .unwrap_or(0)
 }
 
-fn summary(output: &std::process::Output) -> serde_json::Value {
+pub(crate) fn summary(output: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("json summary")
 }
 

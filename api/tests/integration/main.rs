@@ -4,6 +4,7 @@ mod cli;
 mod crash;
 mod research;
 mod server;
+mod server_backend;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -30,14 +30,15 @@ impl IndexRun<'_> {
         let keyword = KeywordStore::open(&self.paths.keyword)?;
         let files = FileStore::open(&self.paths.grep)?;
         let expected = Some(self.previous.generation);
-        let behind = keyword.committed_generation()? != expected
+        let behind = !self.local_current
+            || keyword.committed_generation()? != expected
             || files.committed_generation()? != expected;
         if !changes.changed_paths.is_empty() || !changes.deleted_paths.is_empty() || behind {
             self.commit_keyword(&keyword, &files, &changes, behind)?;
         }
         drop(changes);
         self.manifest.tidy_pending_deletes();
-        self.manifest.save(&self.paths.manifest)?;
+        self.save_manifest()?;
         self.summary.generation = self.manifest.generation;
         self.summary.timings.keyword_ms = millis(started.elapsed());
         (self.progress)(IndexProgress::KeywordCommitted {

@@ -15,6 +15,7 @@
 //! it keeps.
 
 mod chunk_phase;
+mod cluster;
 mod keyword;
 mod vectors;
 mod walk_phase;
@@ -161,6 +162,12 @@ struct IndexRun<'a> {
     summary: IndexSummary,
     progress: &'a mut dyn FnMut(IndexProgress),
     cancel: &'a AtomicBool,
+    /// Server mode: the collection's state in the cluster (lease, registry, file entries).
+    cluster: Option<cluster::ClusterState>,
+    /// Whether the local keyword and file indexes may be updated incrementally: in server mode
+    /// only when this node's last completed run left them at the revision and file list this run
+    /// started from (another node may have indexed since, or this node's last run died).
+    local_current: bool,
     _lock: WriteLock,
 }
 
@@ -185,13 +192,23 @@ impl<'a> IndexRun<'a> {
         validate_name(&name)?;
         let paths = IndexDir::new(config.index_dir()).collection_paths(&name);
         let lock = WriteLock::acquire(&name, &paths)?;
-        let loaded = Manifest::load(&paths.manifest)?;
+        let (cluster, loaded, local_current) = match config.vector.backend {
+            aiex_config::VectorBackend::Server => {
+                let (cluster, loaded) = cluster::ClusterState::open(config, &name)?;
+                let current = loaded
+                    .as_ref()
+                    .is_some_and(|loaded| cluster::working_copy_current(&paths, loaded));
+                (Some(cluster), loaded, current)
+            }
+            aiex_config::VectorBackend::Edge => (None, Manifest::load(&paths.manifest)?, true),
+        };
         let start_over = request.rebuild || loaded.is_none();
+        let loaded_from_cluster = cluster.is_some() && loaded.is_some();
         let empty = Manifest {
             kind: request.kind,
             ..Manifest::new(&name, &root)
         };
-        let run = IndexRun {
+        let mut run = IndexRun {
             config,
             summary: IndexSummary {
                 collection: name.clone(),
@@ -206,9 +223,16 @@ impl<'a> IndexRun<'a> {
             paths,
             progress,
             cancel,
+            cluster,
+            local_current,
             _lock: lock,
         };
         run.check_previous(request)?;
+        if let Some(cluster) = &mut run.cluster {
+            if loaded_from_cluster {
+                cluster.begin(config, &mut run.previous, run.start_over)?;
+            }
+        }
         Ok(run)
     }
 
@@ -248,13 +272,28 @@ impl<'a> IndexRun<'a> {
         self.previous.chunking != self.manifest.chunking
     }
 
+    /// Saves the manifest: in server mode to the cluster first (the changed file entries, then
+    /// the registry entry, still marked as being indexed), then to the data directory.
+    fn save_manifest(&mut self) -> Result<()> {
+        if let Some(cluster) = &mut self.cluster {
+            cluster.save(&mut self.manifest, true)?;
+        }
+        self.manifest.save(&self.paths.manifest)
+    }
+
     /// Records the run as finished in the manifest and completes the summary.
     fn finish(mut self, started: Instant) -> Result<IndexSummary> {
         self.manifest.last_run = Some(LastRun {
             finished_at: now_secs(),
             skipped: self.summary.skipped.clone(),
         });
+        if let Some(cluster) = &mut self.cluster {
+            cluster.save(&mut self.manifest, false)?;
+        }
         self.manifest.save(&self.paths.manifest)?;
+        if self.cluster.is_some() {
+            cluster::record_working_copy(&self.paths, &self.manifest)?;
+        }
         self.summary.chunks = self.manifest.chunk_count();
         self.summary.vectors_complete = self.manifest.vectors_complete();
         self.summary.timings.total_ms = millis(started.elapsed());

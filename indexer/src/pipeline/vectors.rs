@@ -10,7 +10,7 @@ use crate::document::Chunk;
 use crate::embed::{load_embedder, Embedder};
 use crate::error::{Error, Result};
 use crate::store::keyword::KeywordStore;
-use crate::store::server::{open_collection, ServerVectorStore};
+use crate::store::server::{open_tenant, ServerVectorStore};
 use crate::store::vector::{open_store, VectorPayload, VectorPoint, VectorStore};
 
 /// Chunks embedded and written per vector-store batch.
@@ -79,7 +79,7 @@ impl IndexRun<'_> {
     fn server_store(&self) -> Result<Option<ServerVectorStore>> {
         match self.config.vector.backend {
             aiex_config::VectorBackend::Server => {
-                let store = open_collection(self.config, &self.paths.vectors)?;
+                let store = open_tenant(self.config, &self.name, self.manifest.kind)?;
                 if self.start_over {
                     store.clear()?;
                 }
@@ -118,7 +118,7 @@ impl VectorPhase<'_, '_> {
         self.vectors.delete(&manifest.pending_vector_deletes)?;
         self.vectors.flush()?;
         manifest.pending_vector_deletes.clear();
-        manifest.save(&self.run.paths.manifest)
+        self.run.save_manifest()
     }
 
     /// Step 4b, server mode: writes a keyword-only point for every chunk not yet embedded that the
@@ -255,7 +255,7 @@ impl VectorPhase<'_, '_> {
         if manifest.model_id.as_deref() != Some(embedder.model_id()) {
             manifest.model_id = Some(embedder.model_id().to_string());
             manifest.dimension = Some(embedder.dimension());
-            manifest.save(&self.run.paths.manifest)?;
+            self.run.save_manifest()?;
         }
         let texts: Vec<String> = chunks.iter().map(|chunk| chunk.embedding_text()).collect();
         let embedded = embedder.embed(&texts)?;
@@ -277,7 +277,7 @@ impl VectorPhase<'_, '_> {
                 }
             }
         }
-        self.run.manifest.save(&self.run.paths.manifest)
+        self.run.save_manifest()
     }
 
     /// Step 5: optimises the vector index once, after the batch, for collections large enough to

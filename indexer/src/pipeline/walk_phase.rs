@@ -58,8 +58,12 @@ impl IndexRun<'_> {
                 fs_err::remove_dir_all(dir).map_err(Error::io(dir))?;
             }
         }
+        if let Some(cluster) = &mut self.cluster {
+            cluster.forget_files(&self.name)?;
+        }
         self.previous = Manifest {
             kind: self.previous.kind,
+            revision: self.previous.revision,
             ..Manifest::new(&self.name, &self.root)
         };
         Ok(())

@@ -7,8 +7,10 @@
 //! In server mode (`vector.backend = "server"`) every mode is answered by Qdrant, one query per
 //! collection (its tenant): keyword by the BM25 sparse vector, vector by the dense one, hybrid by
 //! one Query API call fusing both server-side, then the symbol boost below. Hits are read from the
-//! points' payloads; the local tantivy index is not opened (the manifest still lists the
-//! collections and resolves path globs).
+//! points' payloads; the local tantivy index is not opened. The manifests (the collection list,
+//! path globs) are the data directory's cache of the registry in Qdrant
+//! ([`crate::store::server::sync_cache`]), filled when the searcher opens and refreshed about once
+//! a second, so a node with an empty data directory searches every collection.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -141,6 +143,9 @@ pub const MAX_LIMIT: usize = 1000;
 /// How long a generation check stays valid: a re-index becomes visible to searches within this.
 const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// Server mode: how often the cached manifests are compared with the registry in Qdrant.
+const SERVER_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Collections opened for searching, and the query embedder (loaded on first vector search).
 pub struct Searcher {
     config: aiex_config::Config,
@@ -153,6 +158,8 @@ pub struct Searcher {
     vector_weight: f32,
     /// Whether Qdrant answers every mode (`vector.backend = "server"`).
     server_mode: bool,
+    /// Server mode: when the manifests were last brought in line with the registry in Qdrant.
+    last_sync: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for Searcher {
@@ -174,12 +181,18 @@ impl Searcher {
     /// instance held by an indexing process) are recorded, and searches fall back to keywords.
     pub fn open(config: &aiex_config::Config, names: &[String]) -> Result<Self> {
         let index_dir = IndexDir::new(config.index_dir());
+        let server_mode = config.vector.backend == aiex_config::VectorBackend::Server;
+        if server_mode {
+            // Without the server, the cached manifests (if any) still list the collections.
+            if let Err(err) = crate::store::server::sync_cache(config) {
+                tracing::warn!("reading the collections' registry from Qdrant: {err}");
+            }
+        }
         let names = if names.is_empty() {
             index_dir.collection_names()?
         } else {
             names.to_vec()
         };
-        let server_mode = config.vector.backend == aiex_config::VectorBackend::Server;
         let mut collections = Vec::with_capacity(names.len());
         for name in names {
             let manifest = index_dir.manifest(&name)?;
@@ -211,6 +224,7 @@ impl Searcher {
             keyword_weight: config.search.keyword_weight,
             vector_weight: config.search.vector_weight,
             server_mode,
+            last_sync: Mutex::new(Instant::now()),
         })
     }
 
@@ -270,6 +284,15 @@ impl Searcher {
             }
         }
         let mut token = String::new();
+        if self.server_mode {
+            let mut synced = self.last_sync.lock();
+            if synced.elapsed() >= SERVER_SYNC_INTERVAL {
+                if let Err(err) = crate::store::server::sync_cache(&self.config) {
+                    tracing::warn!("reading the collections' registry from Qdrant: {err}");
+                }
+                *synced = Instant::now();
+            }
+        }
         for collection in &self.collections {
             if self.server_mode {
                 let stamp = collection.manifest_stamp();

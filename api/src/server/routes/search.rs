@@ -290,9 +290,17 @@ pub async fn collections(
     State(state): State<AppState>,
 ) -> Result<ApiJson<CollectionsResponse>, ApiError> {
     let index_dir = aiex_indexer::IndexDir::new(state.config.index_dir());
-    let statuses = tokio::task::spawn_blocking(move || index_dir.status())
-        .await
-        .map_err(ApiError::internal)??;
+    let config = Arc::clone(&state.config);
+    let statuses = tokio::task::spawn_blocking(move || {
+        // Server mode: every collection the cluster holds, including those indexed elsewhere
+        // (without the server, the collections this node last saw).
+        if let Err(err) = aiex_indexer::store::server::sync_cache(&config) {
+            tracing::warn!("reading the collections' registry from Qdrant: {err}");
+        }
+        index_dir.status()
+    })
+    .await
+    .map_err(ApiError::internal)??;
     let collections = statuses
         .into_iter()
         .map(|status| CollectionInfo {

@@ -22,12 +22,18 @@
 //! Durability: every write is sent with `wait = true`, so when `upsert` or `delete` returns the
 //! points are applied (and in the server's WAL); `flush` has nothing left to do.
 
+mod cache;
+pub mod lease;
+pub mod meta;
 mod payload;
 mod rpc;
 pub mod search;
 pub mod sparse;
 mod write;
 
+pub use cache::sync_cache;
+pub use lease::Lease;
+pub use meta::{MetaStore, RegistryEntry, META_COLLECTION};
 pub(crate) use payload::chunk_of;
 use rpc::{status_code, status_message, worker, Code};
 
@@ -201,13 +207,38 @@ pub fn open_collection(
     tenant_store(config, vectors_dir, true)
 }
 
-/// `index --remove NAME` in server mode: deletes every point of the collection's tenant (before
-/// its local directory goes, so an interrupted removal can be run again).
-pub fn remove_collection(
+/// The server store of the Aiex collection `name` of `kind` (the Qdrant collection is created
+/// when absent).
+pub fn open_tenant(
     config: &aiex_config::Config,
-    vectors_dir: &std::path::Path,
-) -> Result<()> {
-    tenant_store(config, vectors_dir, true)?.clear()
+    name: &str,
+    kind: crate::manifest::CollectionKind,
+) -> Result<ServerVectorStore> {
+    ServerVectorStore::open(ServerStoreOptions::from_config(config, kind.name())?, name)
+}
+
+/// `index --remove NAME` in server mode: takes the collection's indexing lease (refused while a
+/// run holds it), deletes every point of its tenant, then its registry, file entries and lease.
+/// The registry entry goes last, so an interrupted removal can be run again.
+pub fn remove_collection(config: &aiex_config::Config, name: &str) -> Result<()> {
+    let meta = MetaStore::connect(config)?;
+    let kind = match meta.entry(name)? {
+        Some(entry) => entry.head.kind,
+        None => {
+            crate::collection::IndexDir::new(config.index_dir())
+                .manifest(name)?
+                .kind
+        }
+    };
+    let lease = Lease::acquire(
+        std::sync::Arc::clone(&meta),
+        name,
+        Duration::from_secs(config.vector.lease_secs),
+    )?;
+    open_tenant(config, name, kind)?.clear()?;
+    meta.remove(name)?;
+    drop(lease);
+    Ok(())
 }
 
 /// `index --status` in server mode: the Qdrant collection holding the tenant and the number of
@@ -288,6 +319,19 @@ impl ServerVectorStore {
     /// Connects like [`ServerVectorStore::open`]; when `create` is false, a missing Qdrant
     /// collection is not created (a searcher reads, it does not lay out collections).
     pub fn connect(options: ServerStoreOptions, tenant: &str, create: bool) -> Result<Self> {
+        let collection = options.collection_name();
+        let store = Self::connect_to(options, collection, tenant)?;
+        store.ensure_collection(create)?;
+        Ok(store)
+    }
+
+    /// Connects to the server and checks its version and the API key; `collection` is neither
+    /// checked nor created.
+    pub(super) fn connect_to(
+        options: ServerStoreOptions,
+        collection: String,
+        tenant: &str,
+    ) -> Result<Self> {
         let url = options.url.clone();
         let client = Qdrant::from_url(&url)
             .api_key(options.api_key.clone())
@@ -318,7 +362,7 @@ impl ServerVectorStore {
         let store = ServerVectorStore {
             jobs,
             url,
-            collection: options.collection_name(),
+            collection,
             tenant: tenant.to_string(),
             options,
             breaker: Arc::new(CircuitBreaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN)),
@@ -328,7 +372,6 @@ impl ServerVectorStore {
             .map_err(|err| store.error("connecting", &err))?
             .version;
         check_version(&store.url, &version)?;
-        store.ensure_collection(create)?;
         Ok(store)
     }
 

@@ -3,12 +3,15 @@
 use std::collections::{HashMap, HashSet};
 
 use qdrant_client::qdrant::{
-    Condition, CountPointsBuilder, DeletePointsBuilder, NamedVectors, PointStruct, PointsIdsList,
-    QueryPointsBuilder, SearchParamsBuilder, UpsertPointsBuilder, Vector,
+    Condition, CountPointsBuilder, DeletePointsBuilder, NamedVectors, PointId, PointStruct,
+    PointsIdsList, QueryPointsBuilder, ScrollPointsBuilder, SearchParamsBuilder,
+    UpsertPointsBuilder, Vector,
 };
 
 use super::payload::{chunk_id_of, chunk_payload, payload_of};
-use super::{point_uuid, sparse, ServerVectorStore, CHUNK_ID_FIELD, ID_BATCH, UPSERT_BATCH};
+use super::{
+    point_uuid, sparse, uuid_of, ServerVectorStore, CHUNK_ID_FIELD, ID_BATCH, UPSERT_BATCH,
+};
 use crate::document::Chunk;
 use crate::error::{Error, Result};
 use crate::store::vector::{VectorFilter, VectorPoint, VectorStore, VectorStoreInfo, DENSE_VECTOR};
@@ -49,6 +52,58 @@ impl ServerVectorStore {
             })
             .collect();
         self.upsert_structs(structs)
+    }
+
+    /// Deletes every point of the tenant whose chunk id is not in `keep` (the points an
+    /// interrupted run wrote for chunks its manifest never recorded, or whose deletion it did not
+    /// record as done). Returns how many were deleted.
+    pub fn delete_all_but(&self, keep: &HashSet<u64>) -> Result<usize> {
+        let wanted: HashSet<String> = keep
+            .iter()
+            .map(|&id| point_uuid(&self.tenant, id).to_string())
+            .collect();
+        let mut orphans: Vec<PointId> = Vec::new();
+        let mut offset: Option<PointId> = None;
+        loop {
+            let collection = self.collection.clone();
+            let filter = self.tenant_filter(Vec::new());
+            let from = offset.clone();
+            let page = self
+                .call(move |client| {
+                    let mut request = ScrollPointsBuilder::new(collection.clone())
+                        .filter(filter.clone())
+                        .limit(u32::try_from(ID_BATCH).unwrap_or(u32::MAX))
+                        .with_payload(false)
+                        .with_vectors(false);
+                    if let Some(from) = from.clone() {
+                        request = request.offset(from);
+                    }
+                    async move { client.scroll(request).await }
+                })
+                .map_err(|err| self.error("listing the tenant's points", &err))?;
+            for point in page.result {
+                let Some(id) = point.id else { continue };
+                if !uuid_of(&id).is_some_and(|uuid| wanted.contains(&uuid)) {
+                    orphans.push(id);
+                }
+            }
+            match page.next_page_offset {
+                Some(next) => offset = Some(next),
+                None => break,
+            }
+        }
+        for batch in orphans.chunks(ID_BATCH) {
+            let ids = batch.to_vec();
+            let collection = self.collection.clone();
+            self.call(move |client| {
+                let request = DeletePointsBuilder::new(collection.clone())
+                    .points(PointsIdsList { ids: ids.clone() })
+                    .wait(true);
+                async move { client.delete_points(request).await.map(drop) }
+            })
+            .map_err(|err| self.error("deleting orphan points", &err))?;
+        }
+        Ok(orphans.len())
     }
 
     fn check_dimension(&self, vector: &[f32]) -> Result<()> {

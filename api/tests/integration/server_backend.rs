@@ -1,0 +1,193 @@
+//! Server mode (`vector.backend = "server"`) against a real Qdrant, several nodes (data
+//! directories) on one server: `kill -9` of an indexing process mid-embedding, then a run from
+//! another node converges to exactly the manifest's points, and a node with an empty data
+//! directory lists and searches the collection, from the command line and through the HTTP API.
+//!
+//! Without a server each test prints `SKIPPED: no Qdrant server …` and returns early.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aiex_indexer::store::server::{open_tenant, MetaStore};
+use aiex_indexer::store::vector::VectorStore;
+use aiex_indexer::CollectionKind;
+use aiex_tests::qdrant::TestQdrant;
+
+use crate::crash::{embedded_in, summary, synthetic_repo};
+use crate::server::{call, get, index_keywords, post_json, server_config, small_repo, state};
+use crate::{aiex, run_ok, stdout};
+
+/// The binary as one node of a deployment on the Qdrant at `url`, with a 5 s lease (renewed
+/// every 1.7 s while the process lives).
+fn node(data: &Path, url: &str) -> Command {
+    let mut command = aiex(data);
+    command
+        .env("AIEX__VECTOR__BACKEND", "server")
+        .env("AIEX__VECTOR__URL", url)
+        .env("AIEX__VECTOR__LEASE_SECS", "5");
+    command
+}
+
+#[test]
+fn server_kill_9_mid_embedding_then_another_node_converges() {
+    let test = "server_kill_9_mid_embedding_then_another_node_converges";
+    let Some(qdrant) = TestQdrant::get(test) else {
+        return;
+    };
+    let url = qdrant.url();
+    let repo = tempfile::tempdir().expect("tempdir");
+    synthetic_repo(repo.path(), 150);
+    let [a, b, c] = [(); 3].map(|()| tempfile::tempdir().expect("tempdir"));
+    let name = format!("killed-{}", std::process::id());
+
+    // Node A indexes and is killed at its first durable embedding checkpoint (the cached
+    // manifest is written after the entries in Qdrant).
+    let cached = a
+        .path()
+        .join("index/collections")
+        .join(&name)
+        .join("manifest.json");
+    let mut child = node(a.path(), url)
+        .arg("index")
+        .arg(repo.path())
+        .args(["--name", &name, "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(300) {
+        let manifest = std::fs::read(&cached)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(serde_json::Value::Null);
+        if embedded_in(&manifest) > 0 || child.try_wait().expect("poll").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+
+    let config = aiex_tests::config(
+        b.path(),
+        &[("vector.backend", "server"), ("vector.url", url)],
+    );
+    let meta = MetaStore::connect(&config).expect("meta");
+    let (at_kill, dirty) = meta.load(&name).expect("load").expect("registered");
+    assert!(
+        dirty,
+        "the killed run left its collection marked as being indexed"
+    );
+    let (total, embedded_at_kill) = (at_kill.chunk_count(), at_kill.embedded_count());
+    assert!(
+        embedded_at_kill > 0 && embedded_at_kill < total,
+        "killed mid-embedding: {embedded_at_kill}/{total}"
+    );
+
+    // Node B, with an empty data directory, once the dead process's lease has expired.
+    std::thread::sleep(Duration::from_millis(5500));
+    let resumed = summary(&run_ok(
+        node(b.path(), url)
+            .arg("index")
+            .arg(repo.path())
+            .args(["--name", &name, "--json"]),
+    ));
+    assert_eq!(resumed["changed"], 0, "{resumed}");
+    assert_eq!(resumed["vectors_complete"], true, "{resumed}");
+    let embedded = resumed["embedded"].as_u64().expect("number") as usize;
+    assert!(embedded <= total - embedded_at_kill, "{resumed}");
+
+    // Exactly the manifest's points: every chunk with its dense vector, nothing else.
+    let (manifest, dirty) = meta.load(&name).expect("load").expect("registered");
+    assert!(!dirty);
+    assert_eq!(manifest.files.len(), 150);
+    let ids: HashSet<u64> = manifest
+        .files
+        .values()
+        .flat_map(|file| file.chunks.iter().map(|chunk| chunk.id))
+        .collect();
+    assert_eq!(ids.len(), total);
+    assert_eq!(manifest.embedded_count(), total);
+    let store = open_tenant(&config, &name, CollectionKind::Code).expect("store");
+    assert_eq!(
+        store.info().expect("info").points,
+        total,
+        "no orphan points"
+    );
+    let all: Vec<u64> = ids.into_iter().collect();
+    assert_eq!(store.vectors(&all).expect("vectors").len(), total);
+
+    // Node C, with an empty data directory, lists and searches it.
+    let status = run_ok(node(c.path(), url).args(["index", "--status", "--json"]));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    let listed = status
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["name"] == name.as_str()))
+        .unwrap_or_else(|| panic!("listed on a fresh node: {status}"));
+    assert_eq!(listed["files"], 150, "{listed}");
+    assert_eq!(listed["vectors_complete"], true, "{listed}");
+    let hits = run_ok(node(c.path(), url).args([
+        "search",
+        "compute_42_3",
+        "--mode",
+        "keyword",
+        "--hits",
+        "--collection",
+        &name,
+    ]));
+    assert!(stdout(&hits).contains("module_42.py"), "{}", stdout(&hits));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_api_on_a_fresh_node_lists_and_searches_what_another_indexed() {
+    let Some(qdrant) = TestQdrant::get("server_api_on_a_fresh_node_lists_and_searches") else {
+        return;
+    };
+    let backend = [
+        ("vector.backend", "server"),
+        ("vector.url", qdrant.url()),
+        ("search.mode", "keyword"),
+    ];
+    let repo = tempfile::tempdir().expect("tempdir");
+    small_repo(repo.path());
+    let (a, b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let node_b = state(server_config(b.path(), None, &backend), false).await;
+    let name = format!("api-{}", std::process::id());
+
+    // Node A indexes while node B serves.
+    let config_a = server_config(a.path(), None, &backend);
+    let (root, indexed) = (repo.path().to_path_buf(), name.clone());
+    tokio::task::spawn_blocking(move || index_keywords(&config_a, &root, &indexed))
+        .await
+        .expect("index on A");
+
+    let listed = call(&node_b, get("/v1/collections")).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let body = listed.json();
+    let entry = body["collections"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == name.as_str()))
+        .unwrap_or_else(|| panic!("listed on B: {body}"));
+    assert_eq!(entry["files"], 2, "{entry}");
+
+    // B's engine picks the new collection up within its check interval.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let found = call(
+        &node_b,
+        post_json(
+            "/v1/search",
+            &serde_json::json!({"query": "job queue", "collections": [name], "limit": 3}),
+        ),
+    )
+    .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    let hits = found.json();
+    assert_eq!(hits["hits"][0]["path"], "lib/queue.py", "{hits}");
+    assert_eq!(hits["hits"][0]["collection"], name.as_str(), "{hits}");
+}
