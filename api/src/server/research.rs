@@ -514,6 +514,7 @@ impl ResearchManager {
             // Its turn skips it (or cancels it, if it is being started now).
             None if self.is_queued(id) => {
                 self.mark(id, |meta| meta.cancel_requested = true).await;
+                self.queued.lock().remove(id);
                 Ok(())
             }
             None => Err(ApiError::conflict(

@@ -3,6 +3,9 @@
 //! time and end with the references they get when run one at a time.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -224,5 +227,122 @@ async fn sessions_resumed_at_startup_run_a_few_at_a_time_and_keep_their_referenc
         assert!(others <= 1, "{runs:?}");
     }
     assert_eq!(second.research.queued_count(), 0);
+    second.begin_shutdown();
+}
+
+/// A stand-in for Serper that answers after 250 ms, and only while `open` is set.
+async fn gated_serper(open: Arc<AtomicBool>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new().route(
+        "/search",
+        axum::routing::post(move |body: axum::Json<Value>| {
+            let open = Arc::clone(&open);
+            async move {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                while !open.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let query = body.0["q"].as_str().unwrap_or_default().to_string();
+                axum::Json(json!({
+                    "searchParameters": {"q": query, "type": "search"},
+                    "organic": [{
+                        "title": format!("About {query}"),
+                        "link": "https://docs.example.org/toml/tables",
+                        "snippet": "A TOML table header is a name in square brackets.",
+                        "position": 1
+                    }],
+                    "credits": 1
+                }))
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_queued_for_resumption_is_cancelled_before_its_turn() {
+    let open = Arc::new(AtomicBool::new(true));
+    let web = gated_serper(Arc::clone(&open)).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let repo = tempfile::tempdir().expect("tempdir");
+    let config = research_config(
+        data.path(),
+        repo.path(),
+        Some(web),
+        &[
+            ("research.max_searches", "2"),
+            ("research.resume_concurrency", "1"),
+            ("search.web_deadline_ms", "60000"),
+            ("search.budget_ms", "60000"),
+        ],
+    );
+    let first = state(config.clone(), false).await;
+    let a = create(&first, QUESTIONS[0]).await;
+    let b = create(&first, QUESTIONS[1]).await;
+    first.begin_shutdown();
+    first.wait_stopped(Duration::from_secs(30)).await;
+    for id in [&a, &b] {
+        let status = first.research.store().state(id).expect("state").status();
+        assert_eq!(status, SessionStatus::Cancelled, "{id} must stop mid-way");
+    }
+    drop(first);
+
+    // The web answers nothing now: the session resumed first keeps running, the other waits.
+    open.store(false, Ordering::SeqCst);
+    let second = state(config, false).await;
+    let mut polls = 0;
+    let (running, queued) = loop {
+        polls += 1;
+        assert!(polls < 3000, "one session never ran while the other waited");
+        let status = |id: &str| {
+            let second = second.clone();
+            let id = id.to_string();
+            async move {
+                call(&second, get(&format!("/v1/research/{id}")))
+                    .await
+                    .json()["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            }
+        };
+        match (status(&a).await.as_str(), status(&b).await.as_str()) {
+            ("running", "queued") => break (a.clone(), b.clone()),
+            ("queued", "running") => break (b.clone(), a.clone()),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    let store = second.research.store().clone();
+    let stored = store.events(&queued).expect("events").len();
+    let cancelled = call(
+        &second,
+        axum::http::Request::delete(format!("/v1/research/{queued}"))
+            .body(axum::body::Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(cancelled.status, StatusCode::ACCEPTED, "{}", cancelled.text);
+    let session = wait_for(&second, &queued, &["cancelled"], 10).await;
+    assert_eq!(session["status"], "cancelled");
+
+    open.store(true, Ordering::SeqCst);
+    let session = wait_for(
+        &second,
+        &running,
+        &["complete", "complete_with_errors", "failed"],
+        120,
+    )
+    .await;
+    assert_eq!(session["status"], "complete", "{session}");
+    // The cancelled one never ran again.
+    second.research.wait_stopped(Duration::from_secs(30)).await;
+    assert_eq!(store.events(&queued).expect("events").len(), stored);
+    assert_eq!(second.research.resumed_peak(), 1);
     second.begin_shutdown();
 }
