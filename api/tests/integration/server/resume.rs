@@ -94,9 +94,32 @@ async fn a_session_whose_searches_fail_ends_complete_with_errors() {
         Some(failed.len())
     );
 
+    // A chat completion over such a session says which searches failed.
+    let answer = call(
+        &state,
+        post_json(
+            "/v1/chat/completions",
+            &json!({
+                "model": "aiex-research",
+                "messages": [{"role": "user", "content": "How are TOML table headers parsed?"}]
+            }),
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let message = answer.json()["choices"][0]["message"].clone();
+    let content = message["content"].as_str().unwrap_or_default();
+    assert!(content.contains("## Searches that failed"), "{content}");
+    let reasoning = message["reasoning_content"].as_str().unwrap_or_default();
+    assert!(reasoning.contains("web:serper failed"), "{reasoning}");
+
     let page = call(&state, get("/v1/sessions")).await.json();
-    assert_eq!(
-        page["sessions"][0]["status"], "complete_with_errors",
+    assert!(
+        page["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .all(|session| session["status"] == "complete_with_errors"),
         "{page}"
     );
     let openapi = call(&state, get("/openapi.json")).await.json();
