@@ -663,6 +663,8 @@ pub struct ResearchConfig {
     pub embed_candidates: usize,
     /// Search rounds by default (2: a second round from the gaps of the first).
     pub depth: usize,
+    /// Sessions the server resumes at once at startup (the others wait their turn).
+    pub resume_concurrency: usize,
 }
 
 impl Default for ResearchConfig {
@@ -680,6 +682,7 @@ impl Default for ResearchConfig {
             passages_per_sub_question: 4,
             embed_candidates: 12,
             depth: 1,
+            resume_concurrency: 2,
         }
     }
 }

@@ -147,6 +147,7 @@ pub(crate) const FIELDS: &[Field] = &[
     req("research.passages_per_sub_question", USIZE),
     req("research.embed_candidates", USIZE),
     req("research.depth", USIZE),
+    req("research.resume_concurrency", USIZE),
     opt("llm.url", Kind::Str),
     opt("llm.model", Kind::Str),
     req(

@@ -279,6 +279,12 @@ pub(crate) fn issues(config: &Config) -> Vec<Issue> {
         50,
     );
     out.within("research.depth", research.depth, 1, 3);
+    out.within(
+        "research.resume_concurrency",
+        research.resume_concurrency,
+        1,
+        64,
+    );
 
     llm_issues(&config.llm, &mut out);
 

@@ -76,6 +76,60 @@ pub struct ResearchRequest {
     pub sources: Vec<String>,
 }
 
+/// A source that failed during one search: it timed out (after its retry, for local sources),
+/// returned an error, or could not be reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFailure {
+    pub source: String,
+    pub error: String,
+}
+
+/// A search of the session that failed, wholly or for one of its sources: the evidence it would
+/// have brought is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchFailure {
+    pub round: u32,
+    pub sub_question: usize,
+    pub query: String,
+    /// The source that failed; absent when the search as a whole failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub error: String,
+}
+
+/// How a session that reached its end went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Completion {
+    /// Every search answered (with or without hits).
+    #[default]
+    Complete,
+    /// Some searches failed: the report lists them, and evidence may be missing.
+    CompleteWithErrors,
+}
+
+impl Completion {
+    pub fn name(self) -> &'static str {
+        match self {
+            Completion::Complete => "complete",
+            Completion::CompleteWithErrors => "complete_with_errors",
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        *self == Completion::Complete
+    }
+
+    /// `complete_with_errors` when any search failed.
+    pub fn of(failures: &[SearchFailure]) -> Self {
+        if failures.is_empty() {
+            Completion::Complete
+        } else {
+            Completion::CompleteWithErrors
+        }
+    }
+}
+
 /// One event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResearchEvent {
@@ -130,6 +184,9 @@ pub enum EventKind {
         took_ms: u64,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         notes: Vec<String>,
+        /// Sources that failed for this query (still failing after a local source's retry).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failures: Vec<SourceFailure>,
     },
     SearchFailed {
         round: u32,
@@ -178,8 +235,14 @@ pub enum EventKind {
     Failed {
         error: String,
     },
+    /// The end: `complete` (the field is then left out, as in logs of earlier versions), or
+    /// `complete_with_errors` with the searches that failed.
     Done {
         took_ms: u64,
+        #[serde(default, skip_serializing_if = "Completion::is_complete")]
+        status: Completion,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failures: Vec<SearchFailure>,
     },
 }
 

@@ -28,7 +28,10 @@ pub mod usage;
 pub use aiex_search as search;
 pub use engine::{PageReader, PageText, ResearchEngine, SessionHandle};
 pub use error::{Error, Result};
-pub use event::{Budget, EventKind, ResearchEvent, ResearchRequest, Stage};
+pub use event::{
+    Budget, Completion, EventKind, ResearchEvent, ResearchRequest, SearchFailure, SourceFailure,
+    Stage,
+};
 pub use report::{Format, Report};
 pub use session::{SessionState, SessionStatus, SessionStore, SessionSummary};
 

@@ -8,9 +8,12 @@ use tokio::sync::mpsc;
 
 use aiex_llm::{ChatDelta, ChatRequest, Llm, Message, Role, Templates};
 
+use crate::event::SearchFailure;
 use crate::evidence::Passage;
 use crate::plan::{plan_question, Plan, Planner, SubQuestion};
-use crate::synth::{extractive_section, passages_for, Draft, Synthesizer, SynthesizerKind};
+use crate::synth::{
+    extractive_section, passages_for, section_without_evidence, Draft, Synthesizer, SynthesizerKind,
+};
 use crate::template::Template;
 use crate::text::truncate;
 use crate::usage::Usage;
@@ -183,8 +186,32 @@ impl LlmSynthesizer {
     }
 }
 
-/// The synthesis prompt: question, sections to write, numbered evidence.
-pub fn synthesis_prompt(plan: &Plan, passages: &[Passage]) -> Result<String, aiex_llm::LlmError> {
+/// Failed searches named in the synthesis prompt at most.
+const PROMPT_FAILURES: usize = 10;
+
+/// The synthesis prompt: question, sections to write, numbered evidence, and the searches that
+/// failed (so that the model says evidence is missing rather than that nothing exists).
+pub fn synthesis_prompt(
+    plan: &Plan,
+    passages: &[Passage],
+    failures: &[SearchFailure],
+) -> Result<String, aiex_llm::LlmError> {
+    let failed: Vec<serde_json::Value> = failures
+        .iter()
+        .take(PROMPT_FAILURES)
+        .map(|failure| {
+            json!({
+                "section": plan
+                    .sub_questions
+                    .get(failure.sub_question)
+                    .map(|sub| sub.heading.clone())
+                    .unwrap_or_default(),
+                "query": failure.query,
+                "source": failure.source.clone().unwrap_or_else(|| "search".to_string()),
+                "error": failure.error,
+            })
+        })
+        .collect();
     let passages: Vec<serde_json::Value> = passages
         .iter()
         .map(|passage| {
@@ -201,6 +228,7 @@ pub fn synthesis_prompt(plan: &Plan, passages: &[Passage]) -> Result<String, aie
         json!({
             "question": plan.question,
             "passages": passages,
+            "failed": failed,
             "summary_heading": plan.summary_heading,
             "sections": plan.sub_questions,
         }),
@@ -264,6 +292,7 @@ impl Synthesizer for LlmSynthesizer {
         &'a self,
         plan: &'a Plan,
         passages: &'a [Passage],
+        failures: &'a [SearchFailure],
         max_output_tokens: u32,
         deltas: mpsc::UnboundedSender<String>,
     ) -> BoxFuture<'a, crate::Result<Draft>> {
@@ -276,7 +305,7 @@ impl Synthesizer for LlmSynthesizer {
                          evidence passages only and cite them as [n].",
                     ),
                     Message::user(
-                        synthesis_prompt(plan, passages)
+                        synthesis_prompt(plan, passages, failures)
                             .map_err(|err| crate::Error::Llm(err.to_string()))?,
                     ),
                 ],
@@ -315,7 +344,14 @@ impl Synthesizer for LlmSynthesizer {
                 .zip(bodies)
                 .map(|(sub, body)| match body.filter(|b| !b.is_empty()) {
                     Some(body) => body,
-                    None => extractive_section(&sub.text, &passages_for(passages, sub.index)),
+                    None => {
+                        let mine = passages_for(passages, sub.index);
+                        if mine.is_empty() {
+                            section_without_evidence(sub.index, &sub.text, failures)
+                        } else {
+                            extractive_section(&sub.text, &mine)
+                        }
+                    }
                 })
                 .collect();
             Ok(Draft {
@@ -352,7 +388,20 @@ mod tests {
         assert_eq!(bodies[1].as_deref(), Some("Second [2]."));
         assert_eq!(bodies[0].as_deref(), Some("First [1]."));
         assert!(split_sections("no headings at all", &plan).is_none());
-        let prompt = synthesis_prompt(&plan, &[]).expect("renders");
+        let prompt = synthesis_prompt(&plan, &[], &[]).expect("renders");
+        assert!(!prompt.contains("These searches failed"), "{prompt}");
+        let failure = SearchFailure {
+            round: 1,
+            sub_question: 0,
+            query: "tokio scheduler".to_string(),
+            source: Some("web".to_string()),
+            error: "connection refused".to_string(),
+        };
+        let prompt = synthesis_prompt(&plan, &[], &[failure]).expect("renders");
+        assert!(
+            prompt.contains("- tokio scheduler (web: connection refused)"),
+            "{prompt}"
+        );
         assert!(prompt.contains("## Summary") && prompt.contains(&headings[0]));
         let plan_prompt = PROMPTS
             .render("plan", json!({"max_sub_questions": 3, "question": "Why?"}))

@@ -7,6 +7,7 @@ use aiex_search::Locator;
 use serde::{Deserialize, Serialize};
 
 use crate::cite::RemovedCitation;
+use crate::event::SearchFailure;
 use crate::evidence::Passage;
 use crate::graph::Graph;
 use crate::usage::Usage;
@@ -89,8 +90,15 @@ pub struct Report {
     /// Citations the synthesis wrote that named no passage (removed from the text).
     pub removed_citations: Vec<RemovedCitation>,
     pub budgets_hit: Vec<BudgetNote>,
+    /// Searches that failed (timed out, errors, unreachable providers): evidence they would have
+    /// brought is missing. Empty when every search answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_searches: Vec<SearchFailure>,
     pub created_at: String,
 }
+
+/// Failed searches listed in a Markdown report at most (the JSON report has them all).
+const FAILURES_LISTED: usize = 20;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +155,7 @@ impl Report {
             out.push_str(section.body.trim());
             out.push_str("\n\n");
         }
+        out.push_str(&self.failed_searches_markdown());
         if !self.graph.edges.is_empty() {
             out.push_str("## Knowledge graph\n\n```mermaid\n");
             out.push_str(&self.graph.to_mermaid());
@@ -191,6 +200,42 @@ impl Report {
             self.session,
             self.created_at
         ));
+        out
+    }
+}
+
+impl Report {
+    /// The "Searches that failed" section: which searches failed and why (empty when none did).
+    pub fn failed_searches_markdown(&self) -> String {
+        let mut out = String::new();
+        if self.failed_searches.is_empty() {
+            return out;
+        }
+        let count = self.failed_searches.len();
+        let noun = if count == 1 { "search" } else { "searches" };
+        out.push_str(&format!(
+            "## Searches that failed\n\n{count} {noun} failed, so evidence may be missing:\n\n"
+        ));
+        for failure in self.failed_searches.iter().take(FAILURES_LISTED) {
+            let part = self
+                .sections
+                .get(failure.sub_question)
+                .map(|section| format!(" ({})", section.heading))
+                .unwrap_or_default();
+            let source = failure
+                .source
+                .as_deref()
+                .map(|source| format!("`{source}`: "))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "- {:?}{part}: {source}{}\n",
+                failure.query, failure.error
+            ));
+        }
+        if count > FAILURES_LISTED {
+            out.push_str(&format!("- … and {} more\n", count - FAILURES_LISTED));
+        }
+        out.push('\n');
         out
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::event::{EventKind, ResearchEvent, ResearchRequest, Stage};
+use crate::event::{Completion, EventKind, ResearchEvent, ResearchRequest, SearchFailure, Stage};
 use crate::evidence::{FoundText, Passage};
 use crate::plan::Plan;
 use crate::report::Report;
@@ -26,7 +26,35 @@ pub enum SessionStatus {
     Incomplete,
     Cancelled,
     Complete,
+    /// Complete, but some searches failed: the report and the `done` event list them.
+    CompleteWithErrors,
     Failed,
+}
+
+impl SessionStatus {
+    /// Whether the session reached its report and `done` (with or without failed searches).
+    pub fn is_complete(self) -> bool {
+        matches!(
+            self,
+            SessionStatus::Complete | SessionStatus::CompleteWithErrors
+        )
+    }
+
+    /// Whether the session ended for good (complete or failed; cancelled sessions can resume).
+    pub fn is_ended(self) -> bool {
+        self.is_complete() || self == SessionStatus::Failed
+    }
+
+    /// The snake_case name, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionStatus::Incomplete => "incomplete",
+            SessionStatus::Cancelled => "cancelled",
+            SessionStatus::Complete => "complete",
+            SessionStatus::CompleteWithErrors => "complete_with_errors",
+            SessionStatus::Failed => "failed",
+        }
+    }
 }
 
 /// A line of `sessions list`.
@@ -56,6 +84,8 @@ pub struct SessionState {
     pub searches: HashMap<(u32, usize, String), Vec<FoundText>>,
     /// Searches run, failed ones included.
     pub searches_run: usize,
+    /// Searches that failed, wholly or for one of their sources, in the order they finished.
+    pub failures: Vec<SearchFailure>,
     /// Fetched pages: (round, sub-question, page), in order.
     pub pages: Vec<(u32, usize, FoundText)>,
     pub pages_tried: usize,
@@ -99,13 +129,36 @@ impl SessionState {
                 sub_question,
                 query,
                 found,
+                failures,
                 ..
             } => {
                 self.searches_run += 1;
                 self.searches
                     .insert((*round, *sub_question, query.clone()), found.clone());
+                self.failures
+                    .extend(failures.iter().map(|failure| SearchFailure {
+                        round: *round,
+                        sub_question: *sub_question,
+                        query: query.clone(),
+                        source: Some(failure.source.clone()),
+                        error: failure.error.clone(),
+                    }));
             }
-            EventKind::SearchFailed { .. } => self.searches_run += 1,
+            EventKind::SearchFailed {
+                round,
+                sub_question,
+                query,
+                error,
+            } => {
+                self.searches_run += 1;
+                self.failures.push(SearchFailure {
+                    round: *round,
+                    sub_question: *sub_question,
+                    query: query.clone(),
+                    source: None,
+                    error: error.clone(),
+                });
+            }
             EventKind::PageFetched {
                 round,
                 sub_question,
@@ -137,7 +190,12 @@ impl SessionState {
             EventKind::ReportReady { report } => self.report = Some((**report).clone()),
             EventKind::Cancelled {} => self.status = Some(SessionStatus::Cancelled),
             EventKind::Failed { .. } => self.status = Some(SessionStatus::Failed),
-            EventKind::Done { .. } => self.status = Some(SessionStatus::Complete),
+            EventKind::Done { status, .. } => {
+                self.status = Some(match status {
+                    Completion::Complete => SessionStatus::Complete,
+                    Completion::CompleteWithErrors => SessionStatus::CompleteWithErrors,
+                })
+            }
             _ => {}
         }
     }
@@ -456,8 +514,15 @@ mod tests {
             matches!(store.reopen("abc"), Err(Error::SessionBusy { .. })),
             "one writer per session"
         );
-        log.append(&event(4, EventKind::Done { took_ms: 5 }))
-            .expect("append");
+        log.append(&event(
+            4,
+            EventKind::Done {
+                took_ms: 5,
+                status: Completion::Complete,
+                failures: Vec::new(),
+            },
+        ))
+        .expect("append");
         let state = store.state("abc").expect("state");
         assert_eq!(state.status(), SessionStatus::Complete);
         let (list, total) = store.list(0, 10).expect("list");

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use tokio::sync::mpsc;
 
+use crate::event::SearchFailure;
 use crate::evidence::Passage;
 use crate::plan::Plan;
 use crate::text::{distinct_terms, prose, sentences, terms, truncate};
@@ -38,14 +39,77 @@ pub trait Synthesizer: Send + Sync {
     fn name(&self) -> &str;
     fn kind(&self) -> SynthesizerKind;
     /// The draft, in at most `max_output_tokens` (LLM synthesizers); text written as it is
-    /// produced may be sent on `deltas` (for streaming).
+    /// produced may be sent on `deltas` (for streaming). `failures` are the searches that
+    /// failed: a section without evidence says that its searches failed, not that nothing
+    /// exists.
     fn synthesize<'a>(
         &'a self,
         plan: &'a Plan,
         passages: &'a [Passage],
+        failures: &'a [SearchFailure],
         max_output_tokens: u32,
         deltas: mpsc::UnboundedSender<String>,
     ) -> BoxFuture<'a, crate::Result<Draft>>;
+}
+
+/// Failure reasons quoted in a section at most.
+const REASONS_QUOTED: usize = 3;
+
+/// The body of a sub-question without evidence because its searches failed: which sources
+/// failed and why.
+pub fn failed_section(failures: &[&SearchFailure]) -> String {
+    let mut reasons: Vec<String> = Vec::new();
+    for failure in failures {
+        let reason = match &failure.source {
+            Some(source) => format!("`{source}`: {}", failure.error),
+            None => failure.error.clone(),
+        };
+        if !reasons.contains(&reason) {
+            reasons.push(reason);
+        }
+    }
+    let more = reasons.len().saturating_sub(REASONS_QUOTED);
+    reasons.truncate(REASONS_QUOTED);
+    let more = if more > 0 {
+        format!("; and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "No evidence could be gathered for this question because its searches failed ({}{more}). \
+         See “Searches that failed”.",
+        reasons.join("; ")
+    )
+}
+
+/// The body of sub-question `index` when it has no passages: why (failed searches), or that the
+/// searches found nothing.
+pub fn section_without_evidence(
+    index: usize,
+    question: &str,
+    failures: &[SearchFailure],
+) -> String {
+    let mine: Vec<&SearchFailure> = failures
+        .iter()
+        .filter(|failure| failure.sub_question == index)
+        .collect();
+    if mine.is_empty() {
+        extractive_section(question, &[])
+    } else {
+        failed_section(&mine)
+    }
+}
+
+/// The summary of a report without any evidence.
+pub fn summary_without_evidence(failures: &[SearchFailure]) -> String {
+    match failures.len() {
+        0 => "No evidence was found in the searched sources.".to_string(),
+        1 => "No evidence could be gathered: a search failed (see “Searches that failed”)."
+            .to_string(),
+        count => format!(
+            "No evidence could be gathered: {count} searches failed (see “Searches that failed”)."
+        ),
+    }
 }
 
 /// Synthesis without an LLM.
@@ -181,6 +245,7 @@ impl Synthesizer for ExtractiveSynthesizer {
         &'a self,
         plan: &'a Plan,
         passages: &'a [Passage],
+        failures: &'a [SearchFailure],
         _max_output_tokens: u32,
         deltas: mpsc::UnboundedSender<String>,
     ) -> BoxFuture<'a, crate::Result<Draft>> {
@@ -190,7 +255,11 @@ impl Synthesizer for ExtractiveSynthesizer {
             let mut sections = Vec::new();
             for sub_question in &plan.sub_questions {
                 let mine = passages_for(passages, sub_question.index);
-                let body = extractive_section(&sub_question.text, &mine);
+                let body = if mine.is_empty() {
+                    section_without_evidence(sub_question.index, &sub_question.text, failures)
+                } else {
+                    extractive_section(&sub_question.text, &mine)
+                };
                 let _ = deltas.send(format!("## {}\n\n{body}\n\n", sub_question.heading));
                 sections.push(body);
                 if let Some(best) = mine.iter().find(|passage| !is_code(passage)) {
@@ -206,7 +275,7 @@ impl Synthesizer for ExtractiveSynthesizer {
             }
             let summary = if summary.is_empty() {
                 if passages.is_empty() {
-                    "No evidence was found in the searched sources.".to_string()
+                    summary_without_evidence(failures)
                 } else {
                     let cited: Vec<String> = passages
                         .iter()

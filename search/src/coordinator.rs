@@ -69,8 +69,20 @@ enum Outcome {
 /// Fans queries out to its sources.
 pub struct Coordinator {
     sources: Vec<Arc<dyn Source>>,
-    cache: ResultCache,
+    /// Shared with the coordinators made by [`Coordinator::with_deadlines`].
+    cache: Arc<ResultCache>,
     options: CoordinatorOptions,
+}
+
+/// The start of the error of a source that missed its own deadline.
+const DEADLINE_EXCEEDED: &str = "deadline of ";
+/// The start of the error of a source cut off by the overall budget.
+const BUDGET_EXCEEDED: &str = "overall search budget of ";
+
+/// Whether a `source_failed` error says that the source ran out of time (its own deadline or the
+/// overall budget) rather than that it failed: a later try with more time may answer.
+pub fn is_time_out(error: &str) -> bool {
+    error.starts_with(DEADLINE_EXCEEDED) || error.starts_with(BUDGET_EXCEEDED)
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -92,10 +104,29 @@ fn selects(requested: &str, source: &str) -> bool {
 impl Coordinator {
     pub fn new(sources: Vec<Arc<dyn Source>>, options: CoordinatorOptions) -> Self {
         Coordinator {
-            cache: ResultCache::new(options.cache_bytes),
+            cache: Arc::new(ResultCache::new(options.cache_bytes)),
             sources,
             options,
         }
+    }
+
+    /// A coordinator over the same sources and result cache whose sources named in `deadlines`
+    /// get those deadlines instead (a second try of sources that missed theirs).
+    pub fn with_deadlines(&self, deadlines: &HashMap<String, Duration>) -> Coordinator {
+        let mut options = self.options.clone();
+        for (source, deadline) in deadlines {
+            options.deadlines.insert(source.clone(), *deadline);
+        }
+        Coordinator {
+            sources: self.sources.clone(),
+            cache: Arc::clone(&self.cache),
+            options,
+        }
+    }
+
+    /// The overall budget of one search.
+    pub fn budget(&self) -> Duration {
+        self.options.budget
     }
 
     pub fn source_names(&self) -> Vec<String> {
@@ -252,8 +283,7 @@ impl Coordinator {
             if collected.reported[index] {
                 continue;
             }
-            let outcome =
-                Outcome::Failed(format!("overall search budget of {budget_ms} ms exceeded"));
+            let outcome = Outcome::Failed(format!("{BUDGET_EXCEEDED}{budget_ms} ms exceeded"));
             let ms = run.started.elapsed().as_secs_f64() * 1000.0;
             let id = run.next_id();
             let event = collected.record(id, index, source.name(), outcome, ms);
@@ -312,7 +342,10 @@ impl Coordinator {
                 }
             }
             Ok(Err(err)) => Outcome::Failed(err.to_string()),
-            Err(_) => Outcome::Failed(format!("deadline of {} ms exceeded", deadline.as_millis())),
+            Err(_) => Outcome::Failed(format!(
+                "{DEADLINE_EXCEEDED}{} ms exceeded",
+                deadline.as_millis()
+            )),
         }
     }
 }

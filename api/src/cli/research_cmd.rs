@@ -52,6 +52,10 @@ pub struct OutputArgs {
     /// Extractive synthesis and the deterministic planner even when an LLM is configured.
     #[arg(long)]
     pub no_llm: bool,
+    /// A session that ends `complete_with_errors` (some searches failed) is a failure (exit
+    /// status 2) instead of a warning on stderr; the report is written either way.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// The engine over `collections`, with the configured LLM unless `--no-llm`.
@@ -149,6 +153,23 @@ pub async fn drive(
         }
         None => {}
     }
+    degraded(&report, output)
+}
+
+/// A report whose searches partly failed: a warning on stderr, or the failure under `--strict`.
+fn degraded(report: &aiex_research::Report, output: &OutputArgs) -> anyhow::Result<()> {
+    let failed = report.failed_searches.len();
+    if failed == 0 {
+        return Ok(());
+    }
+    let noun = if failed == 1 { "search" } else { "searches" };
+    let message = format!(
+        "research complete_with_errors: {failed} {noun} failed, so evidence may be missing (the report's \"Searches that failed\" lists them)"
+    );
+    if output.strict {
+        anyhow::bail!("{message} (--strict)");
+    }
+    eprintln!("warning: {message}");
     Ok(())
 }
 
@@ -210,12 +231,22 @@ pub fn progress_line(kind: &EventKind) -> Option<String> {
             query,
             found,
             took_ms,
+            failures,
             ..
-        } => format!(
-            "  [{}] {query:?}: {} results ({took_ms} ms)",
-            sub_question + 1,
-            found.len()
-        ),
+        } => {
+            let mut line = format!(
+                "  [{}] {query:?}: {} results ({took_ms} ms)",
+                sub_question + 1,
+                found.len()
+            );
+            for failure in failures {
+                line.push_str(&format!(
+                    "\n    warning: source {} failed: {}",
+                    failure.source, failure.error
+                ));
+            }
+            line
+        }
         EventKind::SearchFailed { query, error, .. } => {
             format!("  warning: search {query:?} failed: {error}")
         }
@@ -248,7 +279,16 @@ pub fn progress_line(kind: &EventKind) -> Option<String> {
         EventKind::Warning { message } => format!("  warning: {message}"),
         EventKind::Cancelled {} => "cancelled".to_string(),
         EventKind::Failed { error } => format!("failed: {error}"),
-        EventKind::Done { took_ms } => format!("done in {:.1} s", *took_ms as f64 / 1000.0),
+        EventKind::Done {
+            took_ms, failures, ..
+        } if !failures.is_empty() => format!(
+            "done in {:.1} s: complete_with_errors ({} failed searches)",
+            *took_ms as f64 / 1000.0,
+            failures.len()
+        ),
+        EventKind::Done { took_ms, .. } => {
+            format!("done in {:.1} s", *took_ms as f64 / 1000.0)
+        }
         _ => return None,
     })
 }

@@ -203,6 +203,13 @@ impl MetricsHook for ResearchMetrics {
         );
         write_metric(
             out,
+            "aiex_research_sessions_queued",
+            "gauge",
+            "Interrupted research sessions waiting for their turn to be resumed.",
+            &[(String::new(), self.research.queued_count() as f64)],
+        );
+        write_metric(
+            out,
             "aiex_research_sessions_started_total",
             "counter",
             "Research sessions started or resumed by this process.",

@@ -5,7 +5,9 @@
 //!
 //! A small record per session (`data_dir/server/research/ID.json`: owner, report format, budget
 //! overrides, whether it ended or was cancelled by its owner) lets the next start take up the
-//! sessions that were running when the server stopped: **they are resumed at startup**. On
+//! sessions that were running when the server stopped: **they are resumed at startup**, at most
+//! `research.resume_concurrency` at once (the others queued, in order), so that a burst of
+//! resumed sessions does not starve each other's searches. On
 //! shutdown, running sessions are cancelled at their next step (the log gets a `cancelled` event
 //! and is synced) and stay resumable; a cancel asked by the owner is never resumed.
 //!
@@ -14,7 +16,7 @@
 //! skipping ids it already sent and re-reading the log when it lagged behind; a session that runs
 //! in another process is followed by reading its log every [`POLL_INTERVAL`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use std::time::Duration;
 use aiex_research::{ResearchEngine, ResearchEvent, ResearchRequest, SessionHandle, SessionStore};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use utoipa::ToSchema;
@@ -130,6 +132,26 @@ struct Running {
     handle: SessionHandle,
 }
 
+/// A resumed session's turn: held while it runs, so that at most `research.resume_concurrency`
+/// resumed sessions run at once.
+struct ResumeSlot {
+    _permit: OwnedSemaphorePermit,
+    counts: Arc<ResumeCounts>,
+}
+
+impl Drop for ResumeSlot {
+    fn drop(&mut self) {
+        self.counts.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Resumed sessions running now, and the most that ever ran at once.
+#[derive(Debug, Default)]
+struct ResumeCounts {
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
 /// The research sessions of the server.
 pub struct ResearchManager {
     config: Arc<aiex_config::Config>,
@@ -139,6 +161,10 @@ pub struct ResearchManager {
     meta_dir: PathBuf,
     metas: Mutex<HashMap<String, SessionMeta>>,
     running: Mutex<HashMap<String, Running>>,
+    /// Sessions waiting for their turn to be resumed.
+    queued: Mutex<HashSet<String>>,
+    resume_slots: Arc<Semaphore>,
+    resume_counts: Arc<ResumeCounts>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     started: AtomicUsize,
@@ -191,8 +217,18 @@ impl ResearchManager {
         let metas = tokio::task::spawn_blocking(move || load_metas(&dir))
             .await
             .unwrap_or_default();
+        let mut to_resume: Vec<SessionMeta> = metas
+            .iter()
+            .filter(|meta| !meta.finished && !meta.cancel_requested)
+            .cloned()
+            .collect();
+        // Oldest first, as they were started.
+        to_resume.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         let manager = Arc::new(ResearchManager {
             store: SessionStore::new(&config.data_dir),
+            resume_slots: Arc::new(Semaphore::new(config.research.resume_concurrency.max(1))),
+            resume_counts: Arc::new(ResumeCounts::default()),
+            queued: Mutex::new(to_resume.iter().map(|meta| meta.id.clone()).collect()),
             config,
             engine,
             llm,
@@ -203,18 +239,59 @@ impl ResearchManager {
             tasks: TaskTracker::new(),
             started: AtomicUsize::new(0),
         });
-        for meta in metas
-            .into_iter()
-            .filter(|meta| !meta.finished && !meta.cancel_requested)
-        {
-            match manager.resume(&meta).await {
-                Ok(()) => tracing::info!(session = %meta.id, "research session resumed"),
-                Err(err) => {
-                    tracing::warn!(session = %meta.id, code = err.code, message = %err.message, "research session not resumed")
+        manager.resume_in_turn(to_resume);
+        manager
+    }
+
+    /// Resumes `metas` in order in the background, each when a resume slot is free; stops
+    /// taking them up at shutdown (they stay resumable) and skips those cancelled meanwhile.
+    fn resume_in_turn(self: &Arc<Self>, metas: Vec<SessionMeta>) {
+        if metas.is_empty() {
+            return;
+        }
+        let manager = Arc::clone(self);
+        self.tasks.spawn(async move {
+            for meta in metas {
+                let slots = Arc::clone(&manager.resume_slots);
+                let permit = tokio::select! {
+                    permit = slots.acquire_owned() => permit,
+                    () = manager.shutdown.cancelled() => break,
+                };
+                let Ok(permit) = permit else { break };
+                if manager.shutdown.is_cancelled() {
+                    break;
+                }
+                let counts = Arc::clone(&manager.resume_counts);
+                let now = counts.running.fetch_add(1, Ordering::SeqCst) + 1;
+                counts.peak.fetch_max(now, Ordering::SeqCst);
+                let slot = ResumeSlot {
+                    _permit: permit,
+                    counts,
+                };
+                let cancelled = manager.meta(&meta.id).is_some_and(|m| m.cancel_requested);
+                let resumed = if cancelled {
+                    Ok(())
+                } else {
+                    manager.resume(&meta, slot).await
+                };
+                manager.queued.lock().remove(&meta.id);
+                // Cancelled by its owner while it was being started.
+                if manager.meta(&meta.id).is_some_and(|m| m.cancel_requested) {
+                    if let Some(running) = manager.running.lock().get(&meta.id) {
+                        running.handle.cancel();
+                    }
+                }
+                match resumed {
+                    Ok(()) if cancelled => {}
+                    Ok(()) => tracing::info!(session = %meta.id, "research session resumed"),
+                    Err(err) => {
+                        tracing::warn!(session = %meta.id, code = err.code, message = %err.message, "research session not resumed")
+                    }
                 }
             }
-        }
-        manager
+            // At shutdown the sessions still waiting stay resumable by the next start.
+            manager.queued.lock().clear();
+        });
     }
 
     pub fn store(&self) -> &SessionStore {
@@ -238,6 +315,21 @@ impl ResearchManager {
 
     pub fn is_running(&self, id: &str) -> bool {
         self.running.lock().contains_key(id)
+    }
+
+    /// Whether session `id` waits for its turn to be resumed here.
+    pub fn is_queued(&self, id: &str) -> bool {
+        self.queued.lock().contains(id)
+    }
+
+    /// Resumed sessions waiting for their turn now.
+    pub fn queued_count(&self) -> usize {
+        self.queued.lock().len()
+    }
+
+    /// The most resumed sessions that ran at once since the start.
+    pub fn resumed_peak(&self) -> usize {
+        self.resume_counts.peak.load(Ordering::SeqCst)
     }
 
     /// The record of session `id`, if this server started it.
@@ -337,13 +429,17 @@ impl ResearchManager {
         };
         let id = handle.id.clone();
         self.metas.lock().insert(id.clone(), meta.clone());
-        self.watch(handle);
+        self.watch(handle, None);
         self.save(meta).await;
         Ok(id)
     }
 
-    /// Takes a session of this server up again.
-    async fn resume(self: &Arc<Self>, meta: &SessionMeta) -> Result<(), ApiError> {
+    /// Takes a session of this server up again; it keeps `slot` while it runs.
+    async fn resume(
+        self: &Arc<Self>,
+        meta: &SessionMeta,
+        slot: ResumeSlot,
+    ) -> Result<(), ApiError> {
         let store = self.store.clone();
         let id = meta.id.clone();
         let collections = tokio::task::spawn_blocking(move || store.state(&id))
@@ -356,7 +452,7 @@ impl ResearchManager {
         let engine = self.engine_for(&meta.budgets, &collections).await?;
         match engine.resume(&meta.id) {
             Ok(handle) => {
-                self.watch(handle);
+                self.watch(handle, Some(slot));
                 Ok(())
             }
             Err(aiex_research::Error::SessionComplete { .. }) => {
@@ -367,8 +463,9 @@ impl ResearchManager {
         }
     }
 
-    /// Registers a running session and waits for its end in the background.
-    fn watch(self: &Arc<Self>, mut handle: SessionHandle) {
+    /// Registers a running session and waits for its end in the background; a resumed session's
+    /// `slot` is given back at its end.
+    fn watch(self: &Arc<Self>, mut handle: SessionHandle, slot: Option<ResumeSlot>) {
         let id = handle.id.clone();
         // The handle's own subscription is read here, so that no unread events pile up in the
         // channel; it closes when the session ends.
@@ -396,25 +493,35 @@ impl ResearchManager {
             if !by_shutdown {
                 manager.mark(&id, |meta| meta.finished = true).await;
             }
+            drop(slot);
         });
     }
 
     /// Cancels a session running here; its record says its owner asked, so it is not resumed.
+    /// A session waiting for its turn to be resumed is dropped from the queue.
     pub async fn cancel(&self, id: &str) -> Result<(), ApiError> {
         let cancel = self
             .running
             .lock()
             .get(id)
             .map(|running| running.handle.canceller());
-        let Some(cancel) = cancel else {
-            return Err(ApiError::conflict(
+        match cancel {
+            Some(cancel) => {
+                self.mark(id, |meta| meta.cancel_requested = true).await;
+                let _ = cancel.send(true);
+                Ok(())
+            }
+            // Its turn skips it (or cancels it, if it is being started now).
+            None if self.is_queued(id) => {
+                self.mark(id, |meta| meta.cancel_requested = true).await;
+                self.queued.lock().remove(id);
+                Ok(())
+            }
+            None => Err(ApiError::conflict(
                 "session_not_running",
                 "the session is not running in this server",
-            ));
-        };
-        self.mark(id, |meta| meta.cancel_requested = true).await;
-        let _ = cancel.send(true);
-        Ok(())
+            )),
+        }
     }
 
     /// Stops every running session at its next step (they stay resumable).

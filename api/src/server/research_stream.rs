@@ -200,7 +200,9 @@ impl Follower {
                 return None;
             }
         }
-        if self.live.is_none() && stored.status != SessionStatus::Incomplete {
+        // A session that runs or waits for its turn here is not over, whatever its log says yet.
+        let here = self.manager.is_running(&self.id) || self.manager.is_queued(&self.id);
+        if self.live.is_none() && stored.status != SessionStatus::Incomplete && !here {
             if stored.status == SessionStatus::Cancelled && self.shutdown.is_cancelled() {
                 // Stopped by the shutdown: the next start resumes it.
                 let ending = self.shutting_down();

@@ -3,6 +3,7 @@
 mod cli;
 mod crash;
 mod research;
+mod research_failures;
 mod server;
 mod server_backend;
 

@@ -18,11 +18,13 @@ use tokio::sync::{broadcast, watch};
 use crate::event::{ResearchEvent, ResearchRequest};
 use crate::plan::{DeterministicPlanner, Planner};
 use crate::report::Report;
-use crate::session::{SessionLog, SessionState, SessionStatus, SessionStore};
+use crate::session::{SessionLog, SessionState, SessionStore};
 use crate::synth::{ExtractiveSynthesizer, Synthesizer};
 use crate::{BoxFuture, Error, Result};
 
 mod evidence;
+#[cfg(test)]
+mod failure_tests;
 mod fetch;
 mod journal;
 mod plan;
@@ -277,7 +279,7 @@ impl ResearchEngine {
     pub fn resume(self: &Arc<Self>, id: &str) -> Result<SessionHandle> {
         let (log, events) = self.store.reopen(id)?;
         let state = SessionState::from_events(&events);
-        if state.status() == SessionStatus::Complete {
+        if state.status().is_complete() {
             return Err(Error::SessionComplete { id: id.to_string() });
         }
         if state.request.is_none() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::{Journal, ResearchEngine};
-use crate::event::{Budget, EventKind, ResearchEvent, ResearchRequest, Stage};
+use crate::event::{Budget, Completion, EventKind, ResearchEvent, ResearchRequest, Stage};
 use crate::report::Report;
 use crate::session::SessionState;
 use crate::text::{now_millis, rfc3339};
@@ -252,7 +252,12 @@ impl Run {
             .clone()
             .ok_or_else(|| Error::Internal("no report after synthesis".to_string()))?;
         let took_ms = now_millis().saturating_sub(self.state.started_at_ms);
-        self.emit(EventKind::Done { took_ms })?;
+        let failures = self.state.failures.clone();
+        self.emit(EventKind::Done {
+            took_ms,
+            status: Completion::of(&failures),
+            failures,
+        })?;
         self.sync().await?;
         Ok(report)
     }

@@ -1,25 +1,45 @@
 //! The search stage: a round's queries through the coordinator, a few at a time, each recorded
-//! (and synced) as it finishes; local hits are completed with their chunk's full text.
+//! (and synced) as it finishes; local hits are completed with their chunk's full text. A local
+//! source (`code`, `docs`) that ran out of time is asked once more with the whole search budget
+//! as its deadline: local search is cheap, its short deadline is there for the web's sake. What
+//! still fails is recorded with the search, so the report can say which searches failed and why.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use aiex_indexer::CollectionKind;
+use aiex_search::coordinator::is_time_out;
 use aiex_search::{CoordinatedSearch, Hit, SearchEvent, SourceQuery};
 use tokio::task::JoinSet;
 
 use super::run::{Run, Step};
 use super::ResearchEngine;
-use crate::event::{Budget, EventKind, ResearchRequest, Stage};
+use crate::event::{Budget, EventKind, ResearchRequest, SourceFailure, Stage};
 use crate::evidence::FoundText;
 use crate::text::{now_millis, rfc3339};
 use crate::Error;
 
-/// What a search found: the texts, and the sources' notes; or why it failed.
-type SearchResult = std::result::Result<(Vec<FoundText>, Vec<String>), String>;
+/// What a search found: the texts, the sources' notes and the sources that failed.
+#[derive(Debug, Default)]
+pub(super) struct Found {
+    texts: Vec<FoundText>,
+    notes: Vec<String>,
+    failures: Vec<SourceFailure>,
+}
+
+/// What a search found, or why it failed as a whole.
+type SearchResult = std::result::Result<Found, String>;
 
 /// What a search task hands back: sub-question, query, start time and result.
 type SearchOutcome = (usize, String, Instant, SearchResult);
+
+/// Whether `source` searches this machine's collections.
+fn is_local(source: &str) -> bool {
+    [CollectionKind::Code, CollectionKind::Docs]
+        .iter()
+        .any(|kind| kind.name() == source)
+}
 
 impl Run {
     /// (sub-question, query) pairs searched in `round`: the plan's queries first, then the queries
@@ -143,13 +163,14 @@ impl Run {
     async fn record_search(&mut self, round: u32, outcome: SearchOutcome) -> Step<()> {
         let (sub, query, started, result) = outcome;
         match result {
-            Ok((found, notes)) => self.emit(EventKind::SearchCompleted {
+            Ok(found) => self.emit(EventKind::SearchCompleted {
                 round,
                 sub_question: sub,
                 query,
-                found,
+                found: found.texts,
                 took_ms: started.elapsed().as_millis() as u64,
-                notes,
+                notes: found.notes,
+                failures: found.failures,
             })?,
             Err(error) => self.emit(EventKind::SearchFailed {
                 round,
@@ -164,7 +185,8 @@ impl Run {
 }
 
 impl ResearchEngine {
-    /// One search through the coordinator; local hits are completed with their chunk's full text.
+    /// One search through the coordinator, local sources that ran out of time asked once more;
+    /// local hits are completed with their chunk's full text.
     async fn search_one(
         &self,
         query: &str,
@@ -174,22 +196,77 @@ impl ResearchEngine {
         let hits_per_search = self.config.research.hits_per_search;
         let mut source_query = SourceQuery::new(query, hits_per_search);
         source_query.collections = collections;
-        let events = self
-            .coordinator
-            .search_all(CoordinatedSearch {
-                query: source_query,
-                sources,
-            })
-            .await;
-        let (hits, notes) = merged_hits(events)?;
+        let search = CoordinatedSearch {
+            query: source_query,
+            sources,
+        };
+        let mut merged = merged_hits(self.coordinator.search_all(search.clone()).await)?;
+        let late: Vec<String> = merged
+            .failures
+            .iter()
+            .filter(|failure| is_local(&failure.source) && is_time_out(&failure.error))
+            .map(|failure| failure.source.clone())
+            .collect();
+        if !late.is_empty() {
+            merged = self.retry_late(search, merged, late).await?;
+        }
         let retrieved_at = rfc3339(now_millis());
-        let mut found: Vec<FoundText> = hits
+        let mut texts: Vec<FoundText> = merged
+            .hits
             .iter()
             .take(hits_per_search)
             .map(|hit| found_text(hit, &retrieved_at))
             .collect();
-        self.complete_local_chunks(&hits, &mut found).await?;
-        Ok((found, notes))
+        self.complete_local_chunks(&merged.hits, &mut texts).await?;
+        Ok(Found {
+            texts,
+            notes: merged.notes,
+            failures: merged.failures,
+        })
+    }
+
+    /// `search` again with the whole search budget as the deadline of the `late` local sources,
+    /// beside the sources that answered the first time (from the result cache); failures of the
+    /// first try that were not retried are kept.
+    async fn retry_late(
+        &self,
+        search: CoordinatedSearch,
+        first: Merged,
+        late: Vec<String>,
+    ) -> std::result::Result<Merged, String> {
+        let deadline = self.coordinator.budget();
+        let deadlines: HashMap<String, std::time::Duration> = late
+            .iter()
+            .map(|source| (source.clone(), deadline))
+            .collect();
+        tracing::info!(sources = ?late, deadline_ms = deadline.as_millis() as u64, "local sources ran out of time; retrying");
+        let patient = Arc::new(self.coordinator.with_deadlines(&deadlines));
+        let mut sources = first.answered.clone();
+        sources.extend(late.iter().cloned());
+        let retry = CoordinatedSearch {
+            query: search.query,
+            sources,
+        };
+        let mut second = merged_hits(patient.search_all(retry).await)?;
+        let mut notes = first.notes;
+        for source in &late {
+            notes.push(format!(
+                "source {source} ran out of time and was asked again with a {} ms deadline",
+                deadline.as_millis()
+            ));
+        }
+        for note in second.notes {
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+        second.notes = notes;
+        let kept = first
+            .failures
+            .into_iter()
+            .filter(|failure| !late.contains(&failure.source));
+        second.failures = kept.chain(second.failures).collect();
+        Ok(second)
     }
 
     /// Replaces the snippets of local hits with their chunk's full text and lines (chunk
@@ -242,25 +319,45 @@ impl ResearchEngine {
     }
 }
 
-/// The merged hits of a coordinated search and the sources' notes (failures included); an error
-/// when the search ended without a merge.
-fn merged_hits(events: Vec<SearchEvent>) -> std::result::Result<(Vec<Hit>, Vec<String>), String> {
-    let mut notes = Vec::new();
+/// A coordinated search's outcome: the merged hits, the sources' notes, the sources that failed
+/// and those that answered.
+#[derive(Debug, Default)]
+struct Merged {
+    hits: Vec<Hit>,
+    notes: Vec<String>,
+    failures: Vec<SourceFailure>,
+    answered: Vec<String>,
+}
+
+/// The outcome of a coordinated search from its events; an error when it ended without a merge.
+fn merged_hits(events: Vec<SearchEvent>) -> std::result::Result<Merged, String> {
+    let mut outcome = Merged::default();
     let mut merged = None;
     for event in events {
         match event {
-            SearchEvent::Results { notes: more, .. } => notes.extend(more),
+            SearchEvent::Results { source, notes, .. } => {
+                outcome.notes.extend(notes);
+                outcome.answered.push(source);
+            }
             SearchEvent::SourceFailed { source, error, .. } => {
-                notes.push(format!("source {source} failed: {error}"))
+                outcome.failures.push(SourceFailure { source, error })
             }
             SearchEvent::Merged { hits, .. } => merged = Some(hits),
             _ => {}
         }
     }
     match merged {
-        Some(hits) => Ok((hits, notes)),
-        None if notes.is_empty() => Err("the search ended without results".to_string()),
-        None => Err(notes.join("; ")),
+        Some(hits) => {
+            outcome.hits = hits;
+            Ok(outcome)
+        }
+        None if outcome.failures.is_empty() => Err("the search ended without results".to_string()),
+        None => Err(outcome
+            .failures
+            .iter()
+            .map(|failure| format!("source {} failed: {}", failure.source, failure.error))
+            .collect::<Vec<_>>()
+            .join("; ")),
     }
 }
 

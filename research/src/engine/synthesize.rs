@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::run::{Run, Step};
 use crate::cite::check_citations;
-use crate::event::{Budget, EventKind, Stage};
+use crate::event::{Budget, EventKind, SearchFailure, Stage};
 use crate::evidence::Passage;
 use crate::graph::build_graph;
 use crate::plan::Plan;
@@ -38,9 +38,14 @@ impl Run {
             .or_else(|| self.state.evidence.get(&1))
             .map(|(passages, _)| passages.clone())
             .unwrap_or_default();
+        let failures = self.state.failures.clone();
         let (synthesizer, max_output_tokens) = self.choose_synthesizer(&passages)?;
         let drafted = self
-            .stream_draft(synthesizer.as_ref(), &plan, &passages, max_output_tokens)
+            .stream_draft(
+                synthesizer.as_ref(),
+                (&plan, &passages, &failures),
+                max_output_tokens,
+            )
             .await?;
         let (draft, synthesis) = match drafted {
             Ok(draft) => (draft, synthesizer.name().to_string()),
@@ -50,7 +55,7 @@ impl Run {
                 })?;
                 let (deltas, _receiver) = mpsc::unbounded_channel();
                 let draft = ExtractiveSynthesizer
-                    .synthesize(&plan, &passages, 0, deltas)
+                    .synthesize(&plan, &passages, &failures, 0, deltas)
                     .await?;
                 (draft, ExtractiveSynthesizer.name().to_string())
             }
@@ -62,7 +67,9 @@ impl Run {
                 usage: draft.usage,
             })?;
         }
-        Ok(self.checked_report(&plan, &passages, draft, synthesis)?)
+        let mut report = self.checked_report(&plan, &passages, draft, synthesis)?;
+        report.failed_searches = failures;
+        Ok(report)
     }
 
     /// The engine's synthesizer and the output tokens it may use: the token budget less what was
@@ -107,13 +114,12 @@ impl Run {
     async fn stream_draft(
         &mut self,
         synthesizer: &dyn Synthesizer,
-        plan: &Plan,
-        passages: &[Passage],
+        (plan, passages, failures): (&Plan, &[Passage], &[SearchFailure]),
         max_output_tokens: u32,
     ) -> Step<Result<Draft>> {
         let (deltas, mut receiver) = mpsc::unbounded_channel::<String>();
         let mut pending = String::new();
-        let future = synthesizer.synthesize(plan, passages, max_output_tokens, deltas);
+        let future = synthesizer.synthesize(plan, passages, failures, max_output_tokens, deltas);
         tokio::pin!(future);
         let mut receiving = true;
         let drafted = loop {
@@ -184,6 +190,7 @@ impl Run {
             synthesis,
             removed_citations: removed,
             budgets_hit: self.state.budgets_hit.clone(),
+            failed_searches: Vec::new(),
             created_at: rfc3339(now_millis()),
         })
     }

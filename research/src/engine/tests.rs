@@ -13,6 +13,7 @@ use super::*;
 use crate::event::{Budget, EventKind, Stage};
 use crate::evidence::Passage;
 use crate::plan::{Plan, QuestionType, SubQuestion};
+use crate::session::SessionStatus;
 use crate::synth::{Draft, SynthesizerKind};
 use crate::template::Template;
 use crate::usage::Usage;
@@ -60,14 +61,14 @@ impl Source for WebPages {
 
 /// A plan of `sub_questions` sub-questions with two queries each, at a given LLM usage; waits for
 /// `gate` first when set.
-struct FakePlanner {
+pub(super) struct FakePlanner {
     sub_questions: usize,
     usage: Usage,
     gate: Option<Arc<Notify>>,
 }
 
 impl FakePlanner {
-    fn new(sub_questions: usize) -> Self {
+    pub(super) fn new(sub_questions: usize) -> Self {
         FakePlanner {
             sub_questions,
             usage: Usage::default(),
@@ -146,6 +147,7 @@ impl Synthesizer for FakeLlm {
         &'a self,
         plan: &'a Plan,
         _passages: &'a [Passage],
+        _failures: &'a [crate::event::SearchFailure],
         _max_output_tokens: u32,
         deltas: mpsc::UnboundedSender<String>,
     ) -> BoxFuture<'a, Result<Draft>> {
@@ -191,7 +193,7 @@ impl PageReader for FakePages {
     }
 }
 
-fn config(
+pub(super) fn config(
     dir: &std::path::Path,
     edit: impl FnOnce(&mut aiex_config::Config),
 ) -> aiex_config::Config {
@@ -212,7 +214,7 @@ fn engine(config: &aiex_config::Config, planner: FakePlanner) -> ResearchEngine 
     ResearchEngine::with_coordinator(config, coordinator).with_planner(Arc::new(planner))
 }
 
-fn request() -> ResearchRequest {
+pub(super) fn request() -> ResearchRequest {
     ResearchRequest {
         question: "How does the scheduler work?".to_string(),
         collections: Vec::new(),
@@ -223,7 +225,7 @@ fn request() -> ResearchRequest {
 }
 
 /// Every live event of a session to its end, and the report.
-async fn run_to_end(mut handle: SessionHandle) -> (Vec<ResearchEvent>, Option<Report>) {
+pub(super) async fn run_to_end(mut handle: SessionHandle) -> (Vec<ResearchEvent>, Option<Report>) {
     let mut events = Vec::new();
     while let Ok(event) = handle.events.recv().await {
         events.push(event);

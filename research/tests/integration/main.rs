@@ -195,6 +195,7 @@ impl aiex_research::synth::Synthesizer for ScriptedLlm {
         &'a self,
         plan: &'a aiex_research::plan::Plan,
         _passages: &'a [aiex_research::evidence::Passage],
+        _failures: &'a [aiex_research::SearchFailure],
         _max_output_tokens: u32,
         deltas: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> aiex_research::BoxFuture<'a, aiex_research::Result<aiex_research::synth::Draft>> {

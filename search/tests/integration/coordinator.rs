@@ -321,3 +321,76 @@ async fn a_dropped_search_cancels_its_hanging_sources() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Hangs on its first call, answers every later one at once.
+struct SlowFirst {
+    calls: AtomicUsize,
+}
+
+impl Source for SlowFirst {
+    fn name(&self) -> &str {
+        "code"
+    }
+
+    fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn search<'a>(
+        &'a self,
+        query: &'a SourceQuery,
+    ) -> BoxFuture<'a, Result<SourceResults, SourceError>> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            if call == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok(vec![hit("code", 0), hit("code", query.limit.min(1))].into())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_source_that_missed_its_deadline_answers_a_coordinator_with_a_longer_one() {
+    let slow = Arc::new(SlowFirst {
+        calls: AtomicUsize::new(0),
+    });
+    let fast = fake("web:fast", Behaviour::Fast);
+    let sources: Vec<Arc<dyn Source>> = vec![slow.clone(), fast.clone()];
+    let coordinator = Arc::new(Coordinator::new(
+        sources,
+        CoordinatorOptions {
+            budget: Duration::from_secs(30),
+            default_deadline: Duration::from_secs(30),
+            deadlines: [("code".to_string(), Duration::from_millis(20))].into(),
+            ..CoordinatorOptions::default()
+        },
+    ));
+    let first = coordinator.search_all(search(&[])).await;
+    let error = first
+        .iter()
+        .find_map(|event| match event {
+            SearchEvent::SourceFailed { source, error, .. } if source == "code" => Some(error),
+            _ => None,
+        })
+        .expect("code misses its deadline");
+    assert_eq!(error, "deadline of 20 ms exceeded");
+    assert!(aiex_search::coordinator::is_time_out(error));
+    assert!(!aiex_search::coordinator::is_time_out("provider said 503"));
+
+    let longer =
+        Arc::new(coordinator.with_deadlines(&[("code".to_string(), coordinator.budget())].into()));
+    let second = longer.search_all(search(&["code", "web:fast"])).await;
+    let results: Vec<(&str, bool)> = second
+        .iter()
+        .filter_map(|event| match event {
+            SearchEvent::Results { source, cached, .. } => Some((source.as_str(), *cached)),
+            _ => None,
+        })
+        .collect();
+    // The source that answered the first time comes from the shared cache.
+    assert_eq!(results.len(), 2, "{second:?}");
+    assert!(results.contains(&("code", false)) && results.contains(&("web:fast", true)));
+    assert_eq!(slow.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(fast.calls.load(Ordering::SeqCst), 1);
+}

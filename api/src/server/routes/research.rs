@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::server::auth::Caller;
 use crate::server::error::{ApiError, ApiJson, ApiPath, ApiQuery};
-use crate::server::research::{research_error, BudgetOverrides};
+use crate::server::research::{research_error, BudgetOverrides, ResearchManager};
 use crate::server::stream::resume_point;
 use crate::server::AppState;
 
@@ -85,13 +85,35 @@ pub struct ResearchCreated {
     pub links: SessionLinks,
 }
 
+/// Where a research session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResearchStatus {
+    /// Running in this server.
+    Running,
+    /// Interrupted when the server stopped; waits for its turn to be resumed (at most
+    /// `research.resume_concurrency` resumed sessions run at once).
+    Queued,
+    /// Stopped mid-way and not running (resumable).
+    Incomplete,
+    /// Cancelled.
+    Cancelled,
+    /// Ended with its report; every search answered (with or without hits).
+    Complete,
+    /// Ended with its report, but some searches failed (timed out, errors, an unreachable
+    /// provider): `report.failed_searches` and the final `done` event name them, and evidence
+    /// may be missing.
+    CompleteWithErrors,
+    /// Ended with an error.
+    Failed,
+}
+
 /// A session: where it stands and, once finished, its report.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ResearchSession {
     pub id: String,
     pub question: String,
-    /// `running`, `incomplete` (stopped mid-way; resumable), `cancelled`, `complete` or `failed`.
-    pub status: String,
+    pub status: ResearchStatus,
     pub started_at: String,
     pub last_event_id: u64,
     /// The last stage completed.
@@ -117,8 +139,7 @@ pub struct ResearchSession {
 pub struct SessionItem {
     pub id: String,
     pub question: String,
-    /// `running`, `incomplete`, `cancelled`, `complete` or `failed`.
-    pub status: String,
+    pub status: ResearchStatus,
     pub started_at: String,
     pub last_event_id: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,14 +174,18 @@ pub struct FormatQuery {
     pub format: Option<String>,
 }
 
-/// The status of a session: its log says whether it ended; `running` if not and it runs here.
-fn status_name(status: SessionStatus, running: bool) -> &'static str {
+/// The status of a session: its log says whether it ended; `running` if not and it runs here
+/// (a resumed session's log ends with `cancelled` until it runs again), `queued` while it waits
+/// for its turn to be resumed.
+fn status_of(status: SessionStatus, research: &ResearchManager, id: &str) -> ResearchStatus {
     match status {
-        SessionStatus::Incomplete if running => "running",
-        SessionStatus::Incomplete => "incomplete",
-        SessionStatus::Cancelled => "cancelled",
-        SessionStatus::Complete => "complete",
-        SessionStatus::Failed => "failed",
+        SessionStatus::Complete => ResearchStatus::Complete,
+        SessionStatus::CompleteWithErrors => ResearchStatus::CompleteWithErrors,
+        SessionStatus::Failed => ResearchStatus::Failed,
+        _ if research.is_running(id) => ResearchStatus::Running,
+        _ if research.is_queued(id) => ResearchStatus::Queued,
+        SessionStatus::Incomplete => ResearchStatus::Incomplete,
+        SessionStatus::Cancelled => ResearchStatus::Cancelled,
     }
 }
 
@@ -333,14 +358,13 @@ pub async fn get(
         .await
         .map_err(ApiError::internal)?
         .map_err(research_error)?;
-    let running = state.research.is_running(&id);
     let report_text = match &session.report {
         Some(report) => Some(report.render(format).map_err(research_error)?),
         None => None,
     };
     Ok(ApiJson(ResearchSession {
         question: question_of(&session),
-        status: status_name(session.status(), running).to_string(),
+        status: status_of(session.status(), &state.research, &id),
         started_at: aiex_research::text::rfc3339(session.started_at_ms),
         last_event_id: session.last_id,
         last_stage: last_stage(&session),
@@ -398,16 +422,14 @@ pub async fn cancel(
         .map_err(ApiError::internal)?
         .map_err(research_error)?
         .status();
-    if matches!(
-        status,
-        SessionStatus::Cancelled | SessionStatus::Complete | SessionStatus::Failed
-    ) {
+    let here = state.research.is_running(&id) || state.research.is_queued(&id);
+    if status.is_ended() || (status == SessionStatus::Cancelled && !here) {
         return Err(ApiError::conflict(
             "session_finished",
             "the session has already ended",
         ));
     }
-    if !state.research.is_running(&id) {
+    if !here {
         return Err(ApiError::conflict(
             "session_not_running",
             "the session is not running in this server",
@@ -486,11 +508,11 @@ pub async fn events(
             .map_err(ApiError::internal)?
             .map_err(research_error)?;
         // A cancelled session is over unless it still runs here (winding down, or resumed).
-        let ended = match session.status() {
-            SessionStatus::Complete | SessionStatus::Failed => true,
-            SessionStatus::Cancelled => !state.research.is_running(&id),
-            SessionStatus::Incomplete => false,
-        };
+        let status = session.status();
+        let ended = status.is_ended()
+            || (status == SessionStatus::Cancelled
+                && !state.research.is_running(&id)
+                && !state.research.is_queued(&id));
         if ended && after >= session.last_id && !state.streams.shutdown.is_cancelled() {
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
@@ -606,7 +628,7 @@ pub async fn sessions(
     let sessions = summaries
         .into_iter()
         .map(|summary| SessionItem {
-            status: status_name(summary.status, research.is_running(&summary.id)).to_string(),
+            status: status_of(summary.status, &research, &summary.id),
             last_stage: summary.last_stage.map(|stage| stage.name().to_string()),
             id: summary.id,
             question: summary.question,

@@ -5,6 +5,7 @@ mod clients;
 mod grep;
 mod openai;
 mod research;
+mod resume;
 mod routes;
 mod security;
 mod snapshots;

@@ -96,6 +96,10 @@ impl Translator {
                     out.push(Piece::Content(report_body(&report)));
                 }
                 out.push(Piece::Content(references(&report)));
+                if !report.failed_searches.is_empty() {
+                    let failed = report.failed_searches_markdown();
+                    out.push(Piece::Content(format!("\n\n{}", failed.trim_end())));
+                }
                 self.content_sent = true;
                 self.usage = report.usage;
             }
@@ -149,12 +153,19 @@ impl Translator {
                 query,
                 found,
                 took_ms,
+                failures,
                 ..
             } => {
                 let mut text = format!(
                     "Searched \"{query}\": {} results in {took_ms} ms\n",
                     found.len()
                 );
+                for failure in failures {
+                    text.push_str(&format!(
+                        "  ({} failed: {})\n",
+                        failure.source, failure.error
+                    ));
+                }
                 for hit in found.iter().take(3) {
                     text.push_str(&format!("  - {}\n", hit.locator.place()));
                 }
