@@ -186,23 +186,8 @@ impl ResearchManager {
         llm: Option<aiex_llm::Llm>,
         shutdown: CancellationToken,
     ) -> Arc<ResearchManager> {
-        let meta_dir = config.data_dir.join("server").join("research");
-        let dir = meta_dir.clone();
-        let metas = tokio::task::spawn_blocking(move || load_metas(&dir))
-            .await
-            .unwrap_or_default();
-        let manager = Arc::new(ResearchManager {
-            store: SessionStore::new(&config.data_dir),
-            config,
-            engine,
-            llm,
-            meta_dir,
-            metas: Mutex::new(metas.iter().map(|m| (m.id.clone(), m.clone())).collect()),
-            running: Mutex::new(HashMap::new()),
-            shutdown,
-            tasks: TaskTracker::new(),
-            started: AtomicUsize::new(0),
-        });
+        let manager = Self::open(config, engine, llm, shutdown).await;
+        let metas: Vec<SessionMeta> = manager.metas.lock().values().cloned().collect();
         for meta in metas
             .into_iter()
             .filter(|meta| !meta.finished && !meta.cancel_requested)
@@ -215,6 +200,33 @@ impl ResearchManager {
             }
         }
         manager
+    }
+
+    /// Loads the records under `data_dir/server/research` without resuming any session (for a
+    /// process that only starts sessions of its own, such as `aiex-research mcp`).
+    pub async fn open(
+        config: Arc<aiex_config::Config>,
+        engine: Arc<EngineSlot>,
+        llm: Option<aiex_llm::Llm>,
+        shutdown: CancellationToken,
+    ) -> Arc<ResearchManager> {
+        let meta_dir = config.data_dir.join("server").join("research");
+        let dir = meta_dir.clone();
+        let metas = tokio::task::spawn_blocking(move || load_metas(&dir))
+            .await
+            .unwrap_or_default();
+        Arc::new(ResearchManager {
+            store: SessionStore::new(&config.data_dir),
+            config,
+            engine,
+            llm,
+            meta_dir,
+            metas: Mutex::new(metas.iter().map(|m| (m.id.clone(), m.clone())).collect()),
+            running: Mutex::new(HashMap::new()),
+            shutdown,
+            tasks: TaskTracker::new(),
+            started: AtomicUsize::new(0),
+        })
     }
 
     pub fn store(&self) -> &SessionStore {

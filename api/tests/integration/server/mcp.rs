@@ -1,0 +1,124 @@
+//! The MCP server driven by a client nobody here wrote: the official MCP Python SDK (`mcp` on
+//! PyPI, `api/tests/clients/mcp_tools.py`) over stdio (the `aiex-research mcp` binary) and over
+//! streamable HTTP (`/mcp` on a real server with an API key), calling every tool, with bad
+//! arguments too. The Python comes from `scripts/pyvenv clients api/tests/clients/requirements.txt`
+//! (`scripts/test` makes it) or `AIEX_TEST_CLIENTS_PYTHON`; without it the test says SKIPPED.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aiex_api::server::auth::hash_key;
+
+use super::clients::client_python;
+use super::research::{research_config, with_key};
+use super::{call, get, start, state};
+
+/// The environment of the stdio server: the test model, keyword search, no user configuration.
+fn stdio_env(data: &std::path::Path) -> serde_json::Value {
+    let mut env = serde_json::Map::new();
+    for (key, value) in aiex_tests::model_overrides() {
+        let var = format!("AIEX__{}", key.replace('.', "__").to_uppercase());
+        env.insert(var, value.into());
+    }
+    env.insert("AIEX__SEARCH__MODE".into(), "keyword".into());
+    env.insert("AIEX__RESEARCH__SEARCH_CONCURRENCY".into(), "1".into());
+    env.insert(
+        "XDG_CONFIG_HOME".into(),
+        data.join("no-config").display().to_string().into(),
+    );
+    serde_json::Value::Object(env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_python_sdk_calls_every_tool_over_stdio_and_http() {
+    let Some(python) = client_python("mcp") else {
+        println!(
+            "SKIPPED: no Python with the mcp package (run scripts/pyvenv clients api/tests/clients/requirements.txt, or set AIEX_TEST_CLIENTS_PYTHON)"
+        );
+        return;
+    };
+    // One data directory per transport, each with the small repository indexed as `demo`.
+    let http_data = tempfile::tempdir().expect("tempdir");
+    let stdio_data = tempfile::tempdir().expect("tempdir");
+    let repo = tempfile::tempdir().expect("tempdir");
+    research_config(stdio_data.path(), repo.path(), None, &[]);
+    let keys = format!("[\"{}\"]", hash_key("mcp-key"));
+    let config = research_config(
+        http_data.path(),
+        repo.path(),
+        None,
+        &[("server.api_keys", &keys)],
+    );
+    let state = state(config, false).await;
+    let (base, _server) = start(&state).await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/mcp_tools.py");
+    let arguments = serde_json::json!({
+        "binary": env!("CARGO_BIN_EXE_aiex-research"),
+        "data_dir": stdio_data.path(),
+        "env": stdio_env(stdio_data.path()),
+        "url": format!("{base}/mcp"),
+        "key": "mcp-key",
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .arg(arguments.to_string())
+            .output()
+            .expect("run the python client")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|err| panic!("{err}: {stdout}"));
+    for transport in ["stdio", "http"] {
+        assert_eq!(
+            summary[transport]["tools"],
+            serde_json::json!([
+                "index_status",
+                "list_collections",
+                "read",
+                "research",
+                "search"
+            ]),
+            "{summary}"
+        );
+        assert!(
+            summary[transport]["progress"].as_u64() > Some(2),
+            "{summary}"
+        );
+    }
+
+    // The research called over HTTP is a session of the server like any other, owned by the key.
+    let id = summary["http"]["session"].as_str().expect("session id");
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        status = call(
+            &state,
+            with_key(get(&format!("/v1/research/{id}")), "mcp-key"),
+        )
+        .await
+        .json();
+        if status["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["status"], "complete", "{status}");
+    assert!(status["report_text"]
+        .as_str()
+        .is_some_and(|text| text.contains("src/table.rs")));
+    // The one called over stdio is stored in that data directory.
+    let stdio_id = summary["stdio"]["session"].as_str().expect("session id");
+    assert!(stdio_data
+        .path()
+        .join("research/sessions")
+        .read_dir()
+        .expect("sessions")
+        .flatten()
+        .any(|entry| entry.file_name().to_string_lossy().contains(stdio_id)));
+    state.begin_shutdown();
+}
