@@ -122,3 +122,145 @@ async fn the_mcp_python_sdk_calls_every_tool_over_stdio_and_http() {
         .any(|entry| entry.file_name().to_string_lossy().contains(stdio_id)));
     state.begin_shutdown();
 }
+
+/// One JSON-RPC message to `/mcp`: the status, the session header, and the answer to `id` (read
+/// from the SSE stream or the JSON body).
+async fn rpc(
+    url: &str,
+    key: Option<&str>,
+    session: Option<&str>,
+    body: serde_json::Value,
+    extra: &[(&str, &str)],
+) -> (reqwest::StatusCode, Option<String>, serde_json::Value) {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("post");
+    let status = response.status();
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
+    let mut text = response.text().await.expect("body");
+    let answer = if text.trim_start().starts_with('{') {
+        serde_json::from_str(&text).expect("json")
+    } else {
+        text.push_str("\n\n");
+        super::parse_sse(&mut text)
+            .into_iter()
+            .filter_map(|event| serde_json::from_str::<serde_json::Value>(&event.data).ok())
+            .find(|message| message.get("id") == body.get("id"))
+            .unwrap_or(serde_json::Value::Null)
+    };
+    (status, session, answer)
+}
+
+/// The same transport with plain HTTP requests, so that it is tested without the Python SDK too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_over_http_needs_a_key_and_answers_tool_errors() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let repo = tempfile::tempdir().expect("tempdir");
+    let keys = format!("[\"{}\"]", hash_key("mcp-key"));
+    let config = research_config(
+        data.path(),
+        repo.path(),
+        None,
+        &[("server.api_keys", &keys)],
+    );
+    let state = state(config, false).await;
+    let (base, _server) = start(&state).await;
+    let url = format!("{base}/mcp");
+    let initialize = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "plain-http", "version": "1"}
+        }
+    });
+
+    let (status, _, _) = rpc(&url, None, None, initialize.clone(), &[]).await;
+    assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED);
+    let (status, _, _) = rpc(&url, Some("wrong"), None, initialize.clone(), &[]).await;
+    assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED);
+    let evil = [("origin", "https://evil.example")];
+    let (status, _, _) = rpc(&url, Some("mcp-key"), None, initialize.clone(), &evil).await;
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
+
+    let (status, session, answer) = rpc(&url, Some("mcp-key"), None, initialize, &[]).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{answer}");
+    assert_eq!(answer["result"]["serverInfo"]["name"], "aiex", "{answer}");
+    assert_eq!(
+        answer["result"]["serverInfo"]["version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    let session = session.expect("a session id");
+    let initialized = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let (status, _, _) = rpc(&url, Some("mcp-key"), Some(&session), initialized, &[]).await;
+    assert!(status.is_success(), "{status}");
+
+    let tool = |id: u64, name: &str, arguments: serde_json::Value| {
+        serde_json::json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": name, "arguments": arguments}
+        })
+    };
+    let call_tool = |body: serde_json::Value| {
+        let url = url.clone();
+        let session = session.clone();
+        async move {
+            rpc(&url, Some("mcp-key"), Some(&session), body, &[])
+                .await
+                .2
+        }
+    };
+    let found = call_tool(tool(
+        2,
+        "search",
+        serde_json::json!({"query": "parse_toml_table"}),
+    ))
+    .await;
+    assert_eq!(found["result"]["isError"], false, "{found}");
+    assert_eq!(
+        found["result"]["structuredContent"]["hits"][0]["path"], "src/table.rs",
+        "{found}"
+    );
+    for (id, path) in [(3, "../../../etc/passwd"), (4, "/etc/passwd")] {
+        let read = call_tool(tool(
+            id,
+            "read",
+            serde_json::json!({"collection": "demo", "path": path}),
+        ))
+        .await;
+        assert_eq!(read["result"]["isError"], true, "{read}");
+        assert_eq!(
+            read["result"]["structuredContent"]["error"]["code"], "invalid_path",
+            "{read}"
+        );
+    }
+    let wrong = call_tool(tool(
+        5,
+        "read",
+        serde_json::json!({"collection": 7, "path": "x"}),
+    ))
+    .await;
+    assert_eq!(
+        wrong["result"]["structuredContent"]["error"]["code"], "invalid_arguments",
+        "{wrong}"
+    );
+    let unknown = call_tool(tool(6, "no_such_tool", serde_json::json!({}))).await;
+    assert!(unknown["error"]["message"].is_string(), "{unknown}");
+    state.begin_shutdown();
+}
