@@ -4,7 +4,8 @@ arguments too. Run by api/tests/integration/server/mcp.rs:
 
     python mcp_tools.py CONFIG_JSON
 
-CONFIG_JSON: {"binary", "data_dir", "env", "url", "key", "version"}. Every check is an assertion
+CONFIG_JSON: {"binary", "data_dir", "env", "url", "key", "version"}. Over HTTP both protocol
+generations run: the `initialize` handshake with a session, and 2026-07-28's `server/discover`. Every check is an assertion
 (a failure exits non-zero with the reason); on success the summary is printed as JSON.
 """
 
@@ -176,12 +177,21 @@ async def check_research(session):
     return {"session": session_id, "progress": len(progress)}
 
 
-async def exercise(session, version):
-    init = await session.initialize()
-    assert init.server_info.name == "aiex", init.server_info
-    assert init.server_info.title == "Aiex", init.server_info
-    assert init.server_info.version == version, init.server_info
-    assert init.capabilities.tools is not None, init.capabilities
+async def exercise(session, version, modern=False):
+    if modern:
+        # The 2026-07-28 protocol: no handshake, every request stands alone (stateless over HTTP).
+        discovered = await session.discover()
+        assert "2026-07-28" in discovered.supported_versions, discovered
+        assert session.protocol_version == "2026-07-28", session.protocol_version
+        capabilities = discovered.capabilities
+    else:
+        init = await session.initialize()
+        capabilities = init.capabilities
+    info = session.server_info
+    assert info.name == "aiex", info
+    assert info.title == "Aiex", info
+    assert info.version == version, info
+    assert capabilities.tools is not None, capabilities
     tools = await check_tools(session)
     await check_collections(session)
     await check_search(session)
@@ -229,14 +239,19 @@ async def over_http(config):
             },
         )
         assert cross.status_code == 403, (cross.status_code, cross.text)
-    client = httpx2.AsyncClient(
-        headers={"authorization": f"Bearer {config['key']}"},
-        timeout=httpx2.Timeout(30.0, read=300.0),
-    )
-    async with client:
-        async with streamable_http_client(url, http_client=client) as (read, write):
-            async with ClientSession(read, write) as session:
-                return await exercise(session, config["version"])
+    summary = {}
+    for modern in (False, True):
+        client = httpx2.AsyncClient(
+            headers={"authorization": f"Bearer {config['key']}"},
+            timeout=httpx2.Timeout(30.0, read=300.0),
+        )
+        async with client:
+            async with streamable_http_client(url, http_client=client) as (read, write):
+                async with ClientSession(read, write) as session:
+                    summary["modern" if modern else "legacy"] = await exercise(
+                        session, config["version"], modern
+                    )
+    return summary
 
 
 async def main():

@@ -1,7 +1,7 @@
 //! The MCP server driven by a client nobody here wrote: the official MCP Python SDK (`mcp` on
 //! PyPI, `api/tests/clients/mcp_tools.py`) over stdio (the `aiex-research mcp` binary) and over
-//! streamable HTTP (`/mcp` on a real server with an API key), calling every tool, with bad
-//! arguments too. The Python comes from `scripts/pyvenv clients api/tests/clients/requirements.txt`
+//! streamable HTTP (`/mcp` on a real server with an API key; with the `initialize` handshake and
+//! with 2026-07-28's stateless `server/discover`), calling every tool, with bad arguments too. The Python comes from `scripts/pyvenv clients api/tests/clients/requirements.txt`
 //! (`scripts/test` makes it) or `AIEX_TEST_CLIENTS_PYTHON`; without it the test says SKIPPED.
 
 use std::path::PathBuf;
@@ -43,11 +43,12 @@ async fn the_mcp_python_sdk_calls_every_tool_over_stdio_and_http() {
     let repo = tempfile::tempdir().expect("tempdir");
     research_config(stdio_data.path(), repo.path(), None, &[]);
     let keys = format!("[\"{}\"]", hash_key("mcp-key"));
+    // Every JSON-RPC message is a request of its own: a burst above the default 60 for the key.
     let config = research_config(
         http_data.path(),
         repo.path(),
         None,
-        &[("server.api_keys", &keys)],
+        &[("server.api_keys", &keys), ("server.burst", "1000")],
     );
     let state = state(config, false).await;
     let (base, _server) = start(&state).await;
@@ -74,9 +75,14 @@ async fn the_mcp_python_sdk_calls_every_tool_over_stdio_and_http() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     let summary: serde_json::Value =
         serde_json::from_str(stdout.trim()).unwrap_or_else(|err| panic!("{err}: {stdout}"));
-    for transport in ["stdio", "http"] {
+    let runs = [
+        &summary["stdio"],
+        &summary["http"]["legacy"],
+        &summary["http"]["modern"],
+    ];
+    for run in runs {
         assert_eq!(
-            summary[transport]["tools"],
+            run["tools"],
             serde_json::json!([
                 "index_status",
                 "list_collections",
@@ -86,31 +92,32 @@ async fn the_mcp_python_sdk_calls_every_tool_over_stdio_and_http() {
             ]),
             "{summary}"
         );
-        assert!(
-            summary[transport]["progress"].as_u64() > Some(2),
-            "{summary}"
-        );
+        assert!(run["progress"].as_u64() > Some(2), "{summary}");
     }
 
     // The research called over HTTP is a session of the server like any other, owned by the key.
-    let id = summary["http"]["session"].as_str().expect("session id");
-    let mut status = serde_json::Value::Null;
-    for _ in 0..100 {
-        status = call(
-            &state,
-            with_key(get(&format!("/v1/research/{id}")), "mcp-key"),
-        )
-        .await
-        .json();
-        if status["status"] != "running" {
-            break;
+    for run in ["legacy", "modern"] {
+        let id = summary["http"][run]["session"]
+            .as_str()
+            .expect("session id");
+        let mut status = serde_json::Value::Null;
+        for _ in 0..100 {
+            status = call(
+                &state,
+                with_key(get(&format!("/v1/research/{id}")), "mcp-key"),
+            )
+            .await
+            .json();
+            if status["status"] != "running" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(status["status"], "complete", "{status}");
+        assert!(status["report_text"]
+            .as_str()
+            .is_some_and(|text| text.contains("src/table.rs")));
     }
-    assert_eq!(status["status"], "complete", "{status}");
-    assert!(status["report_text"]
-        .as_str()
-        .is_some_and(|text| text.contains("src/table.rs")));
     // The one called over stdio is stored in that data directory.
     let stdio_id = summary["stdio"]["session"].as_str().expect("session id");
     assert!(stdio_data
@@ -262,5 +269,40 @@ async fn mcp_over_http_needs_a_key_and_answers_tool_errors() {
     );
     let unknown = call_tool(tool(6, "no_such_tool", serde_json::json!({}))).await;
     assert!(unknown["error"]["message"].is_string(), "{unknown}");
+    state.begin_shutdown();
+}
+
+/// `/mcp` counts against the key's rate limit like every other route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_requests_are_rate_limited_per_key() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let repo = tempfile::tempdir().expect("tempdir");
+    let keys = format!("[\"{}\"]", hash_key("mcp-key"));
+    let config = research_config(
+        data.path(),
+        repo.path(),
+        None,
+        &[
+            ("server.api_keys", &keys),
+            ("server.requests_per_minute", "1"),
+            ("server.burst", "2"),
+        ],
+    );
+    let state = state(config, false).await;
+    let (base, _server) = start(&state).await;
+    let ping = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (status, _, _) = rpc(
+            &format!("{base}/mcp"),
+            Some("mcp-key"),
+            None,
+            ping.clone(),
+            &[],
+        )
+        .await;
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
     state.begin_shutdown();
 }
