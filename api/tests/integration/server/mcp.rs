@@ -306,3 +306,62 @@ async fn mcp_requests_are_rate_limited_per_key() {
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
     state.begin_shutdown();
 }
+
+/// A client that cancels its `research` call stops the session too (its log ends `cancelled`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_research_call_cancels_its_session() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let repo = tempfile::tempdir().expect("tempdir");
+    let web = super::research::slow_serper(Duration::from_secs(2)).await;
+    let config = research_config(data.path(), repo.path(), Some(web), &[]);
+    let state = state(config, false).await;
+    let (base, _server) = start(&state).await;
+    let url = format!("{base}/mcp");
+    let initialize = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "plain-http", "version": "1"}
+        }
+    });
+    let (_, session, _) = rpc(&url, None, None, initialize, &[]).await;
+    let session = session.expect("a session id");
+    let initialized = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    rpc(&url, None, Some(&session), initialized, &[]).await;
+    let research = serde_json::json!({
+        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "research", "arguments": {"question": "How are TOML table headers parsed?"}}
+    });
+    let (call_url, call_session) = (url.clone(), session.clone());
+    let pending =
+        tokio::spawn(async move { rpc(&call_url, None, Some(&call_session), research, &[]).await });
+    let mut id = None;
+    for _ in 0..100 {
+        let sessions = call(&state, get("/v1/sessions")).await.json();
+        if let Some(found) = sessions["sessions"][0]["id"].as_str() {
+            id = Some(found.to_string());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = id.expect("the research call started a session");
+    let cancel = serde_json::json!({
+        "jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 7, "reason": "the user changed their mind"}
+    });
+    rpc(&url, None, Some(&session), cancel, &[]).await;
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        status = call(&state, get(&format!("/v1/research/{id}")))
+            .await
+            .json();
+        if status["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["status"], "cancelled", "{status}");
+    pending.abort();
+    state.begin_shutdown();
+}
