@@ -6,4 +6,5 @@
 //! and indexing jobs on blocking threads, never on async workers.
 
 pub mod engine;
+pub mod mcp;
 pub mod server;

@@ -7,6 +7,7 @@ mod grep_out;
 mod index_cmd;
 mod llm_args;
 mod llm_cmd;
+mod mcp_cmd;
 mod research_cmd;
 mod search_cmd;
 mod serve_cmd;
@@ -59,6 +60,8 @@ pub enum Command {
     },
     /// Serve the HTTP API (search, research sessions, indexing jobs, history, metrics, OpenAPI).
     Serve(serve_cmd::ServeArgs),
+    /// Serve MCP (Model Context Protocol) on stdin/stdout: search, read, research for IDE agents.
+    Mcp(mcp_cmd::McpArgs),
     /// Talk to the configured LLM providers: one question, or their health.
     Llm {
         #[command(subcommand)]
@@ -175,6 +178,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = load_config(&cli, args.overrides())?;
             serve_cmd::run(config, args)
+        }
+        Command::Mcp(args) => {
+            let config = load_config(&cli, args.overrides())?;
+            mcp_cmd::run(config)
         }
         Command::Llm { command } => {
             let config = load_config(&cli, command.overrides())?;

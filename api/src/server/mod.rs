@@ -4,7 +4,8 @@
 //! Routes: `POST /v1/search` (JSON, or SSE with `Accept: text/event-stream`), `GET
 //! /v1/collections`, `/v1/index/jobs` (create, list, get, cancel, events as SSE), `/v1/research`
 //! (create, get, cancel, events as SSE; see [`research`]), `GET /v1/sessions`, `/v1/history`,
-//! `/v1/bookmarks`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json`.
+//! `/v1/bookmarks`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json`, and MCP's
+//! streamable HTTP at `/mcp` ([`crate::mcp::http`]).
 //!
 //! Layers, outermost first: CORS (closed unless origins are configured), metrics per matched
 //! route, a declared body length limit (413 before the body is read), a URL query size limit
@@ -295,8 +296,9 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// The routes that need a key (when keys are configured).
-fn protected_routes() -> Router<AppState> {
+/// The routes that need a key (when keys are configured), MCP's streamable HTTP at `/mcp`
+/// among them.
+fn protected_routes(state: &AppState) -> Router<AppState> {
     use routes::{grep, jobs, research, search, system, users};
     Router::new()
         .route("/v1/search", post(search::search))
@@ -326,6 +328,7 @@ fn protected_routes() -> Router<AppState> {
         )
         .route("/v1/bookmarks/{id}", delete(users::remove_bookmark))
         .route("/metrics", get(system::metrics))
+        .nest_service("/mcp", crate::mcp::http::service(state))
 }
 
 /// The routes anyone may call.
@@ -346,7 +349,7 @@ pub fn app(state: AppState) -> Router {
 /// and rate limit as `/v1/*`, and every other layer.
 pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let server = &state.config.server;
-    let protected = protected_routes()
+    let protected = protected_routes(&state)
         .merge(extra)
         .route_layer(from_fn_with_state(state.clone(), auth::require_key))
         .route_layer(from_fn_with_state(state.clone(), auth::limit_failed_keys));

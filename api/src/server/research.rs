@@ -212,33 +212,20 @@ impl ResearchManager {
         llm: Option<aiex_llm::Llm>,
         shutdown: CancellationToken,
     ) -> Arc<ResearchManager> {
-        let meta_dir = config.data_dir.join("server").join("research");
-        let dir = meta_dir.clone();
-        let metas = tokio::task::spawn_blocking(move || load_metas(&dir))
-            .await
-            .unwrap_or_default();
-        let mut to_resume: Vec<SessionMeta> = metas
-            .iter()
+        let manager = Self::open(config, engine, llm, shutdown).await;
+        let mut to_resume: Vec<SessionMeta> = manager
+            .metas
+            .lock()
+            .values()
             .filter(|meta| !meta.finished && !meta.cancel_requested)
             .cloned()
             .collect();
         // Oldest first, as they were started.
         to_resume.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        let manager = Arc::new(ResearchManager {
-            store: SessionStore::new(&config.data_dir),
-            resume_slots: Arc::new(Semaphore::new(config.research.resume_concurrency.max(1))),
-            resume_counts: Arc::new(ResumeCounts::default()),
-            queued: Mutex::new(to_resume.iter().map(|meta| meta.id.clone()).collect()),
-            config,
-            engine,
-            llm,
-            meta_dir,
-            metas: Mutex::new(metas.iter().map(|m| (m.id.clone(), m.clone())).collect()),
-            running: Mutex::new(HashMap::new()),
-            shutdown,
-            tasks: TaskTracker::new(),
-            started: AtomicUsize::new(0),
-        });
+        manager
+            .queued
+            .lock()
+            .extend(to_resume.iter().map(|meta| meta.id.clone()));
         manager.resume_in_turn(to_resume);
         manager
     }
@@ -292,6 +279,36 @@ impl ResearchManager {
             // At shutdown the sessions still waiting stay resumable by the next start.
             manager.queued.lock().clear();
         });
+    }
+
+    /// Loads the records under `data_dir/server/research` without resuming any session (for a
+    /// process that only starts sessions of its own, such as `aiex-research mcp`).
+    pub async fn open(
+        config: Arc<aiex_config::Config>,
+        engine: Arc<EngineSlot>,
+        llm: Option<aiex_llm::Llm>,
+        shutdown: CancellationToken,
+    ) -> Arc<ResearchManager> {
+        let meta_dir = config.data_dir.join("server").join("research");
+        let dir = meta_dir.clone();
+        let metas = tokio::task::spawn_blocking(move || load_metas(&dir))
+            .await
+            .unwrap_or_default();
+        Arc::new(ResearchManager {
+            store: SessionStore::new(&config.data_dir),
+            resume_slots: Arc::new(Semaphore::new(config.research.resume_concurrency.max(1))),
+            resume_counts: Arc::new(ResumeCounts::default()),
+            queued: Mutex::new(Default::default()),
+            config,
+            engine,
+            llm,
+            meta_dir,
+            metas: Mutex::new(metas.iter().map(|m| (m.id.clone(), m.clone())).collect()),
+            running: Mutex::new(HashMap::new()),
+            shutdown,
+            tasks: TaskTracker::new(),
+            started: AtomicUsize::new(0),
+        })
     }
 
     pub fn store(&self) -> &SessionStore {

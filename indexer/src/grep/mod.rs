@@ -12,6 +12,7 @@
 
 pub mod pattern;
 pub mod query;
+pub mod read;
 pub mod store;
 pub mod trigrams;
 pub mod verify;

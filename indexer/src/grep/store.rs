@@ -157,6 +157,20 @@ impl FileStore {
         }))
     }
 
+    /// Reads back the file stored under `path` (relative to the collection root), if any.
+    pub fn file_by_path(&self, path: &str) -> Result<Option<StoredFile>> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.path, path),
+            IndexRecordOption::Basic,
+        );
+        let found = searcher.search(&query, &DocSetCollector)?;
+        match found.into_iter().min() {
+            Some(address) => self.file(address),
+            None => Ok(None),
+        }
+    }
+
     fn tantivy_query(&self, query: &TrigramQuery) -> Box<dyn Query> {
         match query {
             TrigramQuery::All => Box::new(AllQuery),

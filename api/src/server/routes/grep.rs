@@ -209,7 +209,7 @@ impl From<GrepError> for ApiError {
 }
 
 /// The indexer's request for `body`, or why it is refused.
-fn validate(body: &GrepRequestBody) -> Result<GrepRequest, ApiError> {
+pub(crate) fn validate(body: &GrepRequestBody) -> Result<GrepRequest, ApiError> {
     if body.query.trim().is_empty() {
         return Err(ApiError::bad_request("empty_query", "the query is empty"));
     }

@@ -208,7 +208,10 @@ fn wants_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains("text/event-stream"))
 }
 
-fn validate(body: &ResearchBody, default_depth: usize) -> Result<ResearchRequest, ApiError> {
+pub(crate) fn validate(
+    body: &ResearchBody,
+    default_depth: usize,
+) -> Result<ResearchRequest, ApiError> {
     let question = body.question.trim();
     if question.is_empty() {
         return Err(ApiError::bad_request(

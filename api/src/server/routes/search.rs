@@ -11,8 +11,9 @@ use utoipa::ToSchema;
 
 use aiex_search::SearchEvent;
 
-use crate::engine::{check_search_input, SearchParams};
+use crate::engine::{check_search_input, SearchEngine, SearchParams};
 use crate::server::auth::Caller;
+use crate::server::engine_slot::EngineSlot;
 use crate::server::error::{ApiError, ApiJson};
 use crate::server::stream::{spawn_producer, sse_response, EventLog};
 use crate::server::users::{now_secs, HistoryEntry};
@@ -84,7 +85,10 @@ pub struct SearchResponse {
     pub notes: Vec<String>,
 }
 
-fn validate(body: &SearchRequestBody, default_limit: usize) -> Result<SearchParams, ApiError> {
+pub(crate) fn validate(
+    body: &SearchRequestBody,
+    default_limit: usize,
+) -> Result<SearchParams, ApiError> {
     let query = body.query.trim();
     if query.is_empty() {
         return Err(ApiError::bad_request("empty_query", "the query is empty"));
@@ -172,29 +176,7 @@ pub async fn search(
     ApiJson(body): ApiJson<SearchRequestBody>,
 ) -> Result<Response, ApiError> {
     let params = validate(&body, state.config.search.limit)?;
-    let mut engine = state.engine.get().await?;
-    let knows_all = |engine: &crate::engine::SearchEngine| {
-        !engine.coordinator.source_names().is_empty()
-            && params
-                .collections
-                .iter()
-                .all(|name| engine.collections.iter().any(|(known, _)| known == name))
-    };
-    if !knows_all(&engine) {
-        // Collections indexed a moment ago (by a job, or another process) count at once.
-        engine = state.engine.get_checked(true).await?;
-    }
-    if engine.coordinator.source_names().is_empty() {
-        return Err(ApiError::not_found(
-            "no_collections",
-            "no collections yet: index a directory first",
-        ));
-    }
-    for name in &params.collections {
-        if !engine.collections.iter().any(|(known, _)| known == name) {
-            return Err(aiex_indexer::Error::CollectionNotFound { name: name.clone() }.into());
-        }
-    }
+    let engine = engine_for(&state.engine, &params.collections).await?;
     let (search, _) = engine.prepare(&params, false);
     let mut receiver = engine.coordinator.search(search);
     if wants_event_stream(&headers) {
@@ -217,6 +199,47 @@ pub async fn search(
         });
         return Ok(sse_response(log, 0, &state.streams));
     }
+    let response = collect(receiver).await;
+    state.metrics.record_search(&response.timings);
+    remember(&state, &caller, &params, response.hits.len()).await;
+    Ok(ApiJson(response).into_response())
+}
+
+/// The engine to search `collections` with (all when empty): rebuilt first when one of them
+/// is new to it; refused when there are no collections or one is unknown.
+pub(crate) async fn engine_for(
+    slot: &EngineSlot,
+    collections: &[String],
+) -> Result<Arc<SearchEngine>, ApiError> {
+    let mut engine = slot.get().await?;
+    let knows_all = |engine: &SearchEngine| {
+        !engine.coordinator.source_names().is_empty()
+            && collections
+                .iter()
+                .all(|name| engine.collections.iter().any(|(known, _)| known == name))
+    };
+    if !knows_all(&engine) {
+        // Collections indexed a moment ago (by a job, or another process) count at once.
+        engine = slot.get_checked(true).await?;
+    }
+    if engine.coordinator.source_names().is_empty() {
+        return Err(ApiError::not_found(
+            "no_collections",
+            "no collections yet: index a directory first",
+        ));
+    }
+    for name in collections {
+        if !engine.collections.iter().any(|(known, _)| known == name) {
+            return Err(aiex_indexer::Error::CollectionNotFound { name: name.clone() }.into());
+        }
+    }
+    Ok(engine)
+}
+
+/// A search's events gathered into one answer.
+pub(crate) async fn collect(
+    mut receiver: tokio::sync::mpsc::Receiver<SearchEvent>,
+) -> SearchResponse {
     let mut response = SearchResponse {
         hits: Vec::new(),
         timings: aiex_search::event::Timings::default(),
@@ -230,15 +253,11 @@ pub async fn search(
                 response.failures.push(SourceFailure { source, error });
             }
             SearchEvent::Merged { hits, .. } => response.hits = hits,
-            SearchEvent::Done { timings, .. } => {
-                state.metrics.record_search(&timings);
-                response.timings = timings;
-            }
+            SearchEvent::Done { timings, .. } => response.timings = timings,
             SearchEvent::SourceStarted { .. } => {}
         }
     }
-    remember(&state, &caller, &params, response.hits.len()).await;
-    Ok(ApiJson(response).into_response())
+    response
 }
 
 async fn remember(state: &AppState, caller: &Caller, params: &SearchParams, hits: usize) {
@@ -267,6 +286,23 @@ pub struct CollectionInfo {
     pub size_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_id: Option<String>,
+}
+
+impl From<aiex_indexer::CollectionStatus> for CollectionInfo {
+    /// The collection's root directory stays on the server.
+    fn from(status: aiex_indexer::CollectionStatus) -> Self {
+        CollectionInfo {
+            name: status.name,
+            kind: status.kind.name().to_string(),
+            files: status.files,
+            chunks: status.chunks,
+            embedded_chunks: status.embedded_chunks,
+            vectors_complete: status.vectors_complete,
+            generation: status.generation,
+            size_bytes: status.size_bytes,
+            model_id: status.model_id,
+        }
+    }
 }
 
 /// The collections.
@@ -301,19 +337,6 @@ pub async fn collections(
     })
     .await
     .map_err(ApiError::internal)??;
-    let collections = statuses
-        .into_iter()
-        .map(|status| CollectionInfo {
-            name: status.name,
-            kind: status.kind.name().to_string(),
-            files: status.files,
-            chunks: status.chunks,
-            embedded_chunks: status.embedded_chunks,
-            vectors_complete: status.vectors_complete,
-            generation: status.generation,
-            size_bytes: status.size_bytes,
-            model_id: status.model_id,
-        })
-        .collect();
+    let collections = statuses.into_iter().map(CollectionInfo::from).collect();
     Ok(ApiJson(CollectionsResponse { collections }))
 }

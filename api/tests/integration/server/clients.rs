@@ -12,8 +12,8 @@ use aiex_api::server::auth::hash_key;
 use super::research::{research_config, with_key};
 use super::{call, get, parse_sse, start, state};
 
-/// A Python that can `import openai`, if there is one.
-fn client_python() -> Option<PathBuf> {
+/// A Python that can `import MODULE`, if there is one.
+pub(super) fn client_python(module: &str) -> Option<PathBuf> {
     let python = match std::env::var_os("AIEX_TEST_CLIENTS_PYTHON") {
         Some(python) => PathBuf::from(python),
         None => {
@@ -30,7 +30,7 @@ fn client_python() -> Option<PathBuf> {
         }
     };
     let imports = std::process::Command::new(&python)
-        .args(["-c", "import openai"])
+        .args(["-c", &format!("import {module}")])
         .output()
         .is_ok_and(|output| output.status.success());
     imports.then_some(python)
@@ -38,7 +38,7 @@ fn client_python() -> Option<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openai_python_package_chats_with_the_server() {
-    let Some(python) = client_python() else {
+    let Some(python) = client_python("openai") else {
         println!(
             "SKIPPED: no Python with the openai package (run scripts/pyvenv clients api/tests/clients/requirements.txt, or set AIEX_TEST_CLIENTS_PYTHON)"
         );

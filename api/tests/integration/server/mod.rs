@@ -3,6 +3,7 @@
 mod batch;
 mod clients;
 mod grep;
+mod mcp;
 mod openai;
 mod research;
 mod resume;

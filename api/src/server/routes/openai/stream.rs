@@ -9,7 +9,7 @@ use super::{
     now_secs, ChatCompletionChunk, ChunkChoice, ChunkDelta, CompletionUsage, OpenAiError,
     OpenAiErrorBody,
 };
-use crate::server::research_stream::Followed;
+use crate::server::research_stream::{progress_text, Followed};
 
 /// A piece of the answer, before it is framed as a chunk or gathered into a completion.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,79 +120,13 @@ impl Translator {
 
     /// The "thinking" line of an event that tells of the session's progress, else None.
     fn reasoning(&self, kind: &EventKind) -> Option<String> {
-        let text = match kind {
-            EventKind::SessionStarted { request, .. } => {
-                let mut text = format!("Researching: {}\n", request.question);
-                if self.earlier > 0 {
-                    text.push_str(&format!(
-                        "({} earlier messages of the conversation are not used to plan this session.)\n",
-                        self.earlier
-                    ));
-                }
-                text
-            }
-            EventKind::Resumed { .. } => "Resumed.\n".to_string(),
-            EventKind::StageStarted { stage, round } => {
-                format!("\n{} (round {round})\n", stage.name())
-            }
-            EventKind::StageSkipped { stage, reason, .. } => {
-                format!("{} skipped: {reason}\n", stage.name())
-            }
-            EventKind::Planned { plan } => {
-                let mut text = format!("Plan: {}\n", plan.title);
-                for sub_question in &plan.sub_questions {
-                    text.push_str(&format!(
-                        "- {} (searching: {})\n",
-                        sub_question.text,
-                        sub_question.queries.join("; ")
-                    ));
-                }
-                text
-            }
-            EventKind::SearchCompleted {
-                query,
-                found,
-                took_ms,
-                failures,
-                ..
-            } => {
-                let mut text = format!(
-                    "Searched \"{query}\": {} results in {took_ms} ms\n",
-                    found.len()
-                );
-                for failure in failures {
-                    text.push_str(&format!(
-                        "  ({} failed: {})\n",
-                        failure.source, failure.error
-                    ));
-                }
-                for hit in found.iter().take(3) {
-                    text.push_str(&format!("  - {}\n", hit.locator.place()));
-                }
-                text
-            }
-            EventKind::SearchFailed { query, error, .. } => {
-                format!("Search \"{query}\" failed: {error}\n")
-            }
-            EventKind::PageFetched { page, .. } => format!("Read {}\n", page.locator.place()),
-            EventKind::PageFailed { url, error, .. } => format!("Could not read {url}: {error}\n"),
-            EventKind::EvidenceSelected { passages, gaps, .. } => format!(
-                "Selected {} passages as evidence ({} gaps)\n",
-                passages.len(),
-                gaps.len()
-            ),
-            EventKind::CitationsRemoved { removed } => format!(
-                "Removed {} citations that named no evidence\n",
-                removed.len()
-            ),
-            EventKind::BudgetExhausted { budget, stage, .. } => format!(
-                "Budget reached: {} (during {})\n",
-                budget.name(),
-                stage.name()
-            ),
-            EventKind::Warning { message } => format!("Warning: {message}\n"),
-            _ => return None,
-        };
+        let mut text = progress_text(kind)?;
+        if matches!(kind, EventKind::SessionStarted { .. }) && self.earlier > 0 {
+            text.push_str(&format!(
+                "({} earlier messages of the conversation are not used to plan this session.)\n",
+                self.earlier
+            ));
+        }
         Some(text)
     }
 
