@@ -41,6 +41,10 @@ export function initResearch({ onEnded }) {
     }
   });
   onSessionEnded = onEnded;
+  // What a pending save holds is written before the page goes away.
+  window.addEventListener("pagehide", () => {
+    if (current?.saveTimer) save(current);
+  });
 }
 
 async function start(form) {
@@ -104,6 +108,7 @@ export async function showSession(id) {
   current = follower;
   if (stored && stored.lastId > 0) follower.model.resumedAfter = stored.lastId;
   clearReport();
+  $("#session-activity-box").open = true;
   renderAll(follower);
   let info;
   try {
@@ -251,7 +256,7 @@ function apply(follower, event) {
     case "planned": {
       const subs = event.plan?.sub_questions ?? [];
       note(follower, `Plan: ${subs.length} sub-question${subs.length === 1 ? "" : "s"} (${event.plan?.planner ?? "planner"})`);
-      subs.forEach((sub, i) => note(follower, `${i + 1}. ${sub.text}`));
+      subs.forEach((sub, i) => note(follower, `Sub-question ${i + 1}: ${sub.text}`));
       break;
     }
     case "search_started":
@@ -320,6 +325,8 @@ function finish(follower, status) {
   save(follower);
   follower.closed = true;
   renderAll(follower);
+  // The activity steps aside for the report.
+  $("#session-activity-box").open = false;
   onSessionEnded?.();
 }
 

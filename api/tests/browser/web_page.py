@@ -1,7 +1,7 @@
 """Drives the web page of a running `serve` in headless Chromium (Debian's `chromium` and
 `chromium-driver`, through selenium), as a person would: load the page, give the API key it asks
 for, search and see hits by source, start a research session, reload the page while it runs and
-see it resume to the report and its knowledge graph, click a citation, index REPO_DIR again as a
+see it resume to the report and its knowledge graph, click a citation, reload once it ended, index REPO_DIR again as a
 job from the page and see it listed with its progress and the new collection.
 A screenshot of each state is written to OUT_DIR.
 
@@ -145,6 +145,10 @@ def research(page, question):
     assert page.js("return location.hash").startswith("#research/"), "a citation click changed the URL"
     page.js("document.querySelector('#report .report-graph').scrollIntoView()")
     page.shot("5-research-graph")
+    # A reload after the end shows the same report, without a stream.
+    page.driver.refresh()
+    page.wait("the report again", lambda: page.all("#report .report-title") and page.all("#report svg.graph .node"))
+    page.wait("the end again", lambda: page.find("#session").get_attribute("data-status") == "complete")
     return {
         "session": session,
         "stages_before_reload": stages_before,
@@ -180,6 +184,58 @@ def collections(page, repo):
     }
 
 
+RENDERER_CHECK = """
+const done = arguments[arguments.length - 1];
+const base = document.querySelector('script[type=module]').src.replace(/app[.]js$/, '');
+import(base + 'markdown.js').then(({ markdown }) => {
+  const text = [
+    '# Title', '', 'Some *em*, **bold** and `co*de*` [1] [9] [2, 1].', '',
+    '- a', '- b', '  - nested', '', '- c', '', '1. one', '2. two', '',
+    '```rust', 'fn main() { let x = "<b>"; }', '```', '', '> quoted', '',
+    '<img src=x onerror="window.pwned=1"> [bad](javascript:window.pwned=1) [ok](https://example.org/x)',
+    '', '| a | b |', '|---|---|', '| 1 | 2 |',
+  ].join('\\n');
+  const cite = (n) => n === 9 ? null : Object.assign(document.createElement('a'), { className: 'cite', textContent: `[${n}]` });
+  const box = document.createElement('div');
+  box.append(...markdown(text, { cite }));
+  const all = (css) => [...box.querySelectorAll(css)];
+  done({
+    h1: all('h1').map((e) => e.textContent),
+    em: all('p em').map((e) => e.textContent),
+    strong: all('p strong').map((e) => e.textContent),
+    code: all('p code').map((e) => e.textContent),
+    cites: all('a.cite').map((e) => e.textContent),
+    top_items: all(':scope > ul > li').length,
+    nested: all('ul ul li').map((e) => e.textContent),
+    ordered: all('ol > li').map((e) => e.textContent),
+    fence: all('pre > code.language-rust').map((e) => e.textContent),
+    quote: all('blockquote').map((e) => e.textContent.trim()),
+    links: all('a[href]').map((e) => e.getAttribute('href')),
+    images: all('img').length,
+    cells: all('td').map((e) => e.textContent),
+    text: box.textContent,
+  });
+}).catch((error) => done({ error: String(error) }));
+"""
+
+
+def renderer(page):
+    """The Markdown renderer in this browser: structure right, nothing in the text becomes markup."""
+    seen = page.driver.execute_async_script(RENDERER_CHECK)
+    assert "error" not in seen, seen
+    expected = {
+        "h1": ["Title"], "em": ["em"], "strong": ["bold"], "code": ["co*de*"],
+        "cites": ["[1]", "[2]", "[1]"], "top_items": 3, "nested": ["nested"], "ordered": ["one", "two"],
+        "fence": ['fn main() { let x = "<b>"; }'], "quote": ["quoted"], "links": ["https://example.org/x"],
+        "images": 0, "cells": ["1", "2"],
+    }
+    for name, value in expected.items():
+        assert seen[name] == value, (name, seen[name], value)
+    assert "[9]" in seen["text"] and "<img src=x" in seen["text"], seen["text"]
+    assert not page.js("return window.pwned"), "markup in the text ran"
+    return {name: seen[name] for name in expected}
+
+
 def problems(driver):
     """Console messages that mean the page is broken (401s before the key was given are expected)."""
     bad = []
@@ -204,6 +260,7 @@ def main():
         driver.get(base + "/")
         assert driver.title == "Aiex", driver.title
         give_key(page, key)
+        summary["renderer"] = renderer(page)
         summary["search"] = search(page, "parse toml table")
         summary["research"] = research(page, "How are TOML table headers parsed?")
         summary["collections"] = collections(page, repo)
