@@ -125,6 +125,8 @@ export async function showSession(id) {
     finish(follower, info.status);
     return;
   }
+  if (info.status === "incomplete" || info.status === "running") follower.model.status = info.status;
+  renderStatus(follower);
   connect(follower);
 }
 
@@ -174,8 +176,13 @@ async function onError(follower, event) {
   if (event.data) {
     // The server's last word before it stops (`shutting_down`): the EventSource reconnects
     // after the event's id by itself.
-    const data = JSON.parse(event.data);
-    setStatus(follower, `The stream stopped: ${data.message ?? data.code}; reconnecting…`);
+    let data = {};
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      // Not JSON: say so plainly below.
+    }
+    setStatus(follower, `The stream stopped: ${data.message ?? data.code ?? event.data}; reconnecting…`);
     return;
   }
   if (follower.source?.readyState !== EventSource.CLOSED) return; // reconnecting by itself
@@ -241,6 +248,7 @@ function apply(follower, event) {
       note(follower, "Session started");
       break;
     case "resumed":
+      model.status = "running";
       note(follower, `Taken up again by the server (done before: ${event.completed.join(", ") || "nothing"})`);
       break;
     case "stage_started":
@@ -378,6 +386,7 @@ function renderStatus(follower) {
   const resumed = model.resumedAfter ? ` · resumed after event ${model.resumedAfter}` : "";
   const words = {
     running: `Running: ${counts}`,
+    incomplete: `Stopped mid-way (the server takes it up again when it restarts): ${counts}`,
     complete: `Complete: ${counts}`,
     failed: `Failed: ${model.error ?? "see the activity"}`,
     cancelled: "Cancelled",
