@@ -219,6 +219,52 @@ import(base + 'markdown.js').then(({ markdown }) => {
 """
 
 
+GRAPH_CHECK = """
+const done = arguments[arguments.length - 1];
+const base = document.querySelector('script[type=module]').src.replace(/app[.]js$/, '');
+import(base + 'graph.js').then(({ drawGraph }) => {
+  const nodes = [];
+  const edges = [];
+  for (let f = 0; f < 6; f += 1) {
+    nodes.push({ id: `file:${f}`, label: `src/file_${f}.rs`, kind: 'file' });
+    for (let s = 0; s < 4; s += 1) {
+      nodes.push({ id: `sym:${f}:${s}`, label: `function item_${f}_${s}`, kind: 'symbol' });
+      edges.push({ from: `file:${f}`, to: `sym:${f}:${s}`, relation: 'contains', citations: [f + 1] });
+    }
+    if (f > 0) edges.push({ from: `sym:${f}:0`, to: `sym:${f - 1}:1`, relation: 'mentions', citations: [f] });
+  }
+  nodes.push({ id: 'concept:toml', label: 'toml', kind: 'concept' });
+  edges.push({ from: 'sym:0:0', to: 'concept:toml', relation: 'discusses', citations: [1] });
+  edges.push({ from: 'sym:0:0', to: 'nowhere', relation: 'mentions', citations: [1] });
+  const box = drawGraph({ nodes, edges });
+  document.body.appendChild(box);
+  const svg = box.querySelector('svg.graph');
+  const [, , width, height] = svg.getAttribute('viewBox').split(' ').map(Number);
+  const points = [...svg.querySelectorAll('.node')].map((g) => g.getAttribute('transform').match(/[-\\d.]+/g).map(Number));
+  let closest = Infinity;
+  for (let a = 0; a < points.length; a += 1) {
+    for (let b = a + 1; b < points.length; b += 1) {
+      closest = Math.min(closest, Math.hypot(points[a][0] - points[b][0], points[a][1] - points[b][1]));
+    }
+  }
+  const inside = points.every(([x, y]) => x >= 0 && x <= width && y >= 0 && y <= height);
+  const result = { nodes: points.length, edges: svg.querySelectorAll('.edge').length, closest, inside, width, height };
+  box.remove();
+  done(result);
+}).catch((error) => done({ error: String(error) }));
+"""
+
+
+def graph_layout(page):
+    """The graph's layout in this browser: every node drawn inside the picture, none on another."""
+    seen = page.driver.execute_async_script(GRAPH_CHECK)
+    assert "error" not in seen, seen
+    assert seen["nodes"] == 31 and seen["edges"] == 30, seen
+    assert seen["inside"], seen
+    assert seen["closest"] > 20, seen
+    return seen
+
+
 def renderer(page):
     """The Markdown renderer in this browser: structure right, nothing in the text becomes markup."""
     seen = page.driver.execute_async_script(RENDERER_CHECK)
@@ -261,6 +307,7 @@ def main():
         assert driver.title == "Aiex", driver.title
         give_key(page, key)
         summary["renderer"] = renderer(page)
+        summary["graph_layout"] = graph_layout(page)
         summary["search"] = search(page, "parse toml table")
         summary["research"] = research(page, "How are TOML table headers parsed?")
         summary["collections"] = collections(page, repo)

@@ -179,6 +179,7 @@ async fn the_page_searches_researches_and_resumes_in_a_browser() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     let seen: serde_json::Value =
         serde_json::from_str(stdout.trim()).unwrap_or_else(|err| panic!("{err}: {stdout}"));
+    println!("the browser saw: {seen}");
 
     assert!(seen["search"]["code_hits"].as_u64() > Some(0), "{seen}");
     let research = &seen["research"];
