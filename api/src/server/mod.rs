@@ -4,8 +4,8 @@
 //! Routes: `POST /v1/search` (JSON, or SSE with `Accept: text/event-stream`), `GET
 //! /v1/collections`, `/v1/index/jobs` (create, list, get, cancel, events as SSE), `/v1/research`
 //! (create, get, cancel, events as SSE; see [`research`]), `GET /v1/sessions`, `/v1/history`,
-//! `/v1/bookmarks`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json`, and MCP's
-//! streamable HTTP at `/mcp` ([`crate::mcp::http`]).
+//! `/v1/bookmarks`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json`, MCP's
+//! streamable HTTP at `/mcp` ([`crate::mcp::http`]), and the web page at `/` (see [`web`]).
 //!
 //! Layers, outermost first: CORS (closed unless origins are configured), metrics per matched
 //! route, a declared body length limit (413 before the body is read), a URL query size limit
@@ -26,6 +26,7 @@ pub mod research_stream;
 pub mod routes;
 pub mod stream;
 pub mod users;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::ops::Deref;
@@ -357,6 +358,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(protected)
         .merge(public_routes())
         .merge(routes::openai::routes(&state))
+        .merge(web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(server.max_body_bytes))

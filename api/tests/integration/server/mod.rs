@@ -11,6 +11,7 @@ mod routes;
 mod security;
 mod snapshots;
 mod streams;
+mod web;
 
 use std::path::Path;
 use std::time::Duration;
