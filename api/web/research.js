@@ -15,7 +15,7 @@ const EVENT_TYPES = [
   "warning", "report_ready", "cancelled", "failed", "done",
 ];
 const FINAL = { done: "complete", failed: "failed", cancelled: "cancelled" };
-const ENDED = new Set(["complete", "failed", "cancelled"]);
+const ENDED = new Set(["complete", "complete_with_errors", "failed", "cancelled"]);
 const STORE = "aiex.session.";
 const MAX_ACTIVITY = 400;
 const MAX_RETRY_MS = 15000;
@@ -215,7 +215,7 @@ function onEvent(follower, message) {
   if (id) follower.model.lastId = id;
   if (event.type in FINAL) {
     follower.source?.close();
-    finish(follower, FINAL[event.type], event);
+    finish(follower, event.type === "done" && event.status ? event.status : FINAL[event.type]);
   } else saveSoon(follower);
 }
 
@@ -319,6 +319,9 @@ function apply(follower, event) {
       break;
     case "done":
       note(follower, `Done in ${formatMs(event.took_ms)}`);
+      if (event.failures?.length) {
+        note(follower, `${event.failures.length} searches failed: evidence may be missing`, "warn");
+      }
       break;
     default:
       break;
@@ -388,6 +391,7 @@ function renderStatus(follower) {
     running: `Running: ${counts}`,
     incomplete: `Stopped mid-way (the server takes it up again when it restarts): ${counts}`,
     complete: `Complete: ${counts}`,
+    complete_with_errors: `Complete, but some searches failed (the report lists them): ${counts}`,
     failed: `Failed: ${model.error ?? "see the activity"}`,
     cancelled: "Cancelled",
   };
