@@ -355,7 +355,7 @@ pub fn is_http_url(url: &str) -> bool {
 
 /// Lower-cases a URL's scheme (`HTTP://host` becomes `http://host`), so every client and every
 /// later check sees one spelling; anything that is not `scheme://…` is left as it is.
-fn lower_scheme(url: &mut String) {
+fn lower_scheme(url: &mut str) {
     if let Some((scheme, _)) = url.split_once("://") {
         if scheme.bytes().all(|b| b.is_ascii_alphabetic()) {
             let len = scheme.len();

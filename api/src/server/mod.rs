@@ -21,6 +21,7 @@ pub mod llm;
 pub mod metrics;
 pub mod openapi;
 pub mod paths;
+pub mod qdrant;
 pub mod research;
 pub mod research_stream;
 pub mod routes;
@@ -166,6 +167,11 @@ impl AppState {
         if let Some(llm) = &llm_opt {
             readiness.push(Arc::new(llm::LlmReadiness::new(llm.clone())));
             metrics.add_hook(Arc::new(llm::LlmMetrics::new(llm.clone())));
+        }
+        if config.vector.backend == aiex_config::VectorBackend::Server {
+            let qdrant = qdrant::QdrantHealth::new(Arc::clone(&config));
+            readiness.push(qdrant.clone());
+            metrics.add_hook(qdrant);
         }
         let research = ResearchManager::start(
             Arc::clone(&config),

@@ -191,3 +191,72 @@ async fn server_api_on_a_fresh_node_lists_and_searches_what_another_indexed() {
     assert_eq!(hits["hits"][0]["path"], "lib/queue.py", "{hits}");
     assert_eq!(hits["hits"][0]["collection"], name.as_str(), "{hits}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_readiness_and_metrics_report_qdrant() {
+    let Some(mut qdrant) = TestQdrant::get("server_readiness_and_metrics_report_qdrant") else {
+        return;
+    };
+    let backend = [
+        ("vector.backend", "server"),
+        ("vector.url", qdrant.url()),
+        ("vector.connect_timeout_ms", "500"),
+        ("vector.request_timeout_ms", "2000"),
+        ("search.mode", "keyword"),
+    ];
+    let repo = tempfile::tempdir().expect("tempdir");
+    small_repo(repo.path());
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = server_config(data.path(), None, &backend);
+    let (root, name) = (
+        repo.path().to_path_buf(),
+        format!("ready-{}", std::process::id()),
+    );
+    tokio::task::spawn_blocking(move || index_keywords(&config, &root, &name))
+        .await
+        .expect("index");
+    let node = state(server_config(data.path(), None, &backend), false).await;
+
+    let ready = call(&node, get("/readyz")).await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    assert_eq!(ready.json()["checks"]["qdrant"], "ok", "{}", ready.text);
+    let metrics = call(&node, get("/metrics")).await;
+    assert_eq!(metrics.status, 200);
+    let requests = metrics
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix("aiex_qdrant_requests_total "))
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no request count: {}", metrics.text));
+    assert!(requests > 0.0, "{}", metrics.text);
+    for series in [
+        "aiex_qdrant_request_duration_seconds_bucket{le=\"+Inf\"}",
+        "aiex_qdrant_request_failures_total ",
+        "aiex_qdrant_shards{collection=\"aiex_code_all-minilm-l6-v2_384\"}",
+        "aiex_qdrant_shards_unavailable{collection=\"aiex_code_all-minilm-l6-v2_384\"} 0",
+    ] {
+        assert!(
+            metrics.text.contains(series),
+            "{series} in {}",
+            metrics.text
+        );
+    }
+
+    // The server goes away: once the last check's answer is stale, the node is not ready.
+    let TestQdrant::Started(server) = &mut qdrant else {
+        return;
+    };
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+    let down = call(&node, get("/readyz")).await;
+    assert_eq!(down.status, 503, "{}", down.text);
+    assert_eq!(down.json()["checks"]["qdrant"], "failing", "{}", down.text);
+    let metrics = call(&node, get("/metrics")).await;
+    let failures = metrics
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix("aiex_qdrant_request_failures_total "))
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or_default();
+    assert!(failures > 0.0, "{}", metrics.text);
+}

@@ -23,15 +23,18 @@
 //! points are applied (and in the server's WAL); `flush` has nothing left to do.
 
 mod cache;
+mod health;
 pub mod lease;
 pub mod meta;
 mod payload;
 mod rpc;
 pub mod search;
 pub mod sparse;
+pub mod stats;
 mod write;
 
 pub use cache::sync_cache;
+pub use health::{cluster_health, ClusterHealth, CollectionHealth};
 pub use lease::Lease;
 pub use meta::{MetaStore, RegistryEntry, META_COLLECTION};
 pub(crate) use payload::chunk_of;

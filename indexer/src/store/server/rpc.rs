@@ -3,18 +3,33 @@
 
 use std::future::Future;
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aiex_resilience::CallHealth;
 use qdrant_client::{Qdrant, QdrantError};
 use tokio::sync::mpsc as async_mpsc;
 
-use super::{Job, ServerVectorStore, BREAKER_COOLDOWN, BREAKER_THRESHOLD, RETRY};
+use super::{stats, Job, ServerVectorStore, BREAKER_COOLDOWN, BREAKER_THRESHOLD, RETRY};
 use crate::error::Error;
 
 impl ServerVectorStore {
     /// Runs `f` on the worker once, without retries.
     pub(super) fn call_once<T, F, Fut>(&self, f: F) -> std::result::Result<T, QdrantError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Qdrant) -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<T, QdrantError>> + Send + 'static,
+    {
+        self.on_worker(move |client| async move {
+            let started = Instant::now();
+            let result = f(client).await;
+            stats::observe(started.elapsed(), result.is_err());
+            result
+        })
+    }
+
+    /// Runs the future `f` makes on the worker and waits for its answer.
+    fn on_worker<T, F, Fut>(&self, f: F) -> std::result::Result<T, QdrantError>
     where
         T: Send + 'static,
         F: FnOnce(Qdrant) -> Fut + Send + 'static,
@@ -43,7 +58,7 @@ impl ServerVectorStore {
         Fut: Future<Output = std::result::Result<T, QdrantError>> + Send + 'static,
     {
         let breaker = Arc::clone(&self.breaker);
-        self.call_once(move |client| async move {
+        self.on_worker(move |client| async move {
             let mut retry = 0;
             loop {
                 let Some(guard) = breaker.try_acquire() else {
@@ -53,7 +68,9 @@ impl ServerVectorStore {
                         BREAKER_COOLDOWN.as_secs()
                     ))));
                 };
+                let started = Instant::now();
                 let result = f(client.clone()).await;
+                stats::observe(started.elapsed(), result.is_err());
                 guard.record(match &result {
                     Ok(_) => CallHealth::Healthy,
                     Err(err) if transient(err) || refused(err) => CallHealth::Failed,
@@ -75,6 +92,7 @@ impl ServerVectorStore {
                     return Err(err);
                 };
                 tracing::warn!(retry, "Qdrant request failed, retrying: {err}");
+                stats::retried();
                 tokio::time::sleep(wait).await;
                 retry += 1;
             }
