@@ -107,6 +107,9 @@ async fn run_jobs(
         concurrency,
         run: true,
         roots: None,
+        // The CLI's batch runs in this process; in server mode each directory still takes its
+        // collection's lease in the cluster.
+        shared: false,
     };
     let manager = JobManager::start(config, options, None, shutdown.clone()).await?;
     let mut ids = Vec::new();

@@ -178,6 +178,7 @@ impl From<crate::server::jobs::JobError> for ApiError {
         match err {
             E::NotFound => Self::not_found("job_not_found", message),
             E::Finished { .. } => Self::conflict("job_finished", message),
+            E::Cluster(_) => Self::unavailable("cluster_unavailable", message),
             E::EventLog { .. } | E::Task(_) => Self::internal(message),
         }
     }

@@ -151,6 +151,7 @@ impl AppState {
                 concurrency: server.job_concurrency,
                 run: options.run_jobs,
                 roots: Some(allowed_roots.clone()),
+                shared: true,
             },
             Some(Arc::clone(&engine)),
             shutdown.clone(),

@@ -260,3 +260,248 @@ async fn server_readiness_and_metrics_report_qdrant() {
         .unwrap_or_default();
     assert!(failures > 0.0, "{}", metrics.text);
 }
+
+/// Polls job `id` on `node` until it ends (at most `limit`); returns its record.
+async fn job_ended(
+    node: &aiex_api::server::AppState,
+    id: &str,
+    limit: Duration,
+) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let job = call(node, get(&format!("/v1/index/jobs/{id}"))).await;
+        let record = job.json();
+        if ["succeeded", "failed", "cancelled"].contains(&record["state"].as_str().unwrap_or("")) {
+            return record;
+        }
+        assert!(started.elapsed() < limit, "job {id} did not end: {record}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_batch_submitted_to_one_node_is_worked_by_both() {
+    let Some(qdrant) = TestQdrant::get("server_batch_submitted_to_one_node_is_worked_by_both")
+    else {
+        return;
+    };
+    let roots = tempfile::tempdir().expect("tempdir");
+    let root = roots.path().canonicalize().expect("canonical");
+    let tag = std::process::id();
+    let names: Vec<String> = (0..4).map(|i| format!("batch-{tag}-{i}")).collect();
+    for name in &names {
+        std::fs::create_dir_all(root.join(name)).expect("mkdir");
+        synthetic_repo(&root.join(name), 24);
+    }
+    let backend = [
+        ("vector.backend", "server"),
+        ("vector.url", qdrant.url()),
+        ("vector.lease_secs", "5"),
+        ("server.job_concurrency", "1"),
+    ];
+    let (a, b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let node_a = state(server_config(a.path(), Some(&root), &backend), true).await;
+    let node_b = state(server_config(b.path(), Some(&root), &backend), true).await;
+
+    let items: Vec<serde_json::Value> = names
+        .iter()
+        .map(|name| serde_json::json!({"path": name, "name": name}))
+        .collect();
+    let created = call(
+        &node_a,
+        post_json("/v1/index/jobs", &serde_json::json!({ "items": items })),
+    )
+    .await;
+    assert_eq!(created.status, 202, "{}", created.text);
+    let id = created.json()["id"].as_str().expect("id").to_string();
+
+    let done = job_ended(&node_a, &id, Duration::from_secs(240)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let mut nodes = HashSet::new();
+    for item in done["items"].as_array().expect("items") {
+        assert_eq!(item["state"], "succeeded", "{item}");
+        // Each directory indexed exactly once, by one node.
+        assert_eq!(item["runs"], 1, "{item}");
+        assert_eq!(item["summary"]["changed"], 24, "{item}");
+        nodes.insert(item["node"].as_str().expect("node").to_string());
+    }
+    assert_eq!(nodes.len(), 2, "both nodes worked the batch: {done}");
+
+    // The other node shows the same job, ended, with its events.
+    let seen = job_ended(&node_b, &id, Duration::from_secs(10)).await;
+    assert_eq!(seen["state"], "succeeded", "{seen}");
+    assert_eq!(seen["items"], done["items"]);
+    let events = call(&node_b, get(&format!("/v1/index/jobs/{id}/events?after=0"))).await;
+    let finished = events.text.matches("event: item_finished").count();
+    assert_eq!(finished, 4, "{}", events.text);
+    assert!(events.text.contains("event: done"), "{}", events.text);
+
+    // Every collection is searchable from either node.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for node in [&node_a, &node_b] {
+        let found = call(
+            node,
+            post_json(
+                "/v1/search",
+                &serde_json::json!({"query": "compute_7_2", "collections": [names[3]], "mode": "keyword"}),
+            ),
+        )
+        .await;
+        assert_eq!(found.status, 200, "{}", found.text);
+        assert_eq!(
+            found.json()["hits"][0]["path"],
+            "module_7.py",
+            "{}",
+            found.text
+        );
+    }
+}
+
+/// `aiex-research serve` as one node on the Qdrant at `url` (jobs confined to `root`, one at a
+/// time, 5 s claims); returns the process and its base URL. Its stderr is drained in the
+/// background.
+fn serve_node(data: &Path, url: &str, root: &Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = node(data, url)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env(
+            "AIEX__SERVER__ALLOWED_ROOTS",
+            format!("[\"{}\"]", root.display()),
+        )
+        .env("AIEX__SERVER__JOB_CONCURRENCY", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    let addr = loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).expect("read stderr") == 0 {
+            panic!("serve exited before listening: {seen}");
+        }
+        seen.push_str(&line);
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+            line.clear();
+        }
+    });
+    (child, format!("http://{addr}"))
+}
+
+async fn job_of(client: &reqwest::Client, base: &str, id: &str) -> serde_json::Value {
+    client
+        .get(format!("{base}/v1/index/jobs/{id}"))
+        .send()
+        .await
+        .expect("get job")
+        .json()
+        .await
+        .expect("job json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_batch_node_killed_mid_directory_the_other_finishes_it() {
+    let Some(qdrant) = TestQdrant::get("server_batch_node_killed_mid_directory") else {
+        return;
+    };
+    let roots = tempfile::tempdir().expect("tempdir");
+    let root = roots.path().canonicalize().expect("canonical");
+    let tag = std::process::id();
+    let names: Vec<String> = (0..4).map(|i| format!("killed-batch-{tag}-{i}")).collect();
+    for name in &names {
+        std::fs::create_dir_all(root.join(name)).expect("mkdir");
+        synthetic_repo(&root.join(name), 24);
+    }
+    let (a, b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let (mut node_a, url_a) = serve_node(a.path(), qdrant.url(), &root);
+    let (mut node_b, url_b) = serve_node(b.path(), qdrant.url(), &root);
+    let client = reqwest::Client::new();
+
+    let items: Vec<serde_json::Value> = names
+        .iter()
+        .map(|name| serde_json::json!({"path": name, "name": name}))
+        .collect();
+    let created = client
+        .post(format!("{url_a}/v1/index/jobs"))
+        .json(&serde_json::json!({ "items": items }))
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(created.status(), 202);
+    let created: serde_json::Value = created.json().await.expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+
+    // As soon as node B sees node A working a directory, A dies.
+    let a_marker = format!(":{}:", node_a.id());
+    let started = Instant::now();
+    let killed = loop {
+        let job = job_of(&client, &url_b, &id).await;
+        let working = job["items"].as_array().and_then(|items| {
+            items.iter().position(|item| {
+                item["state"] == "running"
+                    && item["node"].as_str().is_some_and(|n| n.contains(&a_marker))
+            })
+        });
+        if let Some(index) = working {
+            node_a.kill().expect("kill -9 node A");
+            node_a.wait().expect("reap node A");
+            break index;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "node A never worked a directory: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // B finishes the batch, the dead node's directory once its claim has expired.
+    let started = Instant::now();
+    let done = loop {
+        let job = job_of(&client, &url_b, &id).await;
+        if job["state"] != "queued" && job["state"] != "running" {
+            break job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the batch did not end on node B: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    node_b.kill().expect("stop node B");
+    node_b.wait().expect("reap node B");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let items = done["items"].as_array().expect("items");
+    for (index, item) in items.iter().enumerate() {
+        assert_eq!(item["state"], "succeeded", "{item}");
+        let runs = if index == killed { 2 } else { 1 };
+        assert_eq!(item["runs"], runs, "directory {index}: {done}");
+    }
+    let finisher = items[killed]["node"].as_str().expect("node");
+    assert!(!finisher.contains(&a_marker), "{done}");
+
+    // What the dead node left is complete: every function of the directory is found.
+    let meta = MetaStore::connect(&aiex_tests::config(
+        b.path(),
+        &[("vector.backend", "server"), ("vector.url", qdrant.url())],
+    ))
+    .expect("meta");
+    let entry = meta
+        .entry(&names[killed])
+        .expect("registry")
+        .expect("an entry for the directory");
+    assert!(!entry.dirty, "the finished run left the collection clean");
+    assert_eq!(entry.files, 24);
+    assert_eq!(entry.embedded_chunks, entry.chunks, "every chunk embedded");
+}

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::chunk::ChunkOptions;
 use crate::collection::{default_name, validate_name, CollectionPaths, IndexDir, WriteLock};
@@ -79,7 +79,7 @@ pub enum IndexProgress {
 }
 
 /// Time spent in each stage.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StageTimings {
     pub walk_ms: u64,
     pub chunk_ms: u64,
@@ -89,7 +89,7 @@ pub struct StageTimings {
 }
 
 /// What a run did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IndexSummary {
     pub collection: String,
     pub root: PathBuf,

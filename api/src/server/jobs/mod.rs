@@ -26,6 +26,7 @@ use crate::server::paths::AllowedRoots;
 use crate::server::stream::{tag_of, EventLog, StreamEvent, DEFAULT_WINDOW};
 use crate::server::users::now_secs;
 
+mod cluster;
 mod run;
 
 /// Why a job could not be found, submitted or changed.
@@ -47,6 +48,9 @@ pub enum JobError {
     /// The blocking task that creates the event log panicked or was cancelled.
     #[error("creating a job's event log: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Server mode: the job could not be written to (or read from) the cluster.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// Progress events of one stage are sent at most this often.
@@ -149,6 +153,17 @@ pub struct JobItem {
     pub summary: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Server mode: the node (`host:pid:random`) that worked (or works) this directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Server mode: times a node started indexing this directory (more than once when a node
+    /// stopped or died mid-way and another took it over).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub runs: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// A job as stored and as `GET /v1/index/jobs/{id}` returns it.
@@ -244,6 +259,8 @@ struct Inner {
     tracker: TaskTracker,
     run: bool,
     roots: Option<AllowedRoots>,
+    /// Server mode: the jobs every node shares.
+    cluster: Option<Arc<cluster::Cluster>>,
 }
 
 /// Queues, runs, persists and cancels indexing jobs.
@@ -272,6 +289,9 @@ pub struct JobOptions {
     /// Where job directories must stay (the server's `allowed_roots`), checked again when each
     /// directory starts; None for the CLI's batch, whose paths are the user's own.
     pub roots: Option<AllowedRoots>,
+    /// In server mode (`vector.backend = "server"`), keep jobs in the cluster, where every node
+    /// that runs jobs works them ([`cluster`]), instead of under `dir`.
+    pub shared: bool,
 }
 
 impl JobManager {
@@ -283,6 +303,12 @@ impl JobManager {
         engine: Option<Arc<EngineSlot>>,
         shutdown: CancellationToken,
     ) -> Result<Self, ServerError> {
+        let cluster =
+            if options.shared && config.vector.backend == aiex_config::VectorBackend::Server {
+                Some(cluster::Cluster::connect(&config).await?)
+            } else {
+                None
+            };
         let manager = JobManager {
             inner: Arc::new(Inner {
                 config,
@@ -294,6 +320,7 @@ impl JobManager {
                 tracker: TaskTracker::new(),
                 run: options.run,
                 roots: options.roots.clone(),
+                cluster,
             }),
         };
         let watcher = manager.clone();
@@ -303,6 +330,10 @@ impl JobManager {
                 job.stop.store(true, Ordering::Relaxed);
             }
         });
+        if manager.inner.cluster.is_some() {
+            manager.follow_cluster();
+            return Ok(manager);
+        }
         if let Some(dir) = options.dir {
             let loaded = tokio::task::spawn_blocking(move || load_jobs(&dir))
                 .await
@@ -364,6 +395,8 @@ impl JobManager {
                     state: JobState::Queued,
                     summary: None,
                     error: None,
+                    node: None,
+                    runs: 0,
                 })
                 .collect(),
             embed,
@@ -373,6 +406,9 @@ impl JobManager {
             restarts: 0,
             last_event_id: 0,
         };
+        if let Some(cluster) = &self.inner.cluster {
+            return self.submit_shared(cluster, record).await;
+        }
         let log = match &self.inner.dir {
             Some(dir) => {
                 let dir = dir.clone();
@@ -463,9 +499,12 @@ impl JobManager {
             }
             record.state == JobState::Queued
         };
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.cancel(&job).await?;
+        }
         job.cancelled.store(true, Ordering::Relaxed);
         job.stop.store(true, Ordering::Relaxed);
-        if queued {
+        if queued && self.inner.cluster.is_none() {
             // The runner, when it gets a permit, sees the flag and ends the job; end it now
             // so the caller sees the final state at once.
             self.finish(&job).await;
@@ -497,6 +536,10 @@ impl JobManager {
         let Some(dir) = self.inner.dir.clone() else {
             return;
         };
+        if self.inner.cluster.is_some() {
+            // The cluster holds shared jobs (see `cluster`).
+            return;
+        }
         let record = job.snapshot();
         let path = dir.join(format!("{}.json", record.id));
         let bytes = match serde_json::to_vec_pretty(&record) {

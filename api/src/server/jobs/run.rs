@@ -65,7 +65,7 @@ impl JobManager {
     }
 
     /// Runs one directory; false when the shutdown interrupted it.
-    async fn run_item(&self, job: &Arc<Job>, index: usize) -> bool {
+    pub(super) async fn run_item(&self, job: &Arc<Job>, index: usize) -> bool {
         let (request, kind) = {
             let mut record = job.record.lock();
             let (embed, rebuild) = (record.embed, record.rebuild);

@@ -368,7 +368,7 @@ impl MetaStore {
     }
 
     /// Every point matching `filter`, with payloads; `strong` reads from a majority of replicas.
-    fn scroll(&self, filter: Filter, strong: bool) -> Result<Vec<RetrievedPoint>> {
+    pub(super) fn scroll(&self, filter: Filter, strong: bool) -> Result<Vec<RetrievedPoint>> {
         let mut points = Vec::new();
         let mut offset: Option<PointId> = None;
         loop {

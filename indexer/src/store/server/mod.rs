@@ -24,6 +24,7 @@
 
 mod cache;
 mod health;
+pub mod jobs;
 pub mod lease;
 pub mod meta;
 mod payload;
