@@ -5,6 +5,24 @@ use std::path::{Path, PathBuf};
 
 pub mod qdrant;
 
+/// A test that cannot run here (a server, a tool or a client is missing) says so in one
+/// `SKIPPED:` line and returns, or fails when the run requires what it lacks:
+/// `AIEX_TEST_REQUIRE` names the requirements that must be met (comma-separated: `qdrant`,
+/// `ripgrep`, `clients`, `browser`; or `all`). `scripts/test` sets it to everything it installed,
+/// so a test it prepared for never passes by skipping.
+pub fn skip(test: &str, requirement: &str, reason: &str) {
+    let required = std::env::var("AIEX_TEST_REQUIRE").unwrap_or_default();
+    let demanded = required
+        .split(',')
+        .map(str::trim)
+        .any(|name| name == requirement || name == "all");
+    assert!(
+        !demanded,
+        "{test} cannot run: {reason} (AIEX_TEST_REQUIRE={required} requires {requirement})"
+    );
+    println!("SKIPPED: {test}: {reason}");
+}
+
 /// The data directory where `scripts/setup` installed the runtime and the model.
 pub fn model_data_dir() -> PathBuf {
     if let Some(dir) =

@@ -327,7 +327,9 @@ impl TestQdrant {
 
 /// The one line a server test prints when it cannot run.
 pub fn skipped(test: &str) {
-    println!(
-        "SKIPPED: no Qdrant server for {test} (set QDRANT_URL, or AIEX_QDRANT_BIN to the binary)"
+    crate::skip(
+        test,
+        "qdrant",
+        "no Qdrant server (set QDRANT_URL, or AIEX_QDRANT_BIN to the binary)",
     );
 }

@@ -66,6 +66,14 @@ pub fn ripgrep_available(test: &str) -> bool {
         .output()
         .is_ok_and(|output| output.status.success());
     if !available {
+        // As `aiex_tests::skip` (which this crate cannot depend on): required by `scripts/test`.
+        let required = std::env::var("AIEX_TEST_REQUIRE").unwrap_or_default();
+        assert!(
+            !required
+                .split(',')
+                .any(|name| name.trim() == "ripgrep" || name.trim() == "all"),
+            "{test} cannot run: ripgrep (`rg`) is not installed (AIEX_TEST_REQUIRE={required})"
+        );
         println!("SKIPPED: {test}: ripgrep (`rg`) is not installed (scripts/setup --with-ripgrep)");
     }
     available

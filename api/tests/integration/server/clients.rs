@@ -39,8 +39,10 @@ pub(super) fn client_python(module: &str) -> Option<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openai_python_package_chats_with_the_server() {
     let Some(python) = client_python("openai") else {
-        println!(
-            "SKIPPED: no Python with the openai package (run scripts/pyvenv clients api/tests/clients/requirements.txt, or set AIEX_TEST_CLIENTS_PYTHON)"
+        aiex_tests::skip(
+            "the_openai_python_package_chats_with_the_server",
+            "clients",
+            "no Python with the openai package (run scripts/pyvenv clients api/tests/clients/requirements.txt, or set AIEX_TEST_CLIENTS_PYTHON)",
         );
         return;
     };

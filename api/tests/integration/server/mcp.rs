@@ -32,8 +32,10 @@ fn stdio_env(data: &std::path::Path) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mcp_python_sdk_calls_every_tool_over_stdio_and_http() {
     let Some(python) = client_python("mcp") else {
-        println!(
-            "SKIPPED: no Python with the mcp package (run scripts/pyvenv clients api/tests/clients/requirements.txt, or set AIEX_TEST_CLIENTS_PYTHON)"
+        aiex_tests::skip(
+            "the_mcp_python_sdk_calls_every_tool_over_stdio_and_http",
+            "clients",
+            "no Python with the mcp package (run scripts/pyvenv clients api/tests/clients/requirements.txt, or set AIEX_TEST_CLIENTS_PYTHON)",
         );
         return;
     };

@@ -137,8 +137,10 @@ fn browser() -> Option<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_searches_researches_and_resumes_in_a_browser() {
     let Some(python) = browser() else {
-        println!(
-            "SKIPPED: no headless browser (run scripts/setup-browser: Debian's chromium and chromium-driver, selenium in ~/.cache/aiex/venv-browser; or set AIEX_TEST_BROWSER_PYTHON)"
+        aiex_tests::skip(
+            "the_page_searches_researches_and_resumes_in_a_browser",
+            "browser",
+            "no headless browser (run scripts/setup-browser: Debian's chromium and chromium-driver, selenium in ~/.cache/aiex/venv-browser; or set AIEX_TEST_BROWSER_PYTHON)",
         );
         return;
     };
