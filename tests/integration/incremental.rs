@@ -335,3 +335,71 @@ fn keyword_commit_ahead_of_manifest_converges() {
         IndexDir::new(config.index_dir()).status().expect("status")[0].chunks
     );
 }
+
+/// A searcher opened before the vectors existed (a server started during a keyword-only run, or
+/// while another process held the vector store) uses them once they are there, without reopening.
+#[test]
+fn an_open_searcher_picks_up_vectors_written_later_and_a_store_let_go() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let repo = tempfile::tempdir().expect("tempdir");
+    let config = aiex_tests::config(data.path(), &[]);
+    write_repo(repo.path());
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let mut keywords_only = aiex_indexer::IndexRequest::new(repo.path());
+    keywords_only.embed = false;
+    aiex_indexer::index_directory(&config, keywords_only, &mut |_| {}, &cancel)
+        .expect("keyword run");
+    let searcher = aiex_indexer::Searcher::open(&config, &[]).expect("open");
+    let request =
+        aiex_indexer::SearchRequest::new("split a document into pairs", SearchMode::Vector, 5);
+    let before = searcher.search(&request).expect("search");
+    assert!(before.hits.is_empty());
+    assert_eq!(
+        before.vectors_unavailable.len(),
+        1,
+        "{:?}",
+        before.vectors_unavailable
+    );
+
+    // Another run embeds the collection; the open searcher follows within its retry interval.
+    let summary = index(&config, repo.path());
+    assert!(summary.vectors_complete);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    searcher.refresh().expect("refresh");
+    let after = searcher.search(&request).expect("search");
+    assert!(
+        after.vectors_unavailable.is_empty(),
+        "{:?}",
+        after.vectors_unavailable
+    );
+    assert!(!after.hits.is_empty());
+
+    // A store held by another owner: unavailable while held, used again once let go.
+    let other = aiex_indexer::Searcher::open(&config, &[]).expect("open");
+    let name = other.collection_names()[0].clone();
+    drop(searcher);
+    let held = aiex_indexer::store::vector::open_store(
+        &config,
+        &IndexDir::new(config.index_dir())
+            .collection_paths(&name)
+            .vectors,
+    )
+    .expect("the store is free once the first searcher is gone");
+    let busy = other.search(&request).expect("search");
+    assert!(
+        busy.vectors_unavailable
+            .iter()
+            .any(|(_, reason)| reason.contains("in use")),
+        "{:?}",
+        busy.vectors_unavailable
+    );
+    drop(held);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let free = other.search(&request).expect("search");
+    assert!(
+        free.vectors_unavailable.is_empty(),
+        "{:?}",
+        free.vectors_unavailable
+    );
+    assert!(!free.hits.is_empty());
+}

@@ -109,8 +109,10 @@ struct OpenCollection {
     keyword: Option<KeywordStore>,
     vectors_dir: std::path::PathBuf,
     /// Opened on first use: a vector store has one owner process at a time, so keyword searches
-    /// never take it (an indexing run can then embed while its keyword index is searched).
-    vectors: OnceLock<std::result::Result<Arc<dyn VectorStore>, String>>,
+    /// never take it (an indexing run can then embed while its keyword index is searched). Why
+    /// it could not be opened is kept for [`VECTOR_RETRY`], then the store is tried again (another
+    /// process let it go, or finished embedding).
+    vectors: Mutex<Option<VectorsState>>,
     /// Server mode: the collection's tenant in Qdrant, connected on first use.
     server: OnceLock<std::result::Result<Arc<ServerVectorStore>, String>>,
 }
@@ -132,6 +134,16 @@ impl OpenCollection {
             .ok()
     }
 }
+
+/// The vector store of a collection, or why it cannot be used and since when.
+enum VectorsState {
+    Open(Arc<dyn VectorStore>),
+    Unavailable(String, Instant),
+}
+
+/// How long a collection whose vectors could not be used stays without them before the store is
+/// tried again.
+const VECTOR_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Added to a hybrid hit's fused score when its symbol holds every query term, as a share of a
 /// first rank's reciprocal-rank score on the keyword side.
@@ -209,7 +221,7 @@ impl Searcher {
                 manifest_modified: Mutex::new(None),
                 keyword,
                 vectors_dir: paths.vectors,
-                vectors: OnceLock::new(),
+                vectors: Mutex::new(None),
                 server: OnceLock::new(),
             };
             *collection.manifest_modified.lock() = collection.manifest_stamp();
@@ -229,15 +241,35 @@ impl Searcher {
     }
 
     /// The vector store of `collection`, opened on first use, or why it cannot be used.
-    fn vectors<'c>(
+    fn vectors(
         &self,
-        collection: &'c OpenCollection,
-    ) -> &'c std::result::Result<Arc<dyn VectorStore>, String> {
-        collection.vectors.get_or_init(|| {
-            let config = &self.config;
-            if !config.embedding.enabled {
-                return Err("embeddings are disabled".to_string());
+        collection: &OpenCollection,
+    ) -> std::result::Result<Arc<dyn VectorStore>, String> {
+        let mut state = collection.vectors.lock();
+        match &*state {
+            Some(VectorsState::Open(store)) => return Ok(Arc::clone(store)),
+            Some(VectorsState::Unavailable(reason, since)) if since.elapsed() < VECTOR_RETRY => {
+                return Err(reason.clone());
             }
+            _ => {}
+        }
+        let opened = self.open_vectors(collection);
+        *state = Some(match &opened {
+            Ok(store) => VectorsState::Open(Arc::clone(store)),
+            Err(reason) => VectorsState::Unavailable(reason.clone(), Instant::now()),
+        });
+        opened
+    }
+
+    fn open_vectors(
+        &self,
+        collection: &OpenCollection,
+    ) -> std::result::Result<Arc<dyn VectorStore>, String> {
+        let config = &self.config;
+        if !config.embedding.enabled {
+            return Err("embeddings are disabled".to_string());
+        }
+        {
             let manifest = collection.manifest.read();
             if manifest.embedded_count() == 0 {
                 return Err("no vectors yet".to_string());
@@ -250,10 +282,10 @@ impl Searcher {
                     ));
                 }
             }
-            open_store(config, &collection.vectors_dir)
-                .map(Arc::from)
-                .map_err(|err| err.to_string())
-        })
+        }
+        open_store(config, &collection.vectors_dir)
+            .map(Arc::from)
+            .map_err(|err| err.to_string())
     }
 
     /// Uses `embedder` for queries instead of loading the configured model.
@@ -309,13 +341,23 @@ impl Searcher {
             }
             let keyword = collection.keyword()?;
             let committed = keyword.committed_generation()?.unwrap_or(0);
-            if committed != collection.manifest.read().generation {
-                keyword.reload()?;
+            // A new generation, or the same one with more vectors (an embedding run of another
+            // process checkpointed): the manifest is read again.
+            let stamp = collection.manifest_stamp();
+            let moved = stamp != *collection.manifest_modified.lock();
+            if committed != collection.manifest.read().generation || moved {
+                if committed != collection.manifest.read().generation {
+                    keyword.reload()?;
+                }
                 if let Some(manifest) = Manifest::load(&collection.manifest_path)? {
                     *collection.manifest.write() = manifest;
                 }
+                *collection.manifest_modified.lock() = stamp;
             }
-            token.push_str(&format!("{}:{committed};", collection.name));
+            let written = stamp
+                .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |since| since.as_nanos());
+            token.push_str(&format!("{}:{committed}:{written};", collection.name));
         }
         *last = Some((Instant::now(), token.clone()));
         Ok(token)
