@@ -63,6 +63,99 @@ impl Reference {
     }
 }
 
+impl Reference {
+    /// The reference in Markdown: its title linked to the page for a URL, else the title and
+    /// `collection: path:start-end` as code.
+    pub fn markdown_place(&self) -> String {
+        let title = escape_markdown(self.locator.title.trim());
+        match &self.locator.url {
+            Some(url) => format!("[{title}](<{url}>)"),
+            None if self.locator.path.is_some() => format!("{title} — `{}`", self.place()),
+            None => title,
+        }
+    }
+}
+
+/// Escapes the characters that would turn a title into Markdown syntax.
+fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Visits the citations `[n]` of a checked text (outside fenced blocks and inline code; not
+/// indexing such as `a[0]`, not links): `cite(n)` returns what replaces each.
+fn map_citations(text: &str, mut cite: impl FnMut(usize) -> String) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_fence = false;
+    for (index, line) in text.split('\n').enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+        }
+        if in_fence || line.trim_start().starts_with("```") {
+            out.push_str(line);
+            continue;
+        }
+        let mut in_code = false;
+        let mut rest = line;
+        while let Some(at) = rest.find(['[', '`']) {
+            let (before, from) = rest.split_at(at);
+            out.push_str(before);
+            if let Some(after) = from.strip_prefix('`') {
+                in_code = !in_code;
+                out.push('`');
+                rest = after;
+                continue;
+            }
+            let digits = from[1..]
+                .find(|c: char| !c.is_ascii_digit())
+                .map_or(0, |end| end);
+            let closes = digits > 0 && from[1 + digits..].starts_with(']');
+            let after = if closes { &from[digits + 2..] } else { "" };
+            let previous = out.chars().last();
+            let indexing = previous.is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | ')'));
+            match from[1..=digits].parse::<usize>() {
+                Ok(n) if closes && !in_code && !indexing && !after.starts_with('(') => {
+                    out.push_str(&cite(n));
+                    rest = after;
+                }
+                _ => {
+                    out.push('[');
+                    rest = &from[1..];
+                }
+            }
+        }
+        out.push_str(rest);
+    }
+    out
+}
+
+/// `[n]` citations as links to their reference's anchor (`[[n]](#ref-n)`).
+pub fn link_citations(text: &str) -> String {
+    map_citations(text, |n| format!("[\\[{n}\\]](#ref-{n})"))
+}
+
+/// The citation numbers of a checked text.
+fn citation_numbers(text: &str) -> Vec<usize> {
+    let mut numbers = Vec::new();
+    map_citations(text, |n| {
+        numbers.push(n);
+        String::new()
+    });
+    numbers
+}
+
 /// A budget that ended a stage early.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetNote {
@@ -145,14 +238,14 @@ impl Report {
         out.push_str(&format!(
             "## {}\n\n{}\n\n",
             self.summary_heading,
-            self.summary.trim()
+            link_citations(self.summary.trim())
         ));
         for section in &self.sections {
             out.push_str(&format!("## {}\n\n", section.heading));
             if section.heading != section.sub_question {
                 out.push_str(&format!("*{}*\n\n", section.sub_question));
             }
-            out.push_str(section.body.trim());
+            out.push_str(&link_citations(section.body.trim()));
             out.push_str("\n\n");
         }
         out.push_str(&self.failed_searches_markdown());
@@ -161,17 +254,7 @@ impl Report {
             out.push_str(&self.graph.to_mermaid());
             out.push_str("```\n\n");
         }
-        out.push_str("## References\n\n");
-        for reference in &self.references {
-            out.push_str(&format!(
-                "[{}] {} — `{}` (retrieved {})\n",
-                reference.n,
-                reference.locator.title,
-                reference.place(),
-                reference.retrieved_at
-            ));
-        }
-        out.push('\n');
+        out.push_str(&self.references_markdown());
         if !self.removed_citations.is_empty() {
             let removed: Vec<&str> = self
                 .removed_citations
@@ -205,6 +288,50 @@ impl Report {
 }
 
 impl Report {
+    /// Citation numbers used in the summary and the sections.
+    pub fn cited(&self) -> Vec<usize> {
+        let mut cited: Vec<usize> = self
+            .sections
+            .iter()
+            .flat_map(|section| section.citations.iter().copied())
+            .chain(citation_numbers(&self.summary))
+            .collect();
+        cited.sort_unstable();
+        cited.dedup();
+        cited
+    }
+
+    /// The references as a Markdown list, each entry with the anchor its citations link to
+    /// (`#ref-n`); evidence read but cited nowhere follows as "Also read".
+    pub fn references_markdown(&self) -> String {
+        let cited = self.cited();
+        let (listed, also): (Vec<&Reference>, Vec<&Reference>) = self
+            .references
+            .iter()
+            .partition(|reference| cited.contains(&reference.n));
+        let mut out = String::new();
+        if !listed.is_empty() {
+            out.push_str("## References\n\n");
+            for reference in listed {
+                out.push_str(&format!(
+                    "- <a id=\"ref-{n}\"></a>\\[{n}\\] {} (retrieved {})\n",
+                    reference.markdown_place(),
+                    reference.retrieved_at,
+                    n = reference.n,
+                ));
+            }
+            out.push('\n');
+        }
+        if !also.is_empty() {
+            out.push_str("### Also read\n\n");
+            for reference in also {
+                out.push_str(&format!("- {}\n", reference.markdown_place()));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     /// The "Searches that failed" section: which searches failed and why (empty when none did).
     pub fn failed_searches_markdown(&self) -> String {
         let mut out = String::new();
@@ -243,4 +370,122 @@ impl Report {
 /// Writes `contents` to `path` atomically and durably ([`aiex_indexer::atomic_write`]).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> crate::Result<()> {
     aiex_indexer::atomic_write(path, contents).map_err(|err| crate::Error::io("writing", path, err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_citations_become_links() {
+        let text =
+            "Jobs queue [1] in `a[2]`, x[3] and [4](https://e.x) [12].\n```\nv[5] [6]\n```\n[7]";
+        assert_eq!(
+            link_citations(text),
+            "Jobs queue [\\[1\\]](#ref-1) in `a[2]`, x[3] and [4](https://e.x) [\\[12\\]](#ref-12).\n```\nv[5] [6]\n```\n[\\[7\\]](#ref-7)"
+        );
+        assert_eq!(citation_numbers(text), vec![1, 12, 7]);
+    }
+
+    fn reference(n: usize, locator: Locator) -> Reference {
+        Reference {
+            n,
+            locator,
+            retrieved_at: "2026-12-03T00:00:00Z".into(),
+            excerpt: String::new(),
+        }
+    }
+
+    /// The Markdown as a CommonMark renderer turns it into HTML.
+    fn render(markdown: &str) -> String {
+        let mut html = String::new();
+        pulldown_cmark::html::push_html(&mut html, pulldown_cmark::Parser::new(markdown));
+        html
+    }
+
+    #[test]
+    fn the_report_renders_with_linked_citations_and_one_list_item_per_reference() {
+        let code = Locator {
+            source: "code".into(),
+            title: "fn embed_pending".into(),
+            collection: Some("demo".into()),
+            path: Some("indexer/src/pipeline/vectors.rs".into()),
+            start_line: Some(10),
+            end_line: Some(42),
+            ..Locator::default()
+        };
+        let page = Locator::web(
+            "web:serper",
+            "https://qdrant.tech/documentation/",
+            "Qdrant [docs] | home",
+        );
+        let unused = Locator {
+            title: "README".into(),
+            path: Some("README.md".into()),
+            ..code.clone()
+        };
+        let report = Report {
+            session: "s1".into(),
+            title: "How are chunks embedded".into(),
+            question: "How are chunks embedded?".into(),
+            template: None,
+            summary_heading: "Summary".into(),
+            summary: "Chunks are embedded in batches [1] and upserted [3].".into(),
+            sections: vec![Section {
+                heading: "Answer".into(),
+                sub_question: "How?".into(),
+                body: "`embed_pending` embeds [1]; `v[0]` is code.\n\n```rust\nlet x = v[2];\n```\n\nQdrant stores them [3].".into(),
+                citations: vec![1, 3],
+            }],
+            references: vec![reference(1, code), reference(2, unused), reference(3, page)],
+            graph: Graph::default(),
+            usage: Usage::default(),
+            synthesis: "extractive".into(),
+            removed_citations: Vec::new(),
+            budgets_hit: Vec::new(),
+            failed_searches: Vec::new(),
+            created_at: "2026-12-03T00:00:00Z".into(),
+        };
+        let html = render(&report.to_markdown());
+        let references = html
+            .split("<h2>References</h2>")
+            .nth(1)
+            .and_then(|rest| rest.split("</ul>").next())
+            .expect("a references list");
+        assert_eq!(references.matches("<li>").count(), 2, "{html}");
+        for n in [1, 3] {
+            assert!(
+                references.contains(&format!("<a id=\"ref-{n}\"></a>[{n}]")),
+                "{html}"
+            );
+            assert!(
+                html.contains(&format!("<a href=\"#ref-{n}\">[{n}]</a>")),
+                "{html}"
+            );
+        }
+        // Every citation link has its anchor; code keeps its brackets.
+        for link in html.split("href=\"#ref-").skip(1) {
+            let n = link.split('"').next().expect("number");
+            assert!(
+                html.contains(&format!("id=\"ref-{n}\"")),
+                "#ref-{n} resolves: {html}"
+            );
+        }
+        assert!(html.contains("<code>v[0]</code>"), "{html}");
+        assert!(html.contains("let x = v[2];"), "{html}");
+        assert!(
+            references.contains(
+                "<a href=\"https://qdrant.tech/documentation/\">Qdrant [docs] | home</a>"
+            ),
+            "{html}"
+        );
+        assert!(
+            references.contains("<code>demo: indexer/src/pipeline/vectors.rs:10-42</code>"),
+            "{html}"
+        );
+        // What nothing cites is listed apart, without an anchor.
+        let also = html.split("<h3>Also read</h3>").nth(1).expect("also read");
+        assert!(also.contains("README"), "{html}");
+        assert!(!html.contains("id=\"ref-2\""), "{html}");
+    }
 }
