@@ -18,6 +18,7 @@ pub mod evidence;
 pub mod graph;
 pub mod llm;
 pub mod plan;
+pub mod question;
 pub mod report;
 pub mod session;
 pub mod synth;

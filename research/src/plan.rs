@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::question::Form;
 use crate::template::{fill, Template};
 use crate::text::{distinct_terms, is_stop_word, words};
 use crate::usage::Usage;
@@ -149,6 +150,12 @@ pub fn question_type(question: &str) -> QuestionType {
     }
 }
 
+/// Acronyms too general to be what a question is about ("rate limiting of API keys").
+const GENERIC_ACRONYMS: &[&str] = &[
+    "API", "APIs", "HTTP", "HTTPS", "URL", "URLs", "JSON", "CLI", "SQL", "IO", "OS", "UI", "CPU",
+    "GPU", "RAM",
+];
+
 /// Code-like names and proper nouns: backquoted text, paths (`a::b`), identifiers with `_` or an
 /// inner capital, capitalised words that do not start a sentence.
 pub fn entities(question: &str) -> Vec<String> {
@@ -174,7 +181,8 @@ pub fn entities(question: &str) -> Vec<String> {
         let code_like = word.contains("::") || word.contains('_') || inner_capital;
         let capitalised = word.chars().next().is_some_and(char::is_uppercase)
             && !sentence_start
-            && !is_stop_word(&word.to_lowercase());
+            && !is_stop_word(&word.to_lowercase())
+            && !GENERIC_ACRONYMS.contains(&word);
         if code_like || capitalised {
             push(word, &mut out);
         }
@@ -308,7 +316,10 @@ fn pair(question: &str, entities: &[String], phrases: &[String]) -> (String, Str
                 if prefix.is_empty() { 1 } else { 2 },
             );
             if !left.is_empty() && !right.is_empty() {
-                return (left, right);
+                return (
+                    original_case(question, &left),
+                    original_case(question, &right),
+                );
             }
         }
     }
@@ -324,6 +335,15 @@ fn pair(question: &str, entities: &[String], phrases: &[String]) -> (String, Str
     (a, b)
 }
 
+/// `text` (found lowercased in `question`) as the question spells it.
+fn original_case(question: &str, text: &str) -> String {
+    let lower = question.to_lowercase();
+    match lower.find(text) {
+        Some(at) if lower.len() == question.len() => question[at..at + text.len()].to_string(),
+        _ => text.to_string(),
+    }
+}
+
 /// The queries searched for a sub-question: its text, and its content words when they differ.
 fn queries_for(text: &str) -> Vec<String> {
     let mut queries = vec![text.to_string()];
@@ -332,6 +352,33 @@ fn queries_for(text: &str) -> Vec<String> {
         queries.push(keywords);
     }
     queries
+}
+
+/// A query of the question's names as code spells them: identifiers split into words
+/// (`embed_pending` → `embed pending`) and two-word key phrases joined (`vector store` →
+/// `vector_store`), so both spellings are searched.
+fn identifier_query(entities: &[String], phrases: &[String]) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for entity in entities.iter().take(3) {
+        let split = distinct_terms(entity).join(" ");
+        if !split.is_empty() && split != entity.to_lowercase() {
+            parts.push(split);
+        }
+    }
+    for phrase in phrases
+        .iter()
+        .filter(|p| p.split(' ').count() == 2 && !p.contains(['_', ':', '.']))
+        .take(2)
+    {
+        parts.push(phrase.replace(' ', "_"));
+    }
+    let mut seen = HashSet::new();
+    let words: Vec<&str> = parts
+        .iter()
+        .flat_map(|part| part.split(' '))
+        .filter(|word| seen.insert(*word))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
 }
 
 /// The deterministic plan of `question`.
@@ -350,13 +397,22 @@ pub fn plan_question(
         Some(template) => template_skeleton(template, question, &subject, &a, &b),
         None => question_skeleton(question, question_type, &entities, &subject, &a, &b),
     };
+    let mut sub_questions = sub_questions_of(skeleton.drafts, max_sub_questions);
+    if let (Some(first), Some(query)) = (
+        sub_questions.first_mut(),
+        identifier_query(&entities, &key_phrases),
+    ) {
+        if !first.queries.contains(&query) {
+            first.queries.push(query);
+        }
+    }
     Plan {
         question: question.to_string(),
         title: capitalise(&skeleton.title),
         question_type,
         key_phrases,
         entities,
-        sub_questions: sub_questions_of(skeleton.drafts, max_sub_questions),
+        sub_questions,
         template: template.map(|t| t.name.to_string()),
         summary_heading: skeleton.summary_heading,
         planner: "deterministic".to_string(),
@@ -408,7 +464,7 @@ fn question_skeleton(
     let parts = clauses(question);
     if parts.len() > 1 {
         for part in &parts {
-            drafts.push((part.trim_end_matches('?').to_string(), part.clone()));
+            drafts.push((part.trim_end_matches('?').to_string(), capitalise(part)));
         }
     } else {
         drafts.push((
@@ -416,14 +472,45 @@ fn question_skeleton(
             format!("{}?", question.trim_end_matches('?')),
         ));
     }
-    drafts.extend(type_drafts(question_type, subject, a, b));
+    // A question of a form the planner knows ("how are X …", "how do I …", "what is X") gets
+    // sub-questions built on its own words; others get their type's.
+    let form = if parts.len() > 1 {
+        None
+    } else {
+        crate::question::form(question)
+    };
+    match (form, question_type) {
+        (Some(form), QuestionType::HowTo | QuestionType::Explanation) => {
+            drafts.extend(crate::question::drafts(&form));
+        }
+        (
+            Some(form @ (Form::Process { .. } | Form::Check(_) | Form::Location(_))),
+            QuestionType::Debugging,
+        ) => {
+            drafts.extend(crate::question::drafts(&crate::question::failure(form)));
+        }
+        _ => drafts.extend(type_drafts(
+            question_type,
+            subject,
+            entities.iter().any(|e| e == subject),
+            a,
+            b,
+        )),
+    }
     // Entities the sub-questions do not mention yet get their own.
     for entity in entities.iter().take(3) {
         let mentioned = drafts
             .iter()
             .any(|(_, text)| text.to_lowercase().contains(&entity.to_lowercase()));
         if !mentioned {
-            drafts.push((format!("About {entity}"), format!("What is {entity}?")));
+            let code_like =
+                entity.contains(['_', ':']) || entity.chars().skip(1).any(char::is_uppercase);
+            let text = if code_like {
+                format!("What does {entity} do?")
+            } else {
+                format!("What is {entity}?")
+            };
+            drafts.push((format!("About {entity}"), text));
         }
     }
     Skeleton {
@@ -437,9 +524,17 @@ fn question_skeleton(
 fn type_drafts(
     question_type: QuestionType,
     subject: &str,
+    subject_is_entity: bool,
     a: &str,
     b: &str,
 ) -> Vec<(String, String)> {
+    // A subject that is a name reads well in "What is X?"; a key phrase ("chunks embedded")
+    // does not.
+    let what = if subject_is_entity {
+        format!("What is {subject}?")
+    } else {
+        format!("What is meant by \"{subject}\"?")
+    };
     match question_type {
         QuestionType::Comparison => vec![
             (
@@ -453,17 +548,23 @@ fn type_drafts(
             ("Differences".into(), format!("How do {a} and {b} differ?")),
         ],
         QuestionType::HowTo => vec![
-            (format!("What {subject} is"), format!("What is {subject}?")),
-            ("Example".into(), format!("Example of {subject}")),
+            (format!("What {subject} is"), what),
+            (
+                "Example".into(),
+                format!("Is there an example of {subject}?"),
+            ),
             (
                 "Pitfalls".into(),
-                format!("Common errors and pitfalls with {subject}"),
+                format!("What are common mistakes with {subject}?"),
             ),
         ],
         QuestionType::Explanation => vec![
-            (format!("What {subject} is"), format!("What is {subject}?")),
+            (format!("What {subject} is"), what),
             ("How it works".into(), format!("How does {subject} work?")),
-            ("Example".into(), format!("Example of {subject}")),
+            (
+                "Example".into(),
+                format!("Is there an example of {subject}?"),
+            ),
         ],
         QuestionType::Debugging => vec![
             ("Causes".into(), format!("What causes {subject}?")),
@@ -476,16 +577,23 @@ fn type_drafts(
             ),
             ("Steps".into(), format!("How to migrate from {a} to {b}?")),
         ],
-        QuestionType::Architecture => vec![
-            (
-                "Components".into(),
-                format!("What are the main components of {subject}?"),
-            ),
-            (
-                "Data flow".into(),
-                format!("How does data flow through {subject}?"),
-            ),
-        ],
+        QuestionType::Architecture => {
+            let subject = if subject_is_entity {
+                subject.to_string()
+            } else {
+                format!("the {subject}")
+            };
+            vec![
+                (
+                    "Components".into(),
+                    format!("What are the main components of {subject}?"),
+                ),
+                (
+                    "Data flow".into(),
+                    format!("How does data flow through {subject}?"),
+                ),
+            ]
+        }
     }
 }
 
@@ -538,7 +646,7 @@ mod tests {
             "{texts:?}"
         );
         assert!(
-            texts.contains(&"how should I size its thread pool?"),
+            texts.contains(&"How should I size its thread pool?"),
             "{texts:?}"
         );
         assert!(plan.sub_questions.len() <= 6);
@@ -563,6 +671,48 @@ mod tests {
             entities("Why does `Vec::push` reallocate in HashMap code?"),
             vec!["Vec::push", "HashMap"]
         );
+    }
+
+    /// Plans for varied questions, as a reader sees them: each sub-question under its heading,
+    /// with its queries. Reviewed for grammar and distinctness when it changes.
+    #[test]
+    fn plans_of_varied_questions() {
+        let questions = [
+            "How are chunks embedded and written to the vector store?",
+            "How does the search coordinator fuse results from several sources?",
+            "How does the indexing lease work?",
+            "How do I configure a Qdrant cluster for three nodes?",
+            "How can I limit the number of concurrent indexing jobs?",
+            "How to add a new language to the chunker?",
+            "Why is the keyword index so large?",
+            "Why does the server refuse requests without an API key?",
+            "What is a tenant in the Qdrant layout?",
+            "What are research templates?",
+            "Where is the embedding model loaded?",
+            "Where does the crawler check for private addresses?",
+            "What is the difference between Rc and Arc?",
+            "tokio vs async-std for a web server",
+            "How do I migrate from tantivy 0.21 to 0.25?",
+            "Why does `index_directory` panic on a broken symlink?",
+            "Give an overview of the architecture of the research engine",
+            "How does `Coordinator::search` handle a source that times out, and how should I size search.budget_ms?",
+            "rate limiting of API keys",
+            "Is the HNSW index rebuilt after every upsert?",
+        ];
+        let mut out = String::new();
+        for question in questions {
+            let plan = plan_question(question, None, 4);
+            out.push_str(&format!("{question}\n"));
+            for sub in &plan.sub_questions {
+                out.push_str(&format!(
+                    "  {}: {}\n    queries: {}\n",
+                    sub.heading,
+                    sub.text,
+                    sub.queries.join(" | ")
+                ));
+            }
+        }
+        insta::assert_snapshot!(out);
     }
 
     #[test]

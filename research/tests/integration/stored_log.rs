@@ -78,6 +78,8 @@ fn stored_sessions_rebuild_their_state_and_report() {
             assert!(place.starts_with(locator), "{id}: {place}");
         }
         let markdown = report.to_markdown();
-        assert!(markdown.contains("[1]"), "{id}: {markdown}");
+        // Citations link to their reference's anchor.
+        assert!(markdown.contains("](#ref-"), "{id}: {markdown}");
+        assert!(markdown.contains("<a id=\"ref-"), "{id}: {markdown}");
     }
 }
