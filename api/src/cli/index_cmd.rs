@@ -26,7 +26,11 @@ pub struct IndexArgs {
     /// Copy a collection indexed in embedded mode (this data directory's keyword index and
     /// vectors) into the Qdrant server of `vector.url`, without embedding it again; the
     /// collection is read from the data directory whatever `vector.backend` says.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["path", "status", "remove", "batch"])]
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with_all = ["path", "name", "status", "remove", "batch", "rebuild", "no_embed"]
+    )]
     pub push: Option<String>,
     /// Drop the collection's stores and index from scratch.
     #[arg(long)]

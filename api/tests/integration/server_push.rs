@@ -155,11 +155,8 @@ fn server_push_copies_an_embedded_collection_without_reembedding() {
     // A second push replaces the first: exactly one point per chunk, the registry clean.
     run_ok(pusher(local.path(), url).args(["index", "--push", &name]));
     let config = aiex_tests::config(fresh.path(), &[("vector.url", url)]);
-    let (manifest, dirty) = MetaStore::connect(&config)
-        .expect("meta")
-        .load(&name)
-        .expect("load")
-        .expect("registered");
+    let meta = MetaStore::connect(&config).expect("meta");
+    let (manifest, dirty) = meta.load(&name).expect("load").expect("registered");
     assert!(!dirty);
     let ids: HashSet<u64> = manifest
         .files
@@ -175,6 +172,27 @@ fn server_push_copies_an_embedded_collection_without_reembedding() {
         chunks,
         "every point has its dense vector"
     );
+
+    // A push that died after writing a file's points but before its file entry (the registry
+    // still dirty): the next server-mode run indexes that file again and ends with exactly one
+    // point per chunk.
+    let mut partial = manifest.clone();
+    let (lost, _) = partial.files.pop_first().expect("a file");
+    meta.write_files(&name, &[], &[lost.as_str()])
+        .expect("drop the file entry");
+    meta.write_entry(&partial, true).expect("dirty entry");
+    let converged = summary(&run_ok(
+        node(fresh.path(), url)
+            .arg("index")
+            .arg(repo.path())
+            .args(["--name", &name, "--json"]),
+    ));
+    assert_eq!(converged["changed"], 1, "{converged}");
+    assert_eq!(converged["vectors_complete"], true, "{converged}");
+    let (after, dirty) = meta.load(&name).expect("load").expect("registered");
+    assert!(!dirty);
+    assert_eq!(after.chunk_count() as u64, chunks);
+    assert_eq!(store.info().expect("info").points as u64, chunks);
 }
 
 /// Runs `command`, expecting exit status 2 and a one-line error; returns that line.
