@@ -79,7 +79,11 @@ pub fn push_collection(
             index_dir.path().display()
         ))
     })?;
-    if local.revision > 0 {
+    let has_shard = paths.vectors.join("edge_config.json").is_file();
+    // A manifest with a registry revision and no shard was written by server mode (the cache of
+    // a collection the cluster holds); with a shard, it is an embedded collection whose manifest
+    // a server-mode listing refreshed after an earlier push.
+    if local.revision > 0 && !has_shard {
         return Err(refuse(format!(
             "{} is a server-mode cache, not an embedded collection (the cluster has it already)",
             paths.dir.display()
@@ -87,7 +91,7 @@ pub fn push_collection(
     }
     let _lock = WriteLock::acquire(name, &paths)?;
     check_complete(&local, &refuse)?;
-    if !paths.vectors.join("edge_config.json").is_file() {
+    if !has_shard {
         return Err(refuse(format!(
             "{} holds no embedded vector store; {}",
             paths.dir.display(),
