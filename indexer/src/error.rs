@@ -72,6 +72,8 @@ pub enum Error {
          another run took it over (Qdrant slow or unreachable?); this run stopped, run it again"
     )]
     LeaseLost { name: String },
+    #[error("cannot push collection `{name}`: {reason}")]
+    PushRefused { name: String, reason: String },
     #[error("vector search needs embeddings, which are disabled in the configuration")]
     EmbeddingsDisabled,
     #[error("keyword index: {0}")]
@@ -109,6 +111,7 @@ impl Error {
             | Error::SchemaVersion { .. }
             | Error::Locked { .. }
             | Error::Leased { .. }
+            | Error::PushRefused { .. }
             | Error::EmbeddingsDisabled
             | Error::Cancelled => true,
             Error::Embedding { .. }

@@ -21,6 +21,7 @@ pub mod grep;
 pub mod lang;
 pub mod manifest;
 pub mod pipeline;
+pub mod push;
 pub mod remote;
 pub mod search;
 pub mod snippet;

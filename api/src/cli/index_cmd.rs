@@ -12,7 +12,7 @@ use aiex_indexer::{index_directory, IndexDir, IndexProgress, IndexRequest, Index
 #[derive(Debug, Args)]
 pub struct IndexArgs {
     /// Directory to index (a repository, a docs folder, …).
-    #[arg(value_name = "PATH", required_unless_present_any = ["status", "remove", "batch"])]
+    #[arg(value_name = "PATH", required_unless_present_any = ["status", "remove", "batch", "push"])]
     pub path: Option<PathBuf>,
     /// Collection name (default: the directory's name).
     #[arg(long)]
@@ -23,6 +23,15 @@ pub struct IndexArgs {
     /// Delete a collection.
     #[arg(long, value_name = "NAME", conflicts_with = "path")]
     pub remove: Option<String>,
+    /// Copy a collection indexed in embedded mode (this data directory's keyword index and
+    /// vectors) into the Qdrant server of `vector.url`, without embedding it again; the
+    /// collection is read from the data directory whatever `vector.backend` says.
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with_all = ["path", "name", "status", "remove", "batch", "rebuild", "no_embed"]
+    )]
+    pub push: Option<String>,
     /// Drop the collection's stores and index from scratch.
     #[arg(long)]
     pub rebuild: bool,
@@ -96,6 +105,9 @@ pub fn run(config: &aiex_config::Config, args: &IndexArgs) -> anyhow::Result<()>
     if let Some(batch) = &args.batch {
         return super::batch_cmd::run(config, batch, args.concurrency, args.json);
     }
+    if let Some(name) = &args.push {
+        return run_push(config, name, args.json);
+    }
     if let Some(name) = &args.remove {
         if server {
             aiex_indexer::store::server::remove_collection(config, name)?;
@@ -142,6 +154,37 @@ pub(crate) fn run_index(
         writeln!(stdout)?;
     } else {
         write_summary(&mut stdout, &summary)?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+/// `index --push NAME`: the copy, progress lines on stderr, the summary (text or JSON) on stdout.
+fn run_push(config: &aiex_config::Config, name: &str, json: bool) -> anyhow::Result<()> {
+    let mut last_line = Instant::now();
+    let summary = aiex_indexer::push::push_collection(config, name, &mut |done, total| {
+        if done == total || last_line.elapsed() > Duration::from_secs(5) {
+            eprintln!("pushing: {done}/{total} points");
+            last_line = Instant::now();
+        }
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut stdout, &summary)?;
+        writeln!(stdout)?;
+    } else {
+        writeln!(
+            stdout,
+            "pushed `{}` to {} ({}): {} points, {} files, {} chunks, revision {}, took {:.2}s",
+            summary.collection,
+            summary.url,
+            summary.qdrant_collection,
+            summary.points,
+            summary.files,
+            summary.chunks,
+            summary.revision,
+            summary.took_ms as f64 / 1000.0
+        )?;
     }
     stdout.flush()?;
     Ok(())

@@ -131,6 +131,7 @@ impl From<aiex_indexer::Error> for ApiError {
             ),
             E::Leased { .. } => Self::conflict("collection_leased", message),
             E::LeaseLost { .. } => Self::conflict("collection_lease_lost", message),
+            E::PushRefused { .. } => Self::conflict("push_refused", message),
             E::EmbeddingsDisabled => Self::bad_request("embeddings_disabled", message),
             E::Cancelled => Self::conflict("cancelled", message),
             E::SetupMissing { .. } => {
