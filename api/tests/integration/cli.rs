@@ -452,7 +452,7 @@ fn web_source_joins_when_configured() {
 
 /// Starts `serve` on a free port with `envs`, asks `/v1/collections` once, stops it and returns stderr.
 fn serve_once_stderr(envs: &[(&str, &str)]) -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     let data = tempfile::tempdir().expect("tempdir");
     let mut child = aiex(data.path())
         .args(["serve", "--bind", "127.0.0.1:0", "--no-jobs"])
@@ -461,18 +461,7 @@ fn serve_once_stderr(envs: &[(&str, &str)]) -> String {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn serve");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut seen = String::new();
-    let addr = loop {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).expect("read stderr") == 0 {
-            panic!("serve exited before listening: {seen}");
-        }
-        seen.push_str(&line);
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().expect("address").to_owned();
-        }
-    };
+    let (addr, mut stderr, mut seen) = crate::listening(&mut child);
     let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
     write!(
         stream,

@@ -29,6 +29,31 @@ pub fn aiex(data_dir: &Path) -> Command {
     command
 }
 
+/// Reads a started `serve`'s stderr (piped) until it says where it listens: the address, the
+/// rest of its stderr, and what it printed so far.
+pub fn listening(
+    child: &mut std::process::Child,
+) -> (
+    String,
+    std::io::BufReader<std::process::ChildStderr>,
+    String,
+) {
+    use std::io::BufRead;
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr piped"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).expect("read stderr") == 0 {
+            panic!("serve exited before listening: {seen}");
+        }
+        seen.push_str(&line);
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let addr = rest.split_whitespace().next().expect("address").to_owned();
+            return (addr, stderr, seen);
+        }
+    }
+}
+
 pub fn run_ok(command: &mut Command) -> Output {
     let output = command.output().expect("run aiex-research");
     assert!(

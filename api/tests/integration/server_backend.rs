@@ -364,7 +364,7 @@ async fn server_batch_submitted_to_one_node_is_worked_by_both() {
 /// time, 5 s claims); returns the process and its base URL. Its stderr is drained in the
 /// background.
 fn serve_node(data: &Path, url: &str, root: &Path) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
+    use std::io::BufRead;
     let mut child = node(data, url)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env(
@@ -376,18 +376,7 @@ fn serve_node(data: &Path, url: &str, root: &Path) -> (std::process::Child, Stri
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn serve");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut seen = String::new();
-    let addr = loop {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).expect("read stderr") == 0 {
-            panic!("serve exited before listening: {seen}");
-        }
-        seen.push_str(&line);
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().expect("address").to_owned();
-        }
-    };
+    let (addr, mut stderr, _) = crate::listening(&mut child);
     std::thread::spawn(move || {
         let mut line = String::new();
         while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
