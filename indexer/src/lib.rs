@@ -20,6 +20,7 @@ pub mod error;
 pub mod grep;
 pub mod lang;
 pub mod manifest;
+pub mod page_urls;
 pub mod pipeline;
 pub mod push;
 pub mod remote;

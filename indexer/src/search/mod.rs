@@ -83,6 +83,9 @@ pub struct SearchHit {
     pub snippet_start_line: u32,
     /// Byte ranges of `snippet` that match query terms.
     pub highlights: Vec<(usize, usize)>,
+    /// A crawled page's original URL (docs sets mirrored from the web).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     #[serde(skip)]
     pub chunk_id: u64,
 }
@@ -115,6 +118,13 @@ struct OpenCollection {
     vectors: Mutex<Option<VectorsState>>,
     /// Server mode: the collection's tenant in Qdrant, connected on first use.
     server: OnceLock<std::result::Result<Arc<ServerVectorStore>, String>>,
+    /// A crawled mirror's page URLs, with the map file's modification time when read.
+    page_urls: Mutex<
+        Option<(
+            Option<std::time::SystemTime>,
+            Arc<crate::page_urls::PageUrls>,
+        )>,
+    >,
 }
 
 impl OpenCollection {
@@ -125,6 +135,29 @@ impl OpenCollection {
                 self.name
             ),
         })
+    }
+
+    /// The original URLs of a crawled mirror's pages (empty for other collections), read again
+    /// when the map file changes (a crawl added pages).
+    fn page_urls(&self) -> Arc<crate::page_urls::PageUrls> {
+        let root = self.manifest.read().root.clone();
+        let file = root.join(crate::page_urls::PAGE_URLS_FILE);
+        let stamp = fs_err::metadata(&file)
+            .and_then(|meta| meta.modified())
+            .ok();
+        let mut cached = self.page_urls.lock();
+        match &*cached {
+            Some((seen, urls)) if *seen == stamp => Arc::clone(urls),
+            _ => {
+                let urls = Arc::new(if stamp.is_some() {
+                    crate::page_urls::read(&root)
+                } else {
+                    Default::default()
+                });
+                *cached = Some((stamp, Arc::clone(&urls)));
+                urls
+            }
+        }
     }
 
     /// The manifest file's modification time, if it can be read.
@@ -223,6 +256,7 @@ impl Searcher {
                 vectors_dir: paths.vectors,
                 vectors: Mutex::new(None),
                 server: OnceLock::new(),
+                page_urls: Mutex::new(None),
             };
             *collection.manifest_modified.lock() = collection.manifest_stamp();
             collections.push(collection);
@@ -382,6 +416,27 @@ impl Searcher {
 
     /// Runs `request` in its mode.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResults> {
+        let mut results = self.ranked(request)?;
+        self.attach_page_urls(&mut results.hits);
+        Ok(results)
+    }
+
+    /// Gives hits from a crawled mirror their page's original URL.
+    fn attach_page_urls(&self, hits: &mut [SearchHit]) {
+        let mut maps: HashMap<&str, Arc<crate::page_urls::PageUrls>> = HashMap::new();
+        for hit in hits {
+            let Some(collection) = self.collections.iter().find(|c| c.name == hit.collection)
+            else {
+                continue;
+            };
+            let urls = maps
+                .entry(collection.name.as_str())
+                .or_insert_with(|| collection.page_urls());
+            hit.url = urls.get(&hit.path).cloned();
+        }
+    }
+
+    fn ranked(&self, request: &SearchRequest) -> Result<SearchResults> {
         let started = Instant::now();
         let selected = self.select(&request.collections)?;
         if self.server_mode {
@@ -716,6 +771,7 @@ fn hit(collection: String, chunk: Chunk, score: f32, terms: &[String]) -> Search
         snippet: snippet.text,
         snippet_start_line: snippet.start_line,
         highlights: snippet.highlights,
+        url: None,
         chunk_id: chunk.id,
     }
 }

@@ -125,6 +125,8 @@ pub async fn crawl(
     mirror::create_mirror(mirror).await?;
     let mut frontier = Frontier::new(&start_url);
     let mut report = CrawlReport::default();
+    // Each mirrored page's original URL, saved to the mirror's map as the crawl goes.
+    let mut pages = aiex_indexer::page_urls::PageUrls::new();
     let mut first = true;
     while let Some((url, depth)) = frontier.queue.pop_front() {
         if report.fetched >= options.max_pages {
@@ -153,13 +155,44 @@ pub async fn crawl(
             }
         };
         let target = mirror::mirror_path(mirror, &url);
+        if let Ok(relative) = target.strip_prefix(mirror) {
+            pages.insert(relative.to_string_lossy().into_owned(), url.to_string());
+        }
         mirror::write_page(target, Arc::clone(&html)).await?;
         report.fetched += 1;
+        if pages.len() >= PAGE_URLS_BATCH {
+            save_page_urls(mirror, std::mem::take(&mut pages)).await?;
+        }
         if depth < options.max_depth {
             frontier.enqueue(page_links(html, url).await, depth + 1);
         }
     }
+    save_page_urls(mirror, pages).await?;
     Ok(report)
+}
+
+/// Pages whose URLs are saved at a time.
+const PAGE_URLS_BATCH: usize = 32;
+
+/// Adds `pages` to the mirror's map of original URLs ([`aiex_indexer::page_urls`]).
+async fn save_page_urls(
+    mirror: &Path,
+    pages: aiex_indexer::page_urls::PageUrls,
+) -> Result<(), CrawlError> {
+    if pages.is_empty() {
+        return Ok(());
+    }
+    let root = mirror.to_path_buf();
+    tokio::task::spawn_blocking(move || aiex_indexer::page_urls::merge(&root, &pages))
+        .await
+        .map_err(|err| CrawlError::Io {
+            path: mirror.to_path_buf(),
+            source: std::io::Error::other(err.to_string()),
+        })?
+        .map_err(|source| CrawlError::Io {
+            path: mirror.join(aiex_indexer::page_urls::PAGE_URLS_FILE),
+            source,
+        })
 }
 
 /// The start URL, when it is an http(s) URL with a host that the SSRF guard lets through.

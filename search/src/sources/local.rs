@@ -47,7 +47,7 @@ fn to_hit(source: &str, hit: SearchHit) -> Hit {
         locator: Locator {
             source: source.to_string(),
             title,
-            url: None,
+            url: hit.url,
             collection: Some(hit.collection),
             path: Some(hit.path),
             start_line: Some(hit.start_line),

@@ -102,6 +102,39 @@ async fn crawls_within_limits_and_rules() {
     assert_eq!(report.skipped_other, 1);
     let text = std::fs::read_to_string(root.join("guide/a.html")).expect("read");
     assert!(text.contains("Guide A"));
+
+    // The mirror remembers where each page came from, and hits in it point at the page.
+    let urls = aiex_indexer::page_urls::read(root);
+    assert_eq!(urls.len(), 5, "{urls:?}");
+    assert_eq!(urls["index.html"], url);
+    assert_eq!(urls["guide/b.html"], format!("{url}guide/b.html"));
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = aiex_tests::config(data.path(), &[("embedding.enabled", "false")]);
+    let mut request = aiex_indexer::IndexRequest::new(root);
+    request.name = Some("site".into());
+    request.kind = aiex_indexer::CollectionKind::Docs;
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let summary = aiex_indexer::index_directory(&config, request, &mut |_| {}, &cancel)
+        .expect("index the mirror");
+    assert_eq!(
+        summary.changed, 5,
+        "the URL map is not indexed: {summary:?}"
+    );
+    let searcher = aiex_indexer::Searcher::open(&config, &[]).expect("open");
+    let hits = searcher
+        .search(&aiex_indexer::SearchRequest::new(
+            "Guide B",
+            aiex_config::SearchMode::Keyword,
+            3,
+        ))
+        .expect("search")
+        .hits;
+    let top = hits.first().expect("a hit");
+    assert_eq!(top.path, "guide/b.html");
+    assert_eq!(
+        top.url.as_deref(),
+        Some(format!("{url}guide/b.html").as_str())
+    );
 }
 
 #[tokio::test]
