@@ -146,16 +146,6 @@ pub fn link_citations(text: &str) -> String {
     map_citations(text, |n| format!("[\\[{n}\\]](#ref-{n})"))
 }
 
-/// The citation numbers of a checked text.
-fn citation_numbers(text: &str) -> Vec<usize> {
-    let mut numbers = Vec::new();
-    map_citations(text, |n| {
-        numbers.push(n);
-        String::new()
-    });
-    numbers
-}
-
 /// A budget that ended a stage early.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetNote {
@@ -288,23 +278,10 @@ impl Report {
 }
 
 impl Report {
-    /// Citation numbers used in the summary and the sections.
-    pub fn cited(&self) -> Vec<usize> {
-        let mut cited: Vec<usize> = self
-            .sections
-            .iter()
-            .flat_map(|section| section.citations.iter().copied())
-            .chain(citation_numbers(&self.summary))
-            .collect();
-        cited.sort_unstable();
-        cited.dedup();
-        cited
-    }
-
     /// The references as a Markdown list, each entry with the anchor its citations link to
     /// (`#ref-n`); evidence read but cited nowhere follows as "Also read".
     pub fn references_markdown(&self) -> String {
-        let cited = self.cited();
+        let cited = self.citations();
         let (listed, also): (Vec<&Reference>, Vec<&Reference>) = self
             .references
             .iter()
@@ -384,7 +361,6 @@ mod tests {
             link_citations(text),
             "Jobs queue [\\[1\\]](#ref-1) in `a[2]`, x[3] and [4](https://e.x) [\\[12\\]](#ref-12).\n```\nv[5] [6]\n```\n[\\[7\\]](#ref-7)"
         );
-        assert_eq!(citation_numbers(text), vec![1, 12, 7]);
     }
 
     fn reference(n: usize, locator: Locator) -> Reference {
