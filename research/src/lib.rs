@@ -16,6 +16,7 @@ pub mod error;
 pub mod event;
 pub mod evidence;
 pub mod graph;
+pub mod html;
 pub mod llm;
 pub mod plan;
 pub mod question;

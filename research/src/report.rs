@@ -188,6 +188,8 @@ const FAILURES_LISTED: usize = 20;
 pub enum Format {
     Markdown,
     Json,
+    /// One self-contained page ([`crate::html`]).
+    Html,
 }
 
 impl std::str::FromStr for Format {
@@ -197,7 +199,8 @@ impl std::str::FromStr for Format {
         match text {
             "md" | "markdown" => Ok(Format::Markdown),
             "json" => Ok(Format::Json),
-            other => Err(format!("unknown format `{other}` (md or json)")),
+            "html" => Ok(Format::Html),
+            other => Err(format!("unknown format `{other}` (md, json or html)")),
         }
     }
 }
@@ -218,6 +221,7 @@ impl Report {
         Ok(match format {
             Format::Markdown => self.to_markdown(),
             Format::Json => serde_json::to_string_pretty(self)? + "\n",
+            Format::Html => crate::html::report_html(self),
         })
     }
 
@@ -379,8 +383,8 @@ mod tests {
         html
     }
 
-    #[test]
-    fn the_report_renders_with_linked_citations_and_one_list_item_per_reference() {
+    /// A report citing a code passage and a web page, with an uncited reference.
+    pub(super) fn sample_report() -> Report {
         let code = Locator {
             source: "code".into(),
             title: "fn embed_pending".into(),
@@ -400,7 +404,7 @@ mod tests {
             path: Some("README.md".into()),
             ..code.clone()
         };
-        let report = Report {
+        Report {
             session: "s1".into(),
             title: "How are chunks embedded".into(),
             question: "How are chunks embedded?".into(),
@@ -421,7 +425,12 @@ mod tests {
             budgets_hit: Vec::new(),
             failed_searches: Vec::new(),
             created_at: "2026-12-03T00:00:00Z".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn the_report_renders_with_linked_citations_and_one_list_item_per_reference() {
+        let report = sample_report();
         let html = render(&report.to_markdown());
         let references = html
             .split("<h2>References</h2>")
@@ -463,5 +472,73 @@ mod tests {
         let also = html.split("<h3>Also read</h3>").nth(1).expect("also read");
         assert!(also.contains("README"), "{html}");
         assert!(!html.contains("id=\"ref-2\""), "{html}");
+    }
+}
+
+#[cfg(test)]
+mod html_tests {
+    use super::*;
+    use crate::graph::{Edge, Node, NodeKind, Relation};
+    use tests::sample_report as report_fixture;
+
+    #[test]
+    fn the_html_export_is_self_contained_and_shows_evidence_as_text() {
+        let mut report = report_fixture();
+        report.summary =
+            "Chunks are embedded <script>alert(1)</script> in batches [1] and upserted [3].".into();
+        let node = |id: &str, kind| Node {
+            id: id.into(),
+            label: format!("{id} <b>"),
+            kind,
+        };
+        report.graph = Graph {
+            nodes: vec![
+                node("vectors.rs", NodeKind::File),
+                node("embed_pending", NodeKind::Symbol),
+                node("upsert", NodeKind::Concept),
+            ],
+            edges: vec![
+                Edge {
+                    from: "vectors.rs".into(),
+                    to: "embed_pending".into(),
+                    relation: Relation::Contains,
+                    citations: vec![1],
+                },
+                Edge {
+                    from: "embed_pending".into(),
+                    to: "upsert".into(),
+                    relation: Relation::Mentions,
+                    citations: vec![3],
+                },
+            ],
+        };
+        let html = report.render(Format::Html).expect("render");
+        assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+        assert!(!html.contains("<script"), "evidence is text: {html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        for external in ["src=", "<link", "@import", "url("] {
+            assert!(!html.contains(external), "{external} in {html}");
+        }
+        assert!(!html.contains("```mermaid"), "the graph is drawn: {html}");
+        assert_eq!(html.matches("class=\"node\"").count(), 3, "{html}");
+        assert_eq!(html.matches("<line ").count(), 2, "{html}");
+        assert!(html.contains("embed_pending &lt;b&gt;"), "{html}");
+        for link in html.split("href=\"#ref-").skip(1) {
+            let n = link.split('"').next().expect("number");
+            assert!(
+                html.contains(&format!("<a id=\"ref-{n}\"></a>")),
+                "#ref-{n}: {html}"
+            );
+        }
+        // The only link out is the cited page's.
+        let outside: Vec<&str> = html
+            .split("href=\"http")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap_or(""))
+            .collect();
+        assert_eq!(outside, vec!["s://qdrant.tech/documentation/"], "{html}");
     }
 }

@@ -39,7 +39,7 @@ pub struct OutputArgs {
     /// Write the report to this file (atomically) instead of stdout.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
-    /// Report format: md or json.
+    /// Report format: md, json or html (one self-contained page).
     #[arg(long, default_value = "md", value_parser = parse_format)]
     pub format: Format,
     /// Every event as one JSON object per line on stdout (the events the HTTP API streams); the

@@ -30,7 +30,7 @@ pub enum SessionsCommand {
         /// With --events: only events after this id.
         #[arg(long, default_value_t = 0, value_name = "ID")]
         after: u64,
-        /// Report format: md or json.
+        /// Report format: md, json or html (one self-contained page).
         #[arg(long, default_value = "md", value_parser = parse_format)]
         format: Format,
     },

@@ -113,7 +113,7 @@ pub struct SessionMeta {
     pub id: String,
     /// The caller that created it.
     pub owner: String,
-    /// `md` or `json`: the format of `report_text`.
+    /// `md`, `json` or `html`: the format of `report_text`.
     pub format: String,
     #[serde(default)]
     pub budgets: BudgetOverrides,

@@ -126,7 +126,7 @@ pub struct ResearchSession {
     /// The report rendered in the session's format (`?format=` overrides it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report_text: Option<String>,
-    /// `md` or `json`.
+    /// `md`, `json` or `html` (one self-contained page).
     pub format: String,
     /// LLM tokens and cost used so far.
     #[schema(value_type = Object)]
@@ -170,7 +170,7 @@ pub struct PageQuery {
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct FormatQuery {
-    /// `md` or `json` for `report_text` (default: the format asked at creation).
+    /// `md`, `json` or `html` for `report_text` (default: the format asked at creation).
     pub format: Option<String>,
 }
 
@@ -191,13 +191,14 @@ fn status_of(status: SessionStatus, research: &ResearchManager, id: &str) -> Res
 
 fn parse_format(text: &str) -> Result<Format, ApiError> {
     text.parse::<Format>()
-        .map_err(|_| ApiError::bad_request("invalid_format", "format must be md or json"))
+        .map_err(|_| ApiError::bad_request("invalid_format", "format must be md, json or html"))
 }
 
 fn format_name(format: Format) -> &'static str {
     match format {
         Format::Markdown => "md",
         Format::Json => "json",
+        Format::Html => "html",
     }
 }
 
