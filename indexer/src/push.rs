@@ -6,7 +6,7 @@
 //! whatever `vector.backend` says (embedded stores are always there), and written to `vector.url`
 //! (with `vector.api_key` and the server layout settings). The dense vectors come from the
 //! embedded store; the BM25 sparse vectors and the payloads are made from the chunks stored in the
-//! keyword index, as a server-mode run makes them ([`ServerVectorStore::upsert_chunks`]).
+//! keyword index, as a server-mode run makes them ([`crate::store::server::ServerVectorStore::upsert_chunks`]).
 //!
 //! In the cluster the push writes what a server-mode run writes, under the collection's lease:
 //! the registry entry, marked `dirty` first (any earlier state of the collection there is dropped:

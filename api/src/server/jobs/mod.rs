@@ -290,7 +290,7 @@ pub struct JobOptions {
     /// directory starts; None for the CLI's batch, whose paths are the user's own.
     pub roots: Option<AllowedRoots>,
     /// In server mode (`vector.backend = "server"`), keep jobs in the cluster, where every node
-    /// that runs jobs works them ([`cluster`]), instead of under `dir`.
+    /// that runs jobs works them (see `jobs::cluster`), instead of under `dir`.
     pub shared: bool,
 }
 
