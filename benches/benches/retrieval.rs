@@ -3,7 +3,8 @@
 //! split by language, with query latency.
 //!
 //! When a Qdrant server is at hand (`QDRANT_URL`, or the binary that the tests start), the same
-//! corpus is indexed in server mode too and MRR@10 of each mode is printed beside the embedded
+//! collection is copied into it (`index --push`: the same dense vectors, the keyword side as Qdrant's
+//! BM25 sparse vectors) and MRR@10 of each mode in server mode is printed beside the embedded
 //! figure, with the difference.
 //!
 //! `cargo bench -p aiex-benches --bench retrieval` (indexes are cached under ~/.cache/aiex/bench).
@@ -95,12 +96,13 @@ fn main() {
             }
             embedded_mrr.push((mode, overall.mrr()));
         }
-        if let Some(qdrant) = &qdrant {
-            compare_server(qdrant.url(), variant, &root, &queries, &embedded_mrr);
-        }
-        // How fusion parameters move hybrid quality (the defaults are the first row). A vector
-        // store has one owner at a time: close this searcher before opening others.
+        // A vector store has one owner at a time: close this searcher before opening others (the
+        // push reads the embedded vectors).
         drop(searcher);
+        if let Some(qdrant) = &qdrant {
+            compare_server(qdrant.url(), variant, &data_dir, &queries, &embedded_mrr);
+        }
+        // How fusion parameters move hybrid quality (the defaults are the first row).
         println!("  hybrid fusion sweep (rrf_k, keyword_weight, vector_weight):");
         for (k, keyword_weight, vector_weight) in FUSION_SWEEP {
             let config = aiex_tests::config(
@@ -126,26 +128,28 @@ fn main() {
     }
 }
 
-/// Indexes `root` in server mode (a data directory of its own, the same collection name) and
-/// prints each mode's MRR@10 beside the embedded one.
+/// Copies the embedded collection of `embedded_dir` into the server (`index --push`) and prints
+/// each mode's MRR@10 in server mode, from a node with an empty data directory, beside the
+/// embedded one.
 fn compare_server(
     url: &str,
     variant: &str,
-    root: &std::path::Path,
+    embedded_dir: &std::path::Path,
     queries: &[EvalQuery],
     embedded: &[(SearchMode, f64)],
 ) {
-    let data_dir = aiex_benches::cache_dir().join(format!("data-{variant}-server"));
+    let name = format!("codesearch-{variant}");
+    aiex_indexer::push::push_collection(
+        &aiex_tests::config(embedded_dir, &[("vector.url", url)]),
+        &name,
+        &mut |_, _| {},
+    )
+    .expect("push the collection");
+    let node = tempfile::tempdir().expect("tempdir");
     let config = aiex_tests::config(
-        &data_dir,
+        node.path(),
         &[("vector.backend", "server"), ("vector.url", url)],
     );
-    let cancel = std::sync::atomic::AtomicBool::new(false);
-    let mut request = aiex_indexer::IndexRequest::new(root);
-    let name = format!("codesearch-{variant}");
-    request.name = Some(name.clone());
-    aiex_indexer::index_directory(&config, request, &mut |_| {}, &cancel)
-        .expect("index in server mode");
     // Only this collection: the server's registry lists every collection indexed into it.
     let searcher = Searcher::open(&config, &[name]).expect("open");
     println!("  server mode (Qdrant at {url}) beside embedded:");
