@@ -122,6 +122,16 @@ fn parse_group(content: &str, evidence_count: usize) -> (Vec<usize>, Vec<Removed
 /// code (fenced blocks, inline code), indexing (`a[0]`) and Markdown links (`[text](url)`) are
 /// left alone.
 pub fn check_citations(text: &str, evidence_count: usize) -> CheckedText {
+    rewrite_citations(text, evidence_count, |n| format!("[{n}]"))
+}
+
+/// Checks the citations of `text` as [`check_citations`] does, writing each valid citation `n` as
+/// `cite(n)` (a checked text's `[n]` as a link, say).
+pub fn rewrite_citations(
+    text: &str,
+    evidence_count: usize,
+    mut cite: impl FnMut(usize) -> String,
+) -> CheckedText {
     let mut out = String::with_capacity(text.len());
     let mut cited = Vec::new();
     let mut removed = Vec::new();
@@ -186,7 +196,7 @@ pub fn check_citations(text: &str, evidence_count: usize) -> CheckedText {
                 for n in valid {
                     if !seen.contains(&n) {
                         seen.push(n);
-                        out.push_str(&format!("[{n}]"));
+                        out.push_str(&cite(n));
                         cited.push(n);
                     }
                 }

@@ -91,59 +91,9 @@ fn escape_markdown(text: &str) -> String {
     out
 }
 
-/// Visits the citations `[n]` of a checked text (outside fenced blocks and inline code; not
-/// indexing such as `a[0]`, not links): `cite(n)` returns what replaces each.
-fn map_citations(text: &str, mut cite: impl FnMut(usize) -> String) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut in_fence = false;
-    for (index, line) in text.split('\n').enumerate() {
-        if index > 0 {
-            out.push('\n');
-        }
-        if line.trim_start().starts_with("```") {
-            in_fence = !in_fence;
-        }
-        if in_fence || line.trim_start().starts_with("```") {
-            out.push_str(line);
-            continue;
-        }
-        let mut in_code = false;
-        let mut rest = line;
-        while let Some(at) = rest.find(['[', '`']) {
-            let (before, from) = rest.split_at(at);
-            out.push_str(before);
-            if let Some(after) = from.strip_prefix('`') {
-                in_code = !in_code;
-                out.push('`');
-                rest = after;
-                continue;
-            }
-            let digits = from[1..]
-                .find(|c: char| !c.is_ascii_digit())
-                .map_or(0, |end| end);
-            let closes = digits > 0 && from[1 + digits..].starts_with(']');
-            let after = if closes { &from[digits + 2..] } else { "" };
-            let previous = out.chars().last();
-            let indexing = previous.is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | ')'));
-            match from[1..=digits].parse::<usize>() {
-                Ok(n) if closes && !in_code && !indexing && !after.starts_with('(') => {
-                    out.push_str(&cite(n));
-                    rest = after;
-                }
-                _ => {
-                    out.push('[');
-                    rest = &from[1..];
-                }
-            }
-        }
-        out.push_str(rest);
-    }
-    out
-}
-
 /// `[n]` citations as links to their reference's anchor (`[[n]](#ref-n)`).
 pub fn link_citations(text: &str) -> String {
-    map_citations(text, |n| format!("[\\[{n}\\]](#ref-{n})"))
+    crate::cite::rewrite_citations(text, usize::MAX, |n| format!("[\\[{n}\\]](#ref-{n})")).text
 }
 
 /// A budget that ended a stage early.

@@ -39,18 +39,44 @@ impl Histogram {
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (bound, count) in BUCKETS.iter().zip(self.counts.iter()) {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {count}");
-        }
+        write_histogram(
+            out,
+            name,
+            labels,
+            &BUCKETS,
+            &self.counts,
+            self.count,
+            self.sum,
+        );
+    }
+}
+
+/// Writes one histogram's samples: `cumulative[i]` observations at most `bounds[i]`, `count` in
+/// all, `sum` seconds.
+pub fn write_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: &[f64],
+    cumulative: &[u64],
+    count: u64,
+    sum: f64,
+) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for (bound, observed) in bounds.iter().zip(cumulative) {
         let _ = writeln!(
             out,
-            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
-            self.count
+            "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {observed}"
         );
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
     }
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braces} {sum}");
+    let _ = writeln!(out, "{name}_count{braces} {count}");
 }
 
 /// Writes more metrics into the exposition (LLM providers, research sessions, …).

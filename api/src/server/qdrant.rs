@@ -11,7 +11,7 @@ use aiex_indexer::store::server::stats::{request_stats, LATENCY_BUCKETS};
 use aiex_indexer::store::server::{cluster_health, ClusterHealth};
 use parking_lot::Mutex;
 
-use crate::server::metrics::{write_metric, MetricsHook};
+use crate::server::metrics::{write_histogram, write_metric, MetricsHook};
 use crate::server::{BoxFuture, ReadinessCheck};
 
 /// How long a check's answer is reused: `/readyz` may be polled often by every load balancer.
@@ -106,12 +106,15 @@ impl MetricsHook for QdrantHealth {
         let name = "aiex_qdrant_request_duration_seconds";
         let _ = writeln!(out, "# HELP {name} Latency of each request to Qdrant.");
         let _ = writeln!(out, "# TYPE {name} histogram");
-        for (bound, count) in LATENCY_BUCKETS.iter().zip(&stats.cumulative) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", stats.requests);
-        let _ = writeln!(out, "{name}_sum {}", stats.seconds);
-        let _ = writeln!(out, "{name}_count {}", stats.requests);
+        write_histogram(
+            out,
+            name,
+            "",
+            &LATENCY_BUCKETS,
+            &stats.cumulative,
+            stats.requests,
+            stats.seconds,
+        );
 
         let last = self.last.lock();
         let Some(health) = &last.health else { return };

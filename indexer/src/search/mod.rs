@@ -160,6 +160,20 @@ impl OpenCollection {
         }
     }
 
+    /// Reads the manifest again when its file changed since it was last read (or when `force`);
+    /// the file's modification time.
+    fn follow_manifest(&self, force: bool) -> Result<Option<std::time::SystemTime>> {
+        let stamp = self.manifest_stamp();
+        let mut seen = self.manifest_modified.lock();
+        if force || stamp != *seen {
+            if let Some(manifest) = Manifest::load(&self.manifest_path)? {
+                *self.manifest.write() = manifest;
+            }
+            *seen = stamp;
+        }
+        Ok(stamp)
+    }
+
     /// The manifest file's modification time, if it can be read.
     fn manifest_stamp(&self) -> Option<std::time::SystemTime> {
         fs_err::metadata(&self.manifest_path)
@@ -361,14 +375,7 @@ impl Searcher {
         }
         for collection in &self.collections {
             if self.server_mode {
-                let stamp = collection.manifest_stamp();
-                let mut seen = collection.manifest_modified.lock();
-                if stamp != *seen {
-                    if let Some(manifest) = Manifest::load(&collection.manifest_path)? {
-                        *collection.manifest.write() = manifest;
-                    }
-                    *seen = stamp;
-                }
+                collection.follow_manifest(false)?;
                 let generation = collection.manifest.read().generation;
                 token.push_str(&format!("{}:{generation};", collection.name));
                 continue;
@@ -377,17 +384,11 @@ impl Searcher {
             let committed = keyword.committed_generation()?.unwrap_or(0);
             // A new generation, or the same one with more vectors (an embedding run of another
             // process checkpointed): the manifest is read again.
-            let stamp = collection.manifest_stamp();
-            let moved = stamp != *collection.manifest_modified.lock();
-            if committed != collection.manifest.read().generation || moved {
-                if committed != collection.manifest.read().generation {
-                    keyword.reload()?;
-                }
-                if let Some(manifest) = Manifest::load(&collection.manifest_path)? {
-                    *collection.manifest.write() = manifest;
-                }
-                *collection.manifest_modified.lock() = stamp;
+            let new_generation = committed != collection.manifest.read().generation;
+            if new_generation {
+                keyword.reload()?;
             }
+            let stamp = collection.follow_manifest(new_generation)?;
             let written = stamp
                 .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |since| since.as_nanos());

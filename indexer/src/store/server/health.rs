@@ -3,7 +3,7 @@
 
 use qdrant_client::qdrant::ReplicaState;
 
-use super::{ServerStoreOptions, ServerVectorStore};
+use super::MetaStore;
 use crate::error::{Error, Result};
 
 /// The server's version and the state of Aiex's Qdrant collections.
@@ -47,18 +47,19 @@ impl ClusterHealth {
     }
 }
 
-/// Connects to `vector.url` (checking the version and the key) and reads the shard states of
-/// every Qdrant collection whose name starts with `aiex_`. Blocking.
+/// Asks `vector.url`, over the process's shared connection (checked for version and key when it
+/// was made), for its version and the shard states of every Qdrant collection whose name starts
+/// with `aiex_`. Each request is made once: a probe reports, it does not retry. Blocking.
 pub fn cluster_health(config: &aiex_config::Config) -> Result<ClusterHealth> {
-    let options = ServerStoreOptions::from_config(config, "code")?;
-    let url = options.url.clone();
-    let store = ServerVectorStore::connect_to(options, String::new(), "")?;
+    let meta = MetaStore::connect(config)?;
+    let store = &meta.conn;
+    let url = store.url.clone();
     let version = store
-        .call(|client| async move { client.health_check().await })
+        .call_once(|client| async move { client.health_check().await })
         .map_err(|err| store.error("checking health", &err))?
         .version;
     let mut names: Vec<String> = store
-        .call(|client| async move { client.list_collections().await })
+        .call_once(|client| async move { client.list_collections().await })
         .map_err(|err| store.error("listing collections", &err))?
         .collections
         .into_iter()
@@ -70,10 +71,7 @@ pub fn cluster_health(config: &aiex_config::Config) -> Result<ClusterHealth> {
     for name in names {
         let request = name.clone();
         let info = store
-            .call(move |client| {
-                let request = request.clone();
-                async move { client.collection_cluster_info(request).await }
-            })
+            .call_once(move |client| async move { client.collection_cluster_info(request).await })
             .map_err(|err| Error::Vector {
                 message: format!(
                     "Qdrant at {url}: reading the shards of {name}: {}",
