@@ -11,7 +11,8 @@
 //! In the cluster the push writes what a server-mode run writes, under the collection's lease:
 //! the registry entry, marked `dirty` first (any earlier state of the collection there is dropped:
 //! its file entries, then its points), then per batch the full points followed by the file entries
-//! that record them, and at the end the registry entry of the whole manifest, clean. So a push
+//! that record them, then the files for exact and regex search ([`crate::store::server::files`]),
+//! and at the end the registry entry of the whole manifest, clean. So a push
 //! that dies leaves a `dirty` collection whose entries record only points that exist: the next
 //! push starts over, and the next server-mode `index` deletes the points no entry records and
 //! indexes the files not yet recorded, like after any dead run.
@@ -24,9 +25,12 @@ use serde::Serialize;
 
 use crate::collection::{validate_name, IndexDir, WriteLock};
 use crate::error::{Error, Result};
+use crate::grep::store::FileStore;
 use crate::manifest::{FileRecord, Manifest};
 use crate::store::keyword::KeywordStore;
-use crate::store::server::{open_tenant, Lease, MetaStore, ServerStoreOptions, UPSERT_BATCH};
+use crate::store::server::{
+    open_tenant, Lease, MetaStore, ServerFiles, ServerStoreOptions, UPSERT_BATCH,
+};
 use crate::store::vector::{EdgeStoreOptions, EdgeVectorStore, VectorStore};
 
 /// What a push did.
@@ -175,6 +179,20 @@ pub fn push_collection(
         }
         batch_chunks = 0;
         progress(written, total);
+    }
+
+    // The files, for exact and regex search on any node (the same copy a server-mode run keeps).
+    match FileStore::open_existing(&paths.grep)? {
+        Some(grep) if grep.committed_generation()? == Some(local.generation) => {
+            if let Some(files) = ServerFiles::connect(config, true)? {
+                files.sync(name, &local, &grep, &|| lease.check())?;
+            }
+        }
+        _ => tracing::warn!(
+            collection = name,
+            "no file index at the manifest's generation: exact and regex search on the server \
+             start with the next server-mode `index` run"
+        ),
     }
 
     lease.check()?;

@@ -186,10 +186,10 @@ impl AiexMcp {
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn read(&self, Parameters(args): Parameters<ReadArgs>) -> CallToolResult {
-        let index_dir = IndexDir::new(self.context.config.index_dir());
+        let config = self.context.config.clone();
         let read = blocking(move || {
             read_lines(
-                &index_dir,
+                &config,
                 &args.collection,
                 &args.path,
                 args.start_line,

@@ -7,6 +7,7 @@ mod research;
 mod research_failures;
 mod server;
 mod server_backend;
+mod server_grep;
 mod server_push;
 
 use std::path::Path;

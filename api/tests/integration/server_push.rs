@@ -139,6 +139,22 @@ fn server_push_copies_an_embedded_collection_without_reembedding() {
         }
     }
 
+    // Exact search too, from the files the push copied.
+    let found = run_ok(node(fresh.path(), url).args([
+        "search",
+        "--mode",
+        "exact",
+        "--color",
+        "never",
+        "--collection",
+        &name,
+        "strip_suffix",
+    ]));
+    assert_eq!(
+        stdout(&found).trim(),
+        "src/table.rs:3:29:    line.strip_prefix('[')?.strip_suffix(']')"
+    );
+
     // A server-mode run of the same root, from that node, has nothing to do.
     let again = summary(&run_ok(
         node(fresh.path(), url)

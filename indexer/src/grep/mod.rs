@@ -4,7 +4,8 @@
 //! ([`query`]) is parsed into patterns and filters; each pattern ([`pattern`]) is compiled with
 //! ripgrep's rules and yields a trigram condition ([`trigrams`]) that narrows the candidate files;
 //! the compiled regex then verifies candidates on their stored content ([`verify`]), on a rayon
-//! pool, under a match limit and a time budget. A pattern with no usable trigram (`\w+`) scans every
+//! pool, under a match limit and a time budget. In server mode the files, their trigrams and the
+//! candidate narrowing are in Qdrant ([`crate::store::server::files`]); verification is the same. A pattern with no usable trigram (`\w+`) scans every
 //! stored file, with a note saying so.
 //!
 //! Threading: synchronous; verification runs on the current rayon pool (callers in async code run
@@ -19,6 +20,7 @@ pub mod verify;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -32,6 +34,8 @@ pub use verify::GrepLine;
 use crate::collection::IndexDir;
 use crate::lang::Language;
 use crate::store::keyword::KeywordStore;
+use crate::store::server::files::FileRef;
+use crate::store::server::{ServerFiles, ServerVectorStore};
 use store::{FileStore, StoredFile};
 use trigrams::TrigramQuery;
 use verify::{matching_lines, with_context, LineHits};
@@ -321,32 +325,6 @@ impl Compiled {
         !self.exclude_paths.iter().any(|re| re.is_match(&file.path))
     }
 
-    /// With `sym:`, keeps the lines of `hits` that lie in a chunk of `path` whose symbol
-    /// matches; without it, every line.
-    fn symbol_lines(
-        &self,
-        keyword: Option<&KeywordStore>,
-        path: &str,
-        mut hits: LineHits,
-    ) -> Result<LineHits, GrepError> {
-        let Some(keyword) = keyword.filter(|_| !self.symbols.is_empty()) else {
-            return Ok(hits);
-        };
-        let spans: Vec<(u32, u32)> = keyword
-            .symbol_spans(path)?
-            .into_iter()
-            .filter(|(symbol, _, _)| self.symbols.iter().any(|re| re.is_match(symbol)))
-            .map(|(_, start, end)| (start, end))
-            .collect();
-        hits.retain(|&line, _| {
-            let number = u32::try_from(line + 1).unwrap_or(u32::MAX);
-            spans
-                .iter()
-                .any(|&(start, end)| (start..=end).contains(&number))
-        });
-        Ok(hits)
-    }
-
     fn keeps_collection(&self, name: &str) -> bool {
         (self.repos.is_empty() || self.repos.iter().any(|re| re.is_match(name)))
             && !self.exclude_repos.iter().any(|re| re.is_match(name))
@@ -399,33 +377,65 @@ impl Compiled {
     }
 }
 
-/// Where [`Compiled::verify`] reads a file from.
-struct FileSource<'a> {
-    collection: &'a GrepCollection,
-    store: &'a FileStore,
-    /// The chunk index, when `sym:` filters.
-    keyword: Option<&'a KeywordStore>,
+/// Where a file's symbols are read from (`sym:` filters): the chunk index, or the chunk points
+/// in the server.
+enum Symbols {
+    Local(KeywordStore),
+    Server(ServerVectorStore),
+}
+
+impl Symbols {
+    fn spans(&self, path: &str) -> crate::Result<Vec<(String, u32, u32)>> {
+        match self {
+            Symbols::Local(keyword) => keyword.symbol_spans(path),
+            Symbols::Server(store) => store.symbol_spans(path),
+        }
+    }
 }
 
 impl Compiled {
-    /// Verifies the stored file at `address`: None when it is gone or filtered out, else its
-    /// size and, when it matches, its lines (at most `remaining` matching ones, with context).
+    /// With `sym:`, keeps the lines of `hits` that lie in a chunk of `path` whose symbol
+    /// matches; without it, every line.
+    fn symbol_lines(
+        &self,
+        symbols: Option<&Symbols>,
+        path: &str,
+        mut hits: LineHits,
+    ) -> Result<LineHits, GrepError> {
+        let Some(symbols) = symbols.filter(|_| !self.symbols.is_empty()) else {
+            return Ok(hits);
+        };
+        let spans: Vec<(u32, u32)> = symbols
+            .spans(path)?
+            .into_iter()
+            .filter(|(symbol, _, _)| self.symbols.iter().any(|re| re.is_match(symbol)))
+            .map(|(_, start, end)| (start, end))
+            .collect();
+        hits.retain(|&line, _| {
+            let number = u32::try_from(line + 1).unwrap_or(u32::MAX);
+            spans
+                .iter()
+                .any(|&(start, end)| (start..=end).contains(&number))
+        });
+        Ok(hits)
+    }
+
+    /// Verifies `file` of `collection`: None when it is filtered out, else its size and, when it
+    /// matches, its lines (at most `remaining` matching ones, with context).
     fn verify(
         &self,
         request: &GrepRequest,
-        source: &FileSource<'_>,
-        address: tantivy::DocAddress,
+        collection: &GrepCollection,
+        symbols: Option<&Symbols>,
+        file: StoredFile,
         remaining: usize,
     ) -> Result<Option<(u64, Option<FileMatches>)>, GrepError> {
-        let Some(file) = source.store.file(address)? else {
-            return Ok(None);
-        };
         if !self.keeps_file(&file) {
             return Ok(None);
         }
         let bytes = file.content.len() as u64;
         // With `sym:`, lines outside the symbols are dropped before the cap.
-        let cap = if source.keyword.is_some() {
+        let cap = if symbols.is_some() {
             usize::MAX
         } else {
             remaining
@@ -433,7 +443,7 @@ impl Compiled {
         let Some(hits) = self.file_hits(&file.content, cap) else {
             return Ok(Some((bytes, None)));
         };
-        let mut hits = self.symbol_lines(source.keyword, &file.path, hits)?;
+        let mut hits = self.symbol_lines(symbols, &file.path, hits)?;
         if hits.is_empty() {
             return Ok(Some((bytes, None)));
         }
@@ -445,8 +455,8 @@ impl Compiled {
         Ok(Some((
             bytes,
             Some(FileMatches {
-                collection: source.collection.name.clone(),
-                root: source.collection.root.clone(),
+                collection: collection.name.clone(),
+                root: collection.root.clone(),
                 path: file.path,
                 language: file.language,
                 lines,
@@ -457,19 +467,77 @@ impl Compiled {
     }
 }
 
+/// Where a collection's files are: the node's file index, or the server's file collection
+/// (server mode, [`crate::store::server::files`]).
+enum Files {
+    Local(FileStore),
+    Server(Arc<ServerFiles>),
+}
+
+/// Candidate files, before their contents are read.
+enum Candidates {
+    Local(Vec<tantivy::DocAddress>),
+    Server(Vec<FileRef>),
+}
+
+impl Candidates {
+    fn len(&self) -> usize {
+        match self {
+            Candidates::Local(addresses) => addresses.len(),
+            Candidates::Server(refs) => refs.len(),
+        }
+    }
+}
+
+impl Files {
+    fn num_files(&self, collection: &str) -> Result<u64, GrepError> {
+        Ok(match self {
+            Files::Local(store) => store.num_files(),
+            Files::Server(files) => files.count(collection)?,
+        })
+    }
+
+    fn candidates(&self, collection: &str, query: &TrigramQuery) -> Result<Candidates, GrepError> {
+        Ok(match self {
+            Files::Local(store) => Candidates::Local(store.candidates(query)?),
+            Files::Server(files) => Candidates::Server(files.candidates(collection, query)?),
+        })
+    }
+
+    /// Reads candidates `range` back (those gone since are left out).
+    fn read(
+        &self,
+        candidates: &Candidates,
+        range: std::ops::Range<usize>,
+    ) -> Result<Vec<StoredFile>, GrepError> {
+        match (self, candidates) {
+            (Files::Local(store), Candidates::Local(addresses)) => Ok(addresses[range]
+                .par_iter()
+                .map(|&address| store.file(address))
+                .filter_map(Result::transpose)
+                .collect::<crate::Result<Vec<_>>>()?),
+            (Files::Server(files), Candidates::Server(refs)) => Ok(files.read(&refs[range])?),
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
 /// A collection open for exact and regex search.
 struct GrepCollection {
     name: String,
     root: PathBuf,
     /// `None` for a collection indexed before the file index existed.
-    store: Option<FileStore>,
-    /// The chunk index, read for `sym:` filters.
+    files: Option<Files>,
+    /// The chunk index, read for `sym:` filters (embedded mode).
     keyword_dir: PathBuf,
+    kind: crate::manifest::CollectionKind,
 }
 
 /// Exact and regex search over collections.
 pub struct GrepSearcher {
     collections: Vec<GrepCollection>,
+    /// Server mode: the configuration, to open the chunk points for `sym:` filters.
+    server: Option<aiex_config::Config>,
 }
 
 impl std::fmt::Debug for GrepSearcher {
@@ -479,9 +547,18 @@ impl std::fmt::Debug for GrepSearcher {
 }
 
 impl GrepSearcher {
-    /// Opens `names` (all collections when empty).
+    /// Opens `names` (all collections when empty). In server mode the collections are those of
+    /// the registry in Qdrant and their files are read from the server, so a node needs no local
+    /// index.
     pub fn open(config: &aiex_config::Config, names: &[String]) -> Result<Self, GrepError> {
         let index_dir = IndexDir::new(config.index_dir());
+        let server_mode = config.vector.backend == aiex_config::VectorBackend::Server;
+        let server_files = if server_mode {
+            crate::store::server::sync_cache(config)?;
+            ServerFiles::connect(config, false)?.map(Arc::new)
+        } else {
+            None
+        };
         let names = if names.is_empty() {
             index_dir.collection_names()?
         } else {
@@ -491,14 +568,34 @@ impl GrepSearcher {
         for name in names {
             let manifest = index_dir.manifest(&name)?;
             let paths = index_dir.collection_paths(&name);
+            let files = if server_mode {
+                server_files.clone().map(Files::Server)
+            } else {
+                FileStore::open_existing(&paths.grep)?.map(Files::Local)
+            };
             collections.push(GrepCollection {
-                store: FileStore::open_existing(&paths.grep)?,
+                files,
                 keyword_dir: paths.keyword.clone(),
                 root: manifest.root,
+                kind: manifest.kind,
                 name,
             });
         }
-        Ok(GrepSearcher { collections })
+        Ok(GrepSearcher {
+            collections,
+            server: server_mode.then(|| config.clone()),
+        })
+    }
+
+    fn symbols(&self, collection: &GrepCollection) -> Result<Symbols, GrepError> {
+        Ok(match &self.server {
+            Some(config) => Symbols::Server(crate::store::server::open_tenant(
+                config,
+                &collection.name,
+                collection.kind,
+            )?),
+            None => Symbols::Local(KeywordStore::open(&collection.keyword_dir)?),
+        })
     }
 
     /// Runs `request` over every collection, in collection then path order.
@@ -514,54 +611,48 @@ impl GrepSearcher {
             if !compiled.keeps_collection(&collection.name) {
                 continue;
             }
-            let Some(store) = &collection.store else {
+            let Some(files) = &collection.files else {
                 results.notes.push(format!(
                     "collection `{}` has no file index yet: run `index` on it again",
                     collection.name
                 ));
                 continue;
             };
-            results.files_total += store.num_files();
+            results.files_total += files.num_files(&collection.name)?;
             scanned_all |= compiled.trigrams.is_all();
-            let keyword = if compiled.symbols.is_empty() {
+            let symbols = if compiled.symbols.is_empty() {
                 None
             } else {
-                Some(KeywordStore::open(&collection.keyword_dir)?)
+                Some(self.symbols(collection)?)
             };
-            let candidates = store.candidates(&compiled.trigrams)?;
+            let candidates = files.candidates(&collection.name, &compiled.trigrams)?;
             results.candidates += candidates.len();
             let mut found = Vec::new();
-            for batch in candidates.chunks(BATCH) {
+            let mut start = 0;
+            while start < candidates.len() {
+                let end = (start + BATCH).min(candidates.len());
                 let remaining = request.max_lines.saturating_sub(results.matched_lines);
                 if remaining == 0 || started.elapsed() > request.time_budget {
                     results.truncated = true;
                     break;
                 }
-                let batch_found: Vec<(u64, FileMatches)> = batch
-                    .par_iter()
-                    .map(|&address| {
-                        compiled.verify(
-                            request,
-                            &FileSource {
-                                collection,
-                                store,
-                                keyword: keyword.as_ref(),
-                            },
-                            address,
-                            remaining,
-                        )
+                let batch = files.read(&candidates, start..end)?;
+                start = end;
+                let mut batch_found: Vec<FileMatches> = batch
+                    .into_par_iter()
+                    .map(|file| {
+                        compiled.verify(request, collection, symbols.as_ref(), file, remaining)
                     })
                     .filter_map(|item: Result<_, GrepError>| item.transpose())
                     .collect::<Result<Vec<_>, _>>()?
                     .into_iter()
                     .filter_map(|(bytes, file)| {
                         results.bytes_searched += bytes;
-                        file.map(|file| (bytes, file))
+                        file
                     })
                     .collect();
-                let mut batch_found = batch_found;
-                batch_found.sort_by(|a, b| a.1.path.cmp(&b.1.path));
-                for (_, file) in batch_found {
+                batch_found.sort_by(|a, b| a.path.cmp(&b.path));
+                for file in batch_found {
                     let remaining = request.max_lines.saturating_sub(results.matched_lines);
                     if remaining == 0 {
                         results.truncated = true;

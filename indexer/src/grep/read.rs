@@ -1,4 +1,5 @@
-//! Lines of an indexed file, read back from the collection's file index ([`super::store`]).
+//! Lines of an indexed file, read back from the collection's file index ([`super::store`]; in
+//! server mode the server's, [`crate::store::server::files`]).
 //!
 //! Only what an indexing run stored can be read: the path names a file of the collection
 //! (relative to its root, or absolute under it), and its content comes from the index, never
@@ -105,9 +106,10 @@ fn relative_path(raw: &str, root: &Path) -> Result<String, ReadError> {
 }
 
 /// Lines `start..=end` (1-based; default: from the first line, at most [`MAX_READ_LINES`]) of
-/// file `path` of `collection`. Blocking (opens the file index).
+/// file `path` of `collection`. Blocking (opens the file index; in server mode, reads the file
+/// from the server's file collection).
 pub fn read_lines(
-    index_dir: &IndexDir,
+    config: &aiex_config::Config,
     collection: &str,
     path: &str,
     start: Option<usize>,
@@ -124,6 +126,13 @@ pub fn read_lines(
             message: format!("end line {end} is before start line {start}"),
         });
     }
+    let index_dir = IndexDir::new(config.index_dir());
+    let server_mode = config.vector.backend == aiex_config::VectorBackend::Server;
+    if server_mode {
+        if let Err(err) = crate::store::server::sync_cache(config) {
+            tracing::warn!("reading the collections' registry from Qdrant: {err}");
+        }
+    }
     let manifest = index_dir.manifest(collection)?;
     let relative = relative_path(path, &manifest.root)?;
     let not_indexed = || ReadError::NotIndexed {
@@ -133,13 +142,19 @@ pub fn read_lines(
     if !manifest.files.contains_key(&relative) {
         return Err(not_indexed());
     }
-    let Some(store) = FileStore::open_existing(&index_dir.collection_paths(collection).grep)?
-    else {
-        return Err(ReadError::NoFileIndex {
-            collection: collection.to_string(),
-        });
+    let no_file_index = || ReadError::NoFileIndex {
+        collection: collection.to_string(),
     };
-    let file = store.file_by_path(&relative)?.ok_or_else(not_indexed)?;
+    let file = if server_mode {
+        crate::store::server::ServerFiles::connect(config, false)?
+            .ok_or_else(no_file_index)?
+            .file_by_path(collection, &relative)?
+    } else {
+        FileStore::open_existing(&index_dir.collection_paths(collection).grep)?
+            .ok_or_else(no_file_index)?
+            .file_by_path(&relative)?
+    };
+    let file = file.ok_or_else(not_indexed)?;
     let total_lines = file.content.lines().count();
     if start > total_lines.max(1) {
         return Err(ReadError::InvalidRange {

@@ -20,8 +20,10 @@ use std::time::Duration;
 
 use crate::collection::CollectionPaths;
 use crate::error::{Error, Result};
+use crate::grep::store::FileStore;
 use crate::manifest::{FileRecord, Manifest};
-use crate::store::server::{open_tenant, Lease, MetaStore};
+use crate::store::server::files::FilesSynced;
+use crate::store::server::{open_tenant, Lease, MetaStore, ServerFiles};
 
 /// The file, beside the cached manifest, naming the registry revision and the file list (a hash
 /// of it) that this node's keyword and file indexes (the working copy) reflect. Only a completed
@@ -116,6 +118,32 @@ impl ClusterState {
                 collection = %previous.collection,
                 deleted,
                 "an interrupted run was found: orphan points deleted"
+            );
+        }
+        Ok(())
+    }
+
+    /// Brings the server's copy of the files (exact and regex search, [`ServerFiles`]) in line
+    /// with `manifest`, from the node's file index `local` (committed at the manifest's
+    /// generation).
+    pub(super) fn sync_files(
+        &self,
+        config: &aiex_config::Config,
+        manifest: &Manifest,
+        local: &FileStore,
+    ) -> Result<()> {
+        let Some(files) = ServerFiles::connect(config, true)? else {
+            return Ok(());
+        };
+        let synced = files.sync(&manifest.collection, manifest, local, &|| {
+            self.lease.check()
+        })?;
+        if synced != FilesSynced::default() {
+            tracing::debug!(
+                collection = %manifest.collection,
+                written = synced.written,
+                deleted = synced.deleted,
+                "files synced to the server"
             );
         }
         Ok(())

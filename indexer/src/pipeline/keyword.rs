@@ -16,8 +16,9 @@ use crate::walk::classify_content;
 
 impl IndexRun<'_> {
     /// Writes the changes to the keyword index (chunks) and the file index (whole files, for exact
-    /// and regex search), commits both with the next generation, then saves the manifest. Search
-    /// sees the new generation from here, before any embedding.
+    /// and regex search), commits both with the next generation, in server mode brings the
+    /// server's files in line, then saves the manifest. Search sees the new generation from here,
+    /// before any embedding.
     ///
     /// Crash ordering: each commit carries the generation in its payload, and both come before the
     /// manifest. A crash after either leaves that index ahead of the manifest; the next run sees
@@ -37,6 +38,9 @@ impl IndexRun<'_> {
             self.commit_keyword(&keyword, &files, &changes, behind)?;
         }
         drop(changes);
+        if let Some(cluster) = &self.cluster {
+            cluster.sync_files(self.config, &self.manifest, &files)?;
+        }
         self.manifest.tidy_pending_deletes();
         self.save_manifest()?;
         self.summary.generation = self.manifest.generation;

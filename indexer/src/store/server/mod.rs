@@ -23,6 +23,7 @@
 //! points are applied (and in the server's WAL); `flush` has nothing left to do.
 
 mod cache;
+pub mod files;
 mod health;
 pub mod jobs;
 pub mod lease;
@@ -35,6 +36,7 @@ pub mod stats;
 mod write;
 
 pub use cache::sync_cache;
+pub use files::{ServerFiles, FILES_COLLECTION};
 pub use health::{cluster_health, ClusterHealth, CollectionHealth};
 pub use lease::Lease;
 pub use meta::{MetaStore, RegistryEntry, META_COLLECTION};
@@ -222,7 +224,8 @@ pub fn open_tenant(
 }
 
 /// `index --remove NAME` in server mode: takes the collection's indexing lease (refused while a
-/// run holds it), deletes every point of its tenant, then its registry, file entries and lease.
+/// run holds it), deletes every point of its tenant and its files, then its registry, file
+/// entries and lease.
 /// The registry entry goes last, so an interrupted removal can be run again.
 pub fn remove_collection(config: &aiex_config::Config, name: &str) -> Result<()> {
     let meta = MetaStore::connect(config)?;
@@ -240,6 +243,9 @@ pub fn remove_collection(config: &aiex_config::Config, name: &str) -> Result<()>
         Duration::from_secs(config.vector.lease_secs),
     )?;
     open_tenant(config, name, kind)?.clear()?;
+    if let Some(files) = ServerFiles::connect(config, false)? {
+        files.remove(name)?;
+    }
     meta.remove(name)?;
     drop(lease);
     Ok(())

@@ -6,9 +6,11 @@ use std::collections::HashMap;
 
 use qdrant_client::qdrant::{
     Condition, GetPointsBuilder, PrefetchQueryBuilder, Query, QueryPointsBuilder, RrfBuilder,
-    ScoredPoint, SearchParamsBuilder, VectorInput,
+    ScoredPoint, ScrollPointsBuilder, SearchParamsBuilder, VectorInput,
 };
 
+use super::meta::int_field;
+use super::payload::string_field;
 use super::{chunk_of, point_uuid, sparse, ServerVectorStore, ID_BATCH};
 use crate::document::Chunk;
 use crate::error::Result;
@@ -147,6 +149,36 @@ impl ServerVectorStore {
             }
         }
         Ok(chunks)
+    }
+}
+
+impl ServerVectorStore {
+    /// The symbol and line span (1-based, inclusive) of every chunk of `path` that has a symbol
+    /// (what `sym:` filters of exact and regex search need), read from the points' payloads.
+    pub fn symbol_spans(&self, path: &str) -> Result<Vec<(String, u32, u32)>> {
+        let collection = self.collection.clone();
+        let filter = self.tenant_filter(vec![Condition::matches("path", path.to_string())]);
+        let page = self
+            .call(move |client| {
+                let request = ScrollPointsBuilder::new(collection.clone())
+                    .filter(filter.clone())
+                    .limit(u32::try_from(ID_BATCH).unwrap_or(u32::MAX))
+                    .with_payload(super::files::include(&["symbol", "start_line", "end_line"]))
+                    .with_vectors(false);
+                async move { client.scroll(request).await }
+            })
+            .map_err(|err| self.error("reading a file's symbols", &err))?;
+        Ok(page
+            .result
+            .iter()
+            .filter_map(|point| {
+                let symbol = string_field(&point.payload, "symbol").filter(|s| !s.is_empty())?;
+                let line = |field| {
+                    int_field(&point.payload, field).and_then(|line| u32::try_from(line).ok())
+                };
+                Some((symbol.to_string(), line("start_line")?, line("end_line")?))
+            })
+            .collect())
     }
 }
 
