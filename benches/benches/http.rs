@@ -5,6 +5,9 @@
 //! research sessions each streamed to its creator. Research sessions stay running because their
 //! web source (a local listener that accepts connections and never answers) does not reply.
 //!
+//! With a Qdrant binary or server at hand, the same searches through one and then two stateless
+//! nodes in server mode on one Qdrant (requests per second and p99 with the load spread).
+//!
 //! `cargo bench -p aiex-benches --bench http` (uses the index of the retrieval benchmark). The
 //! benchmark starts its own executable again as the server process (`AIEX_BENCH_HTTP_SERVE`).
 
@@ -46,10 +49,23 @@ fn main() {
                 .build()
                 .expect("client");
             // Warm up: the model, the stores, and (cache on) every query's entry.
-            run_load(&client, &server.base, &queries, 1, queries.len()).await;
+            run_load(
+                &client,
+                std::slice::from_ref(&server.base),
+                &queries,
+                1,
+                queries.len(),
+            )
+            .await;
             for connections in [1usize, 16, 64] {
-                let (rate, latencies) =
-                    run_load(&client, &server.base, &queries, connections, REQUESTS).await;
+                let (rate, latencies) = run_load(
+                    &client,
+                    std::slice::from_ref(&server.base),
+                    &queries,
+                    connections,
+                    REQUESTS,
+                )
+                .await;
                 println!(
                     "| {label} | {connections} | {rate:.0} | {:.2} ms | {:.2} ms |",
                     percentile(&latencies, 50.0),
@@ -58,6 +74,10 @@ fn main() {
             }
         });
         server.stop();
+    }
+
+    if let Some(qdrant) = aiex_tests::qdrant::TestQdrant::get("the HTTP benchmark's two nodes") {
+        two_nodes(&runtime, &data_dir, qdrant.url(), &queries);
     }
 
     // Streams: a server that does not run jobs, over a data directory of its own, holds a queued
@@ -247,9 +267,69 @@ fn research_streams(runtime: &tokio::runtime::Runtime) {
 }
 
 /// `connections` clients sending `total` searches in all; requests per second and latencies (ms).
+/// Scale-out: the collection pushed into one Qdrant node, then served by one and by two stateless
+/// `serve` processes in server mode (empty data directories, result cache off), the load spread
+/// over both: requests per second and p99. Everything shares the machine's cores.
+fn two_nodes(
+    runtime: &tokio::runtime::Runtime,
+    data_dir: &std::path::Path,
+    url: &str,
+    queries: &[String],
+) {
+    aiex_indexer::push::push_collection(
+        &aiex_tests::config(data_dir, &[("vector.url", url)]),
+        "codesearch-docs",
+        &mut |_, _| {},
+    )
+    .expect("push the collection");
+    let dirs = [
+        tempfile::tempdir().expect("node a"),
+        tempfile::tempdir().expect("node b"),
+    ];
+    let mut nodes: Vec<Server> = dirs
+        .iter()
+        .map(|dir| Server::start_on(dir.path(), "0", false, None, Some(url)))
+        .collect();
+    let bases: Vec<String> = nodes.iter().map(|node| node.base.clone()).collect();
+    println!();
+    println!("Qdrant server mode, hybrid, cache off ({url}):");
+    println!("| Aiex nodes | connections | requests/s | p50 | p99 |");
+    println!("| --- | --- | --- | --- | --- |");
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(128)
+            .build()
+            .expect("client");
+        for base in &bases {
+            run_load(
+                &client,
+                std::slice::from_ref(base),
+                queries,
+                1,
+                queries.len(),
+            )
+            .await;
+        }
+        for (count, connections) in [(1usize, 16usize), (1, 64), (2, 16), (2, 64)] {
+            let (rate, latencies) =
+                run_load(&client, &bases[..count], queries, connections, REQUESTS).await;
+            println!(
+                "| {count} | {connections} | {rate:.0} | {:.2} ms | {:.2} ms |",
+                percentile(&latencies, 50.0),
+                percentile(&latencies, 99.0)
+            );
+        }
+    });
+    for node in &mut nodes {
+        node.stop();
+    }
+}
+
+/// `total` searches over `connections` concurrent connections, spread over the servers at
+/// `bases` (connection `i` talks to server `i mod n`): requests per second and latencies.
 async fn run_load(
     client: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     queries: &[String],
     connections: usize,
     total: usize,
@@ -259,7 +339,7 @@ async fn run_load(
     let mut tasks = Vec::new();
     for worker in 0..connections {
         let client = client.clone();
-        let url = format!("{base}/v1/search");
+        let url = format!("{}/v1/search", bases[worker % bases.len()]);
         let queries = Arc::clone(&queries);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -303,8 +383,20 @@ impl Server {
         run_jobs: bool,
         serper: Option<&str>,
     ) -> Server {
+        Self::start_on(data_dir, cache_bytes, run_jobs, serper, None)
+    }
+
+    /// A server over `data_dir`, in server mode on the Qdrant at `qdrant` when given.
+    fn start_on(
+        data_dir: &std::path::Path,
+        cache_bytes: &str,
+        run_jobs: bool,
+        serper: Option<&str>,
+        qdrant: Option<&str>,
+    ) -> Server {
         let mut child = Command::new(std::env::current_exe().expect("this executable"))
             .env("AIEX_BENCH_HTTP_SERVE", "1")
+            .env("AIEX_BENCH_QDRANT_URL", qdrant.unwrap_or(""))
             .env("AIEX_BENCH_SERPER_URL", serper.unwrap_or(""))
             .env("AIEX_BENCH_DATA_DIR", data_dir)
             .env("AIEX_BENCH_CACHE_BYTES", cache_bytes)
@@ -361,6 +453,13 @@ fn serve() {
         ("server.requests_per_minute", "0"),
         ("server.allowed_roots", roots.as_str()),
     ];
+    let qdrant = std::env::var("AIEX_BENCH_QDRANT_URL").unwrap_or_default();
+    if !qdrant.is_empty() {
+        overrides.extend([
+            ("vector.backend", "server"),
+            ("vector.url", qdrant.as_str()),
+        ]);
+    }
     if !serper.is_empty() {
         // Searches wait for an answer that never comes: sessions stay running.
         overrides.extend([

@@ -1,7 +1,9 @@
 //! Indexing: initial run split into walk/parse/chunk, keyword commit and embedding; the pipeline's
 //! embedding rate against the raw embedder's; re-index after one changed file; peak RSS; size on
 //! disk. On the public evaluation corpus (with embeddings) and on a larger corpus (the Python
-//! standard library, keyword side only: embedding it would take hours on two cores).
+//! standard library, keyword side only: embedding it would take hours on two cores). With a Qdrant
+//! binary or server at hand, a small part of the evaluation corpus in server mode, with the time
+//! spent writing to Qdrant. `AIEX_BENCH_SECTIONS=eval,stdlib,server` picks sections.
 //!
 //! `cargo bench -p aiex-benches --bench indexing`
 
@@ -28,8 +30,8 @@ fn run(config: &aiex_config::Config, root: &Path, name: &str, embed: bool) -> (I
 fn describe(label: &str, summary: &IndexSummary, seconds: f64) {
     let t = &summary.timings;
     println!(
-        "  {label}: {:.2} s total | walk {} ms, read+parse+chunk {} ms, keyword commit {} ms, embed {} ms | {} files changed, {} chunks written, {} embedded",
-        seconds, t.walk_ms, t.chunk_ms, t.keyword_ms, t.embed_ms, summary.changed, summary.chunks_written, summary.embedded
+        "  {label}: {:.2} s total | walk {} ms, read+parse+chunk {} ms, keyword commit {} ms, embed {} ms (of which vector writes {} ms) | {} files changed, {} chunks written, {} embedded",
+        seconds, t.walk_ms, t.chunk_ms, t.keyword_ms, t.embed_ms, t.vector_write_ms, summary.changed, summary.chunks_written, summary.embedded
     );
 }
 
@@ -40,12 +42,60 @@ fn touch_one_file(root: &Path, relative: &str) {
     std::fs::write(&path, text).expect("write");
 }
 
+/// Whether section `name` runs: `AIEX_BENCH_SECTIONS` (comma-separated: `eval`, `stdlib`,
+/// `server`) picks some; all run by default.
+fn section(name: &str) -> bool {
+    std::env::var("AIEX_BENCH_SECTIONS").map_or(true, |sections| {
+        sections.split(',').any(|s| s.trim() == name)
+    })
+}
+
 fn main() {
     println!("indexing benchmark; machine: {}", aiex_benches::machine());
     let scratch = aiex_benches::cache_dir().join("indexing-scratch");
     let _ = std::fs::remove_dir_all(&scratch);
+    if section("eval") {
+        eval_corpus(&scratch);
+    }
+    if section("stdlib") {
+        stdlib_corpus(&scratch);
+    }
+    if section("server") {
+        if let Some(qdrant) =
+            aiex_tests::qdrant::TestQdrant::get("the indexing benchmark's server mode")
+        {
+            server_mode(&scratch, qdrant.url());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
 
-    // 1. The evaluation corpus, with embeddings.
+/// Server mode on one Qdrant node: two small crates of the evaluation corpus indexed with
+/// embeddings, the run split into its stages and the upserts to Qdrant, then one file changed.
+fn server_mode(scratch: &Path, url: &str) {
+    let work = scratch.join("server-corpus");
+    for crate_dir in ["walkdir-2.5.0", "glob-0.3.4"] {
+        copy_dir(
+            &codesearch_dir().join("corpus-docs").join(crate_dir),
+            &work.join(crate_dir),
+        );
+    }
+    println!(
+        "\ncorpus: walkdir + glob of the evaluation set ({} lines), server mode on one Qdrant node ({url})",
+        count_lines(&work)
+    );
+    let data = scratch.join("data-server");
+    let config = aiex_tests::config(&data, &[("vector.backend", "server"), ("vector.url", url)]);
+    let (initial, seconds) = run(&config, &work, "server-bench", true);
+    describe("initial", &initial, seconds);
+    touch_one_file(&work, "walkdir-2.5.0/src/lib.rs");
+    let (one, seconds) = run(&config, &work, "server-bench", true);
+    describe("one file changed", &one, seconds);
+    aiex_indexer::store::server::remove_collection(&config, "server-bench").expect("remove");
+}
+
+/// The evaluation corpus, with embeddings.
+fn eval_corpus(scratch: &Path) {
     let corpus = codesearch_dir().join("corpus-docs");
     let work = scratch.join("corpus");
     copy_dir(&corpus, &work);
@@ -106,8 +156,10 @@ fn main() {
         status[0].size_bytes as f64 / 1048576.0,
         status[0].chunks
     );
+}
 
-    // 2. A larger corpus: the Python standard library, keyword side.
+/// A larger corpus: the Python standard library, keyword side.
+fn stdlib_corpus(scratch: &Path) {
     let stdlib = python_stdlib();
     let big = scratch.join("stdlib");
     copy_dir(&stdlib, &big);
@@ -132,7 +184,6 @@ fn main() {
         "  index size on disk: {:.1} MiB (keyword only)",
         status[0].size_bytes as f64 / 1048576.0
     );
-    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 fn python_stdlib() -> std::path::PathBuf {

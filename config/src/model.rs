@@ -515,6 +515,9 @@ pub struct ServerConfig {
     pub allowed_roots: Vec<String>,
     /// Indexing jobs run at the same time.
     pub job_concurrency: usize,
+    /// Hours an ended indexing job (its record and events) is kept after it ended; 0 keeps them
+    /// all.
+    pub job_retention_hours: u64,
     /// Interval of keep-alive comments on event streams, in seconds.
     pub keep_alive_secs: u64,
     /// Recent queries remembered per key.
@@ -538,6 +541,7 @@ impl Default for ServerConfig {
             cors_allowed_origins: Vec::new(),
             allowed_roots: Vec::new(),
             job_concurrency: 1,
+            job_retention_hours: 168,
             keep_alive_secs: 15,
             history_limit: 100,
         }

@@ -124,6 +124,7 @@ pub(crate) const FIELDS: &[Field] = &[
     req("server.cors_allowed_origins", Kind::StrList),
     req("server.allowed_roots", Kind::StrList),
     req("server.job_concurrency", USIZE),
+    req("server.job_retention_hours", U64),
     req("server.keep_alive_secs", U64),
     req("server.history_limit", USIZE),
     req("fetch.timeout_ms", U64),

@@ -340,6 +340,12 @@ pub(crate) fn issues(config: &Config) -> Vec<Issue> {
         }
     }
     out.within("server.job_concurrency", server.job_concurrency, 1, 64);
+    out.within(
+        "server.job_retention_hours",
+        usize::try_from(server.job_retention_hours).unwrap_or(usize::MAX),
+        0,
+        24 * 366 * 10,
+    );
     out.positive("server.keep_alive_secs", server.keep_alive_secs);
     out.within("server.history_limit", server.history_limit, 1, 10_000);
 

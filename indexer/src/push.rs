@@ -33,6 +33,10 @@ use crate::store::server::{
 };
 use crate::store::vector::{EdgeStoreOptions, EdgeVectorStore, VectorStore};
 
+/// Chunks read and written per step (whole files): several upsert requests' worth, so that few
+/// requests go out part-full.
+const PUSH_BATCH: usize = 4 * UPSERT_BATCH;
+
 /// What a push did.
 #[derive(Debug, Clone, Serialize)]
 pub struct PushSummary {
@@ -48,6 +52,10 @@ pub struct PushSummary {
     /// The registry revision the collection has on the server now.
     pub revision: u64,
     pub took_ms: u64,
+    /// Of which: writing the points (upsert requests, each waited for).
+    pub upsert_ms: u64,
+    /// Of which: writing the files for exact and regex search.
+    pub files_ms: u64,
 }
 
 /// Progress of a push: points written so far, of all.
@@ -161,14 +169,23 @@ pub fn push_collection(
     let mut batch: Vec<(&String, &FileRecord)> = Vec::new();
     let mut batch_chunks = 0;
     let files: Vec<(&String, &FileRecord)> = local.files.iter().collect();
+    let mut upsert_time = Duration::ZERO;
     for (index, file) in files.iter().enumerate() {
         batch.push(*file);
         batch_chunks += file.1.chunks.len();
-        if batch_chunks < UPSERT_BATCH && index + 1 < files.len() {
+        if batch_chunks < PUSH_BATCH && index + 1 < files.len() {
             continue;
         }
         lease.check()?;
-        written += push_batch(&keyword, &vectors, &store, &batch, &local, &refuse)?;
+        written += push_batch(
+            &keyword,
+            &vectors,
+            &store,
+            &batch,
+            &local,
+            &refuse,
+            &mut upsert_time,
+        )?;
         let changed: Vec<(&str, &FileRecord)> = batch
             .iter()
             .map(|(path, record)| (path.as_str(), *record))
@@ -182,6 +199,7 @@ pub fn push_collection(
     }
 
     // The files, for exact and regex search on any node (the same copy a server-mode run keeps).
+    let files_started = Instant::now();
     match FileStore::open_existing(&paths.grep)? {
         Some(grep) if grep.committed_generation()? == Some(local.generation) => {
             if let Some(files) = ServerFiles::connect(config, true)? {
@@ -195,6 +213,8 @@ pub fn push_collection(
         ),
     }
 
+    let files_time = files_started.elapsed();
+
     lease.check()?;
     pushed.revision += 1;
     meta.write_entry(&pushed, false)?;
@@ -207,8 +227,14 @@ pub fn push_collection(
         chunks: total,
         points: written,
         revision: pushed.revision,
-        took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        took_ms: millis(started.elapsed()),
+        upsert_ms: millis(upsert_time),
+        files_ms: millis(files_time),
     })
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Writes the full points of the chunks of `files`: chunks from the keyword index, dense vectors
@@ -220,6 +246,7 @@ fn push_batch(
     files: &[(&String, &FileRecord)],
     local: &Manifest,
     refuse: &dyn Fn(String) -> Error,
+    upsert_time: &mut Duration,
 ) -> Result<usize> {
     let ids: Vec<u64> = files
         .iter()
@@ -239,7 +266,9 @@ fn push_batch(
         ordered.push(chunk);
         ordered_vectors.push(vector);
     }
+    let started = Instant::now();
     store.upsert_chunks(ordered.iter().zip(ordered_vectors).collect())?;
+    *upsert_time += started.elapsed();
     Ok(ordered.len())
 }
 

@@ -358,6 +358,39 @@ async fn server_batch_submitted_to_one_node_is_worked_by_both() {
             found.text
         );
     }
+
+    // Retention: once the job ended longer ago than `server.job_retention_hours`, a node drops
+    // it from the cluster (record, directory entries, claims) and from every list.
+    let meta = MetaStore::connect(&server_config(a.path(), None, &backend)).expect("meta");
+    let shared = meta
+        .jobs()
+        .expect("jobs")
+        .into_iter()
+        .find(|job| job.id == id)
+        .expect("the job is in the cluster");
+    assert!(shared.ended_at.is_some(), "the end is recorded");
+    // The job's record rewritten (which clears its end), then ended long ago.
+    meta.put_job(&id, &shared.data, false).expect("rewrite");
+    meta.end_job(&id, 1).expect("age the job");
+    meta.end_job(&id, 2).expect("a later end is not recorded");
+    let aged = meta.jobs().expect("jobs");
+    let aged = aged.iter().find(|job| job.id == id).expect("listed");
+    assert_eq!(aged.ended_at, Some(1));
+    let mut keep_one_hour = backend.to_vec();
+    keep_one_hour.push(("server.job_retention_hours", "1"));
+    let c = tempfile::tempdir().expect("c");
+    let node_c = state(server_config(c.path(), Some(&root), &keep_one_hour), false).await;
+    let started = Instant::now();
+    while meta.jobs().expect("jobs").iter().any(|job| job.id == id) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the job was not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(meta.job_items(&id).expect("items").is_empty());
+    let gone = call(&node_c, get(&format!("/v1/index/jobs/{id}"))).await;
+    assert_eq!(gone.code(), "job_not_found", "{}", gone.text);
 }
 
 /// `aiex-research serve` as one node on the Qdrant at `url` (jobs confined to `root`, one at a

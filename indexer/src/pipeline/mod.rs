@@ -85,6 +85,10 @@ pub struct StageTimings {
     pub chunk_ms: u64,
     pub keyword_ms: u64,
     pub embed_ms: u64,
+    /// Of `embed_ms`: writing the vectors to the vector store (in server mode, the upserts to
+    /// Qdrant).
+    #[serde(default)]
+    pub vector_write_ms: u64,
     pub total_ms: u64,
 }
 

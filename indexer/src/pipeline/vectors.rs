@@ -221,7 +221,8 @@ impl VectorPhase<'_, '_> {
         }
         self.unrecorded
             .extend(points.iter().map(|(chunk, _)| chunk.id));
-        match self.server {
+        let started = Instant::now();
+        let written = match self.server {
             Some(server) => server.upsert_chunks(points),
             None => {
                 let name = &self.run.name;
@@ -232,7 +233,9 @@ impl VectorPhase<'_, '_> {
                         .collect(),
                 )
             }
-        }
+        };
+        self.run.summary.timings.vector_write_ms += super::millis(started.elapsed());
+        written
     }
 
     /// Embeds `chunks`, loading the embedder on first use.

@@ -72,7 +72,7 @@ impl Cluster {
     }
 
     /// Runs `f` on the metadata store on a blocking thread.
-    async fn blocking<T, F>(&self, f: F) -> Result<T, String>
+    pub(super) async fn blocking<T, F>(&self, f: F) -> Result<T, String>
     where
         T: Send + 'static,
         F: FnOnce(&MetaStore) -> aiex_indexer::Result<T> + Send + 'static,
@@ -190,7 +190,12 @@ impl JobManager {
 
     /// Reads every unfinished job from the cluster into its local copy: new jobs appear, each
     /// directory's change of state becomes an event, and a job whose directories all ended ends.
+    /// Jobs that ended longer ago than `server.job_retention_hours` are deleted from the cluster
+    /// (by whichever node sees them first), and ended jobs the cluster no longer has are dropped
+    /// from this node's list.
     async fn sync(&self, cluster: &Arc<Cluster>) -> Result<(), String> {
+        let hours = self.inner.config.server.job_retention_hours;
+        let cutoff = (hours > 0).then(|| now_secs().saturating_sub(hours.saturating_mul(3600)));
         let ended: HashSet<String> = self
             .inner
             .jobs
@@ -199,22 +204,51 @@ impl JobManager {
             .filter(|(_, job)| job.record.lock().state.is_terminal())
             .map(|(id, _)| id.clone())
             .collect();
-        let shared = cluster
+        let (shared, listed) = cluster
             .blocking(move |meta| {
                 let mut jobs = Vec::new();
+                let mut listed = HashSet::new();
                 for job in meta.jobs()? {
+                    if job
+                        .ended_at
+                        .zip(cutoff)
+                        .is_some_and(|(at, cutoff)| at < cutoff)
+                    {
+                        let items = serde_json::from_str::<JobRecord>(&job.data)
+                            .map_or(0, |record| record.items.len());
+                        meta.remove_job(&job.id, items)?;
+                        tracing::info!(job = %job.id, "an ended job past its retention dropped");
+                        continue;
+                    }
+                    listed.insert(job.id.clone());
                     if !ended.contains(&job.id) {
                         let items = meta.job_items(&job.id)?;
                         jobs.push((job, items));
                     }
                 }
-                Ok(jobs)
+                Ok((jobs, listed))
             })
             .await?;
+        self.inner
+            .jobs
+            .lock()
+            .retain(|id, job| listed.contains(id) || !job.record.lock().state.is_terminal());
         for (job, items) in shared {
             self.apply(cluster, job, items).await;
         }
         Ok(())
+    }
+
+    /// Records in the cluster that `job` ended (the first node to record it sets the time).
+    pub(super) async fn record_end(&self, job: &Arc<Job>) {
+        let Some(cluster) = &self.inner.cluster else {
+            return;
+        };
+        let id = job.record.lock().id.clone();
+        let at = now_secs();
+        if let Err(err) = cluster.blocking(move |meta| meta.end_job(&id, at)).await {
+            tracing::warn!("recording a job's end in the cluster: {err}");
+        }
     }
 
     async fn apply(&self, cluster: &Arc<Cluster>, shared: SharedJob, items: Vec<(usize, String)>) {

@@ -263,6 +263,10 @@ struct Inner {
     cluster: Option<Arc<cluster::Cluster>>,
 }
 
+/// How often ended jobs past `server.job_retention_hours` are looked for (server mode: at every
+/// poll of the cluster, see `cluster`).
+const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+
 /// Queues, runs, persists and cancels indexing jobs.
 #[derive(Clone)]
 pub struct JobManager {
@@ -369,6 +373,16 @@ impl JobManager {
                 }
             }
         }
+        let pruner = manager.clone();
+        tokio::spawn(async move {
+            loop {
+                pruner.prune().await;
+                tokio::select! {
+                    () = tokio::time::sleep(PRUNE_INTERVAL) => {}
+                    () = pruner.inner.shutdown.cancelled() => return,
+                }
+            }
+        });
         Ok(manager)
     }
 
@@ -532,6 +546,62 @@ impl JobManager {
         let _ = tokio::time::timeout(timeout, self.inner.tracker.wait()).await;
     }
 
+    /// The ended jobs whose last change is older than `server.job_retention_hours`.
+    fn expired(&self) -> Vec<String> {
+        let hours = self.inner.config.server.job_retention_hours;
+        if hours == 0 {
+            return Vec::new();
+        }
+        let cutoff = now_secs().saturating_sub(hours.saturating_mul(3600));
+        self.inner
+            .jobs
+            .lock()
+            .iter()
+            .filter_map(|(id, job)| {
+                let record = job.record.lock();
+                (record.state.is_terminal() && record.updated_at < cutoff).then(|| id.clone())
+            })
+            .collect()
+    }
+
+    /// Drops the ended jobs past their retention: from the data directory, then from the list
+    /// (in server mode, `cluster` does it for the jobs every node shares).
+    async fn prune(&self) {
+        let expired = self.expired();
+        if expired.is_empty() {
+            return;
+        }
+        if let Some(dir) = self.inner.dir.clone() {
+            let ids = expired.clone();
+            let removed = tokio::task::spawn_blocking(move || {
+                for id in ids {
+                    for name in [format!("{id}.json"), format!("{id}.events.jsonl")] {
+                        match std::fs::remove_file(dir.join(&name)) {
+                            Ok(()) => {}
+                            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(err) => return Err(err),
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await;
+            if !matches!(removed, Ok(Ok(()))) {
+                tracing::warn!("dropping expired jobs from the data directory: {removed:?}");
+                return;
+            }
+        }
+        let mut jobs = self.inner.jobs.lock();
+        for id in &expired {
+            jobs.remove(id);
+        }
+        tracing::info!(
+            jobs = expired.len(),
+            hours = self.inner.config.server.job_retention_hours,
+            "ended jobs past their retention dropped"
+        );
+    }
+
     async fn persist(&self, job: &Arc<Job>) {
         let Some(dir) = self.inner.dir.clone() else {
             return;
@@ -620,6 +690,7 @@ impl JobManager {
         // The record says the job ended only once its log's end is on disk.
         job.log.wait_finished().await;
         self.persist(job).await;
+        self.record_end(job).await;
     }
 }
 

@@ -498,3 +498,81 @@ async fn openapi_lists_every_route() {
     let create = &document["paths"]["/v1/research"]["post"]["responses"];
     assert!(create["415"].is_object() && create["422"].is_object());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_jobs_past_their_retention_are_dropped() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let roots = tempfile::tempdir().expect("tempdir");
+    let root = roots.path().canonicalize().expect("canonical");
+    small_repo(&root.join("one"));
+    let with = |retention: &'static str| {
+        server_config(
+            data.path(),
+            Some(&root),
+            &[
+                ("search.mode", "keyword"),
+                ("server.job_retention_hours", retention),
+            ],
+        )
+    };
+    let runner = state(with("168"), true).await;
+    let created = call(
+        &runner,
+        post_json(
+            "/v1/index/jobs",
+            &json!({"items": [{"path": "one"}], "embed": false}),
+        ),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.text);
+    let id = created.json()["id"].as_str().expect("id").to_string();
+    let mut finished = serde_json::Value::Null;
+    for _ in 0..200 {
+        finished = call(&runner, get(&format!("/v1/index/jobs/{id}")))
+            .await
+            .json();
+        if finished["state"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(finished["state"], "succeeded", "{finished}");
+
+    // The job ended two hours ago.
+    let jobs = data.path().join("server").join("jobs");
+    let record_path = jobs.join(format!("{id}.json"));
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_path).expect("record")).expect("json");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    record["updated_at"] = json!(now - 2 * 3600);
+    std::fs::write(&record_path, record.to_string()).expect("age the record");
+
+    // Kept with no retention limit, and within a longer one.
+    for retention in ["0", "3"] {
+        let keeper = state(with(retention), false).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let kept = call(&keeper, get(&format!("/v1/index/jobs/{id}"))).await;
+        assert_eq!(kept.status, StatusCode::OK, "retention {retention}");
+    }
+    assert!(record_path.exists());
+
+    // Dropped, record and events, by a server that keeps ended jobs one hour.
+    let pruner = state(with("1"), false).await;
+    let mut gone = false;
+    for _ in 0..50 {
+        let answer = call(&pruner, get(&format!("/v1/index/jobs/{id}"))).await;
+        if answer.status == StatusCode::NOT_FOUND {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the expired job is still listed");
+    assert!(!record_path.exists());
+    assert!(!jobs.join(format!("{id}.events.jsonl")).exists());
+    let listed = call(&pruner, get("/v1/index/jobs")).await.json();
+    assert_eq!(listed["jobs"], json!([]), "{listed}");
+}

@@ -6,9 +6,13 @@
 //!
 //! The entries' contents are JSON documents of the API's own (opaque here).
 
-use qdrant_client::qdrant::{value::Kind, Condition, Filter, NamedVectors, PointStruct};
+use qdrant_client::qdrant::{
+    value::Kind, Condition, Filter, NamedVectors, PointStruct, SetPayloadPointsBuilder,
+};
+use qdrant_client::Payload;
 
-use super::meta::{base_payload, meta_uuid, MetaStore, TENANT, TYPE};
+use super::meta::{base_payload, int_field, meta_uuid, MetaStore, META_COLLECTION, META_ORDER};
+use super::meta::{TENANT, TYPE};
 use super::payload::string_field;
 use crate::error::Result;
 
@@ -16,6 +20,7 @@ const JOB: &str = "job";
 const JOB_ITEM: &str = "job_item";
 const DATA: &str = "data";
 const CANCELLED: &str = "cancelled";
+const ENDED_AT: &str = "ended_at";
 
 /// A job as every node sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +30,8 @@ pub struct SharedJob {
     pub data: String,
     /// Set by a cancel on any node.
     pub cancelled: bool,
+    /// When the job ended (seconds since the epoch), as the first node to see it end recorded.
+    pub ended_at: Option<u64>,
 }
 
 /// The tenant of a job's entries.
@@ -66,6 +73,8 @@ impl MetaStore {
                         point.payload.get(CANCELLED).and_then(|v| v.kind.as_ref()),
                         Some(Kind::BoolValue(true))
                     ),
+                    ended_at: int_field(&point.payload, ENDED_AT)
+                        .and_then(|at| u64::try_from(at).ok()),
                 })
             })
             .collect();
@@ -109,6 +118,31 @@ impl MetaStore {
             .collect();
         items.sort_by_key(|(index, _)| *index);
         Ok(items)
+    }
+
+    /// Records that job `id` ended at `at` (seconds since the epoch), unless a node recorded it
+    /// already; a rewrite of the job's record (`put_job`) clears it.
+    pub fn end_job(&self, id: &str, at: u64) -> Result<()> {
+        let uuid = meta_uuid(&job_tenant(id), JOB, "");
+        let mut payload = Payload::with_capacity(1);
+        payload.insert(ENDED_AT, super::meta::count(at));
+        let unset = Filter::must([Condition::has_id([uuid]), Condition::is_empty(ENDED_AT)]);
+        self.conn
+            .call(move |client| {
+                let request = SetPayloadPointsBuilder::new(META_COLLECTION, payload.clone())
+                    .points_selector(unset.clone())
+                    .ordering(META_ORDER)
+                    .wait(true);
+                async move { client.set_payload(request).await.map(drop) }
+            })
+            .map_err(|err| self.conn.error("recording a job's end", &err))
+    }
+
+    /// Deletes job `id`: its record, the entries of its `items` directories and their claims.
+    pub fn remove_job(&self, id: &str, items: usize) -> Result<()> {
+        let mut tenants = vec![job_tenant(id)];
+        tenants.extend((0..items).map(|index| job_claim(id, index)));
+        self.delete(Filter::must([Condition::matches(TENANT, tenants)]))
     }
 
     /// The entry of directory `index` of job `id`.
