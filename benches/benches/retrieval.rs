@@ -7,12 +7,17 @@
 //! BM25 sparse vectors) and MRR@10 of each mode in server mode is printed beside the embedded
 //! figure, with the difference.
 //!
+//! Two sets: the public one (`../shared/eval`) and a second one built the same way from other code
+//! (`benches/eval/build-second-set.sh`), so that a change is seen on both. `AIEX_EVAL_SETS`
+//! (`public,second`, the default) picks sets and `AIEX_BENCH_MODES` (`keyword,vector,hybrid`)
+//! modes: with keyword alone nothing is embedded.
+//!
 //! `cargo bench -p aiex-benches --bench retrieval` (indexes are cached under ~/.cache/aiex/bench).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use aiex_benches::{codesearch_dir, ensure_indexed, eval_queries, percentile, EvalQuery};
+use aiex_benches::{codesearch_dir, percentile, EvalQuery};
 use aiex_config::SearchMode;
 use aiex_indexer::{SearchRequest, Searcher};
 
@@ -50,19 +55,59 @@ impl Scores {
     }
 }
 
+/// The comma-separated values of `var`, or `default` when unset.
+fn picked(var: &str, default: &[&str]) -> Vec<String> {
+    std::env::var(var).map_or_else(
+        |_| default.iter().map(|s| s.to_string()).collect(),
+        |value| value.split(',').map(|s| s.trim().to_string()).collect(),
+    )
+}
+
 fn main() {
-    let corpus = codesearch_dir();
-    let queries = eval_queries();
-    let qdrant = aiex_tests::qdrant::TestQdrant::get("the retrieval benchmark's server mode");
-    println!(
-        "retrieval on {} queries; machine: {}",
-        queries.len(),
-        aiex_benches::machine()
-    );
+    let modes: Vec<SearchMode> = picked("AIEX_BENCH_MODES", &["keyword", "vector", "hybrid"])
+        .iter()
+        .map(|mode| mode.parse().expect("a search mode"))
+        .collect();
+    let keyword_only = modes.iter().all(|mode| *mode == SearchMode::Keyword);
+    let qdrant = if keyword_only {
+        None
+    } else {
+        aiex_tests::qdrant::TestQdrant::get("the retrieval benchmark's server mode")
+    };
+    println!("retrieval; machine: {}", aiex_benches::machine());
+    for set in picked("AIEX_EVAL_SETS", &["public", "second"]) {
+        let (corpus, prefix) = match set.as_str() {
+            "public" => (codesearch_dir(), "codesearch"),
+            "second" => (aiex_benches::second_set_dir(), "second"),
+            other => panic!("unknown evaluation set {other}: public or second"),
+        };
+        let queries = aiex_benches::queries_in(&corpus);
+        println!("\n== {set} set: {} queries ==", queries.len());
+        run_set(&corpus, prefix, &queries, &modes, qdrant.as_ref());
+    }
+}
+
+fn run_set(
+    corpus: &std::path::Path,
+    prefix: &str,
+    queries: &[EvalQuery],
+    modes: &[SearchMode],
+    qdrant: Option<&aiex_tests::qdrant::TestQdrant>,
+) {
+    let keyword_only = modes.iter().all(|mode| *mode == SearchMode::Keyword);
     for variant in ["docs", "nodocs"] {
-        let data_dir = aiex_benches::cache_dir().join(format!("data-{variant}"));
+        // The public set's indexes keep their first names (`data-docs`, `codesearch-docs`),
+        // which the other benchmarks share.
+        let (data_dir, name) = match prefix {
+            "codesearch" => (format!("data-{variant}"), format!("codesearch-{variant}")),
+            _ => (
+                format!("data-{prefix}-{variant}"),
+                format!("{prefix}-{variant}"),
+            ),
+        };
+        let data_dir = aiex_benches::cache_dir().join(data_dir);
         let root = corpus.join(format!("corpus-{variant}"));
-        let summary = ensure_indexed(&data_dir, &root, &format!("codesearch-{variant}"));
+        let summary = aiex_benches::ensure_indexed_with(&data_dir, &root, &name, !keyword_only);
         let config = aiex_benches::config(&data_dir);
         let searcher = Searcher::open(&config, &[]).expect("open");
         println!(
@@ -71,11 +116,11 @@ fn main() {
             summary.chunks
         );
         let mut embedded_mrr = Vec::new();
-        for mode in [SearchMode::Keyword, SearchMode::Vector, SearchMode::Hybrid] {
+        for &mode in modes {
             let mut overall = Scores::default();
             let mut by_language: BTreeMap<String, Scores> = BTreeMap::new();
             let mut latencies = Vec::with_capacity(queries.len());
-            for query in &queries {
+            for query in queries {
                 let request = SearchRequest::new(query.query.clone(), mode, 10);
                 let started = Instant::now();
                 let results = searcher.search(&request).expect("search");
@@ -99,8 +144,11 @@ fn main() {
         // A vector store has one owner at a time: close this searcher before opening others (the
         // push reads the embedded vectors).
         drop(searcher);
-        if let Some(qdrant) = &qdrant {
-            compare_server(qdrant.url(), variant, &data_dir, &queries, &embedded_mrr);
+        if let Some(qdrant) = qdrant {
+            compare_server(qdrant.url(), &name, &data_dir, queries, &embedded_mrr);
+        }
+        if !modes.contains(&SearchMode::Hybrid) {
+            continue;
         }
         // How fusion parameters move hybrid quality (the defaults are the first row).
         println!("  hybrid fusion sweep (rrf_k, keyword_weight, vector_weight):");
@@ -115,7 +163,7 @@ fn main() {
             );
             let searcher = Searcher::open(&config, &[]).expect("open");
             let mut scores = Scores::default();
-            for query in &queries {
+            for query in queries {
                 let request = SearchRequest::new(query.query.clone(), SearchMode::Hybrid, 10);
                 let results = searcher.search(&request).expect("search");
                 scores.add(rank_of_answer(query, &results.hits));
@@ -133,12 +181,12 @@ fn main() {
 /// embedded one.
 fn compare_server(
     url: &str,
-    variant: &str,
+    name: &str,
     embedded_dir: &std::path::Path,
     queries: &[EvalQuery],
     embedded: &[(SearchMode, f64)],
 ) {
-    let name = format!("codesearch-{variant}");
+    let name = name.to_string();
     aiex_indexer::push::push_collection(
         &aiex_tests::config(embedded_dir, &[("vector.url", url)]),
         &name,

@@ -53,11 +53,33 @@ pub struct EvalQuery {
 }
 
 pub fn eval_queries() -> Vec<EvalQuery> {
-    let text = std::fs::read_to_string(codesearch_dir().join("queries.jsonl")).expect("queries");
+    queries_in(&codesearch_dir())
+}
+
+/// The queries of the evaluation set built in `dir`.
+pub fn queries_in(dir: &Path) -> Vec<EvalQuery> {
+    let text = std::fs::read_to_string(dir.join("queries.jsonl")).expect("queries");
     text.lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| serde_json::from_str(line).expect("query line"))
         .collect()
+}
+
+/// The second evaluation set (`benches/eval/build-second-set.sh`: other crates and other Python
+/// packages, built the same way), built once into the cache.
+pub fn second_set_dir() -> PathBuf {
+    let out = cache_dir().join("codesearch-second");
+    if !out.join("queries.jsonl").is_file() {
+        eprintln!("building the second evaluation set into {}", out.display());
+        let status = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/build-second-set.sh"))
+            .arg(&out)
+            .env("AIEX_EVAL_DIR", eval_dir())
+            .status()
+            .expect("run build-second-set.sh");
+        assert!(status.success(), "build-second-set.sh failed");
+    }
+    out
 }
 
 /// A configuration whose data directory is `data_dir`, using the installed model.
@@ -67,11 +89,22 @@ pub fn config(data_dir: &Path) -> aiex_config::Config {
 
 /// Indexes `root` as `name` into `data_dir` (incrementally: a second call only checks).
 pub fn ensure_indexed(data_dir: &Path, root: &Path, name: &str) -> aiex_indexer::IndexSummary {
+    ensure_indexed_with(data_dir, root, name, true)
+}
+
+/// As [`ensure_indexed`]; without `embed`, the keyword side only (a later run with it embeds).
+pub fn ensure_indexed_with(
+    data_dir: &Path,
+    root: &Path,
+    name: &str,
+    embed: bool,
+) -> aiex_indexer::IndexSummary {
     index_kind(
         &config(data_dir),
         root,
         name,
         aiex_indexer::CollectionKind::Code,
+        embed,
     )
 }
 
@@ -84,7 +117,13 @@ pub fn rust_book() -> Option<PathBuf> {
 /// Indexes a documentation set (`print.html`, the whole book on one page, is left out).
 pub fn ensure_docs_indexed(data_dir: &Path, root: &Path, name: &str) -> aiex_indexer::IndexSummary {
     let config = aiex_tests::config(data_dir, &[("index.exclude", "[\"print.html\"]")]);
-    index_kind(&config, root, name, aiex_indexer::CollectionKind::Docs)
+    index_kind(
+        &config,
+        root,
+        name,
+        aiex_indexer::CollectionKind::Docs,
+        true,
+    )
 }
 
 fn index_kind(
@@ -92,10 +131,12 @@ fn index_kind(
     root: &Path,
     name: &str,
     kind: aiex_indexer::CollectionKind,
+    embed: bool,
 ) -> aiex_indexer::IndexSummary {
     let mut request = aiex_indexer::IndexRequest::new(root);
     request.name = Some(name.to_string());
     request.kind = kind;
+    request.embed = embed;
     let cancel = AtomicBool::new(false);
     let mut last = std::time::Instant::now();
     aiex_indexer::index_directory(

@@ -183,23 +183,43 @@ impl KeywordStore {
         if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
+        let searcher = self.reader.searcher();
+        let documents = searcher.num_docs() as f32;
+        let idf = |df: u64| (1.0 + (documents - df as f32 + 0.5) / (df as f32 + 0.5)).ln();
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for term in terms {
-            for (field, boost) in [
+            let fields = [
                 (self.fields.content, 1.0),
                 (self.fields.symbol, SYMBOL_BOOST),
                 (self.fields.parent, PARENT_BOOST),
                 (self.fields.path_text, PATH_BOOST),
-            ] {
-                let query = TermQuery::new(
-                    Term::from_field_text(field, term),
-                    IndexRecordOption::WithFreqs,
-                );
+            ];
+            let keys: Vec<Term> = fields
+                .iter()
+                .map(|(field, _)| Term::from_field_text(*field, term))
+                .collect();
+            let frequencies: Vec<u64> = keys
+                .iter()
+                .map(|key| searcher.doc_freq(key))
+                .collect::<tantivy::Result<_>>()?;
+            // One idf per term, over every field (the chunks holding it anywhere), as BM25F and
+            // the server's sparse vectors weigh it: a term rare in one field (a symbol) is not
+            // made rarer than it is.
+            let shared = idf(frequencies.iter().copied().max().unwrap_or(0));
+            for ((_, boost), (key, df)) in fields.iter().zip(keys.into_iter().zip(frequencies)) {
+                if df == 0 {
+                    continue;
+                }
+                let query = TermQuery::new(key, IndexRecordOption::WithFreqs);
+                let boost = boost * shared / idf(df);
                 should.push((
                     Occur::Should,
                     Box::new(BoostQuery::new(Box::new(query), boost)),
                 ));
             }
+        }
+        if should.is_empty() {
+            return Ok(Vec::new());
         }
         let mut must: Vec<(Occur, Box<dyn Query>)> =
             vec![(Occur::Must, Box::new(BooleanQuery::new(should)))];
@@ -216,7 +236,6 @@ impl KeywordStore {
             must.push((Occur::Must, Box::new(TermSetQuery::new(path_terms))));
         }
         let query = BooleanQuery::new(must);
-        let searcher = self.reader.searcher();
         let top = self.top_with_ties(&searcher, &query, limit)?;
         // Equal scores are ordered by path and line, so that two indexes of the same files
         // (whose documents sit in other segments, in another order) answer alike.
@@ -443,5 +462,53 @@ mod tests {
         };
         assert_eq!(hits(&forward), paths[..5].to_vec());
         assert_eq!(hits(&backward), hits(&forward));
+    }
+
+    #[test]
+    fn a_common_word_weighs_little_even_where_it_is_the_symbol() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = KeywordStore::open(dir.path()).expect("open");
+        let mut writer = store.writer(1).expect("writer");
+        let named = |id: u64, path: &str, symbol: &str, text: &str| Chunk {
+            symbol: Some(symbol.to_string()),
+            ..chunk(id, path, text)
+        };
+        for n in 0..20 {
+            let text = format!("fn step_{n}() {{ let value = compute(value); }}");
+            writer
+                .add(&named(
+                    n,
+                    &format!("src/f{n}.rs"),
+                    &format!("step_{n}"),
+                    &text,
+                ))
+                .expect("add");
+        }
+        // `value` is in every chunk's text, and the symbol of one only.
+        writer
+            .add(&named(
+                100,
+                "src/named.rs",
+                "value",
+                "fn value() { let value = 1; }",
+            ))
+            .expect("add");
+        writer
+            .add(&named(
+                101,
+                "src/rare.rs",
+                "rare",
+                "fn rare() { let value = quux(value); }",
+            ))
+            .expect("add");
+        writer.commit(1).expect("commit");
+        store.reload().expect("reload");
+        let hits = store
+            .search(&query_terms("value quux"), &[], &[], 3)
+            .expect("search");
+        // The chunk with the rare word comes first: the symbol match of a word every chunk has
+        // is not scored as if the word were rare.
+        assert_eq!(hits[0].1.path, "src/rare.rs", "{hits:?}");
+        assert_eq!(hits[1].1.path, "src/named.rs", "{hits:?}");
     }
 }
