@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::manifest::{CollectionKind, LastRun, Manifest};
+use crate::manifest::{CollectionKind, LastRun, Manifest, ManifestHead};
 
 /// Where a collection lives on disk.
 #[derive(Debug, Clone)]
@@ -183,6 +183,17 @@ impl IndexDir {
         })
     }
 
+    /// The status record of collection `name` (its manifest without the file list), or
+    /// [`Error::CollectionNotFound`].
+    pub fn head(&self, name: &str) -> Result<ManifestHead> {
+        validate_name(name)?;
+        Manifest::load_head(&self.collection_paths(name).manifest)?.ok_or_else(|| {
+            Error::CollectionNotFound {
+                name: name.to_string(),
+            }
+        })
+    }
+
     /// Names of the collections of `kind`, sorted.
     pub fn collection_names_of(&self, kind: CollectionKind) -> Result<Vec<String>> {
         Ok(self
@@ -193,25 +204,13 @@ impl IndexDir {
             .collect())
     }
 
-    /// Every collection with its kind, sorted by name. Reads only the kind from each manifest,
-    /// not its file list.
+    /// Every collection with its kind, sorted by name (from the status records).
     pub fn collection_kinds(&self) -> Result<Vec<(String, CollectionKind)>> {
-        #[derive(serde::Deserialize)]
-        struct KindOnly {
-            #[serde(default)]
-            kind: CollectionKind,
-        }
         self.collection_names()?
             .into_iter()
             .map(|name| {
-                let path = self.collection_paths(&name).manifest;
-                let bytes = fs_err::read(&path).map_err(Error::io(&path))?;
-                let only: KindOnly =
-                    serde_json::from_slice(&bytes).map_err(|err| Error::Manifest {
-                        path: path.clone(),
-                        message: err.to_string(),
-                    })?;
-                Ok((name, only.kind))
+                let kind = self.head(&name)?.kind;
+                Ok((name, kind))
             })
             .collect()
     }
@@ -221,20 +220,20 @@ impl IndexDir {
         self.collection_names()?
             .into_iter()
             .map(|name| {
-                let manifest = self.manifest(&name)?;
+                let head = self.head(&name)?;
                 let paths = self.collection_paths(&name);
                 Ok(CollectionStatus {
-                    kind: manifest.kind,
-                    root: manifest.root.clone(),
-                    generation: manifest.generation,
-                    files: manifest.files.len(),
-                    chunks: manifest.chunk_count(),
-                    embedded_chunks: manifest.embedded_count(),
-                    vectors_complete: manifest.vectors_complete(),
-                    model_id: manifest.model_id.clone(),
-                    dimension: manifest.dimension,
+                    kind: head.kind,
+                    root: head.root,
+                    generation: head.generation,
+                    files: head.files,
+                    chunks: head.chunks,
+                    embedded_chunks: head.embedded_chunks,
+                    vectors_complete: head.vectors_complete,
+                    model_id: head.model_id,
+                    dimension: head.dimension,
                     size_bytes: dir_size(&paths.dir),
-                    last_run: manifest.last_run.clone(),
+                    last_run: head.last_run,
                     name,
                 })
             })

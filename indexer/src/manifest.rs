@@ -136,13 +136,50 @@ impl Manifest {
         Ok(Some(manifest))
     }
 
-    /// Writes the manifest atomically to `path`.
+    /// Writes the manifest atomically to `path`, then its status record beside it
+    /// ([`ManifestHead`], what searches read).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = serde_json::to_vec(self).map_err(|err| Error::Manifest {
             path: path.to_path_buf(),
             message: err.to_string(),
         })?;
-        write_atomically(path, &bytes)
+        write_atomically(path, &bytes)?;
+        let stamp = fs_err::metadata(path)
+            .map(|meta| file_stamp(&meta))
+            .map_err(Error::io(path))?;
+        let head = ManifestHead::of(self, stamp);
+        let status = status_path(path);
+        let head = serde_json::to_vec(&head).map_err(|err| Error::Manifest {
+            path: status.clone(),
+            message: err.to_string(),
+        })?;
+        write_atomically(&status, &head)
+    }
+
+    /// The status record of the manifest at `path`: read from `status.json` beside it when that
+    /// describes the manifest as it is (same length and modification time), else made from the
+    /// manifest itself (a
+    /// collection written before status records, or a save interrupted between the two files).
+    /// None when there is no manifest.
+    pub fn load_head(path: &Path) -> Result<Option<ManifestHead>> {
+        let stamp = match fs_err::metadata(path) {
+            Ok(meta) => file_stamp(&meta),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => {
+                return Err(Error::Io {
+                    path: path.to_path_buf(),
+                    source: err,
+                })
+            }
+        };
+        let recorded = fs_err::read(status_path(path))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<ManifestHead>(&bytes).ok())
+            .filter(|head| head.manifest == stamp && head.schema_version == SCHEMA_VERSION);
+        if let Some(head) = recorded {
+            return Ok(Some(head));
+        }
+        Ok(Self::load(path)?.map(|manifest| ManifestHead::of(&manifest, stamp)))
     }
 
     pub fn chunk_count(&self) -> usize {
@@ -177,6 +214,74 @@ impl Manifest {
                 .files
                 .values()
                 .all(|file| file.chunks.iter().all(|chunk| chunk.embedded))
+    }
+}
+
+/// The status record's path beside the manifest at `manifest`.
+fn status_path(manifest: &Path) -> PathBuf {
+    manifest.with_file_name("status.json")
+}
+
+/// A collection's status record: the manifest without its file list, with the figures searches
+/// and listings need (counts, chunks per language, whether every chunk has its vector). A few
+/// hundred bytes whatever the collection's size, so opening a collection to search it does not
+/// parse its whole manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestHead {
+    pub schema_version: u32,
+    pub collection: String,
+    pub kind: CollectionKind,
+    pub root: PathBuf,
+    pub generation: u64,
+    pub model_id: Option<String>,
+    pub dimension: Option<usize>,
+    pub last_run: Option<LastRun>,
+    pub revision: u64,
+    pub files: usize,
+    pub chunks: usize,
+    pub embedded_chunks: usize,
+    pub vectors_complete: bool,
+    /// Chunks per language.
+    pub languages: BTreeMap<Language, usize>,
+    /// The manifest file this record describes: its length and modification time (ns).
+    pub manifest: (u64, u64),
+}
+
+/// A file's length and modification time in nanoseconds.
+fn file_stamp(meta: &std::fs::Metadata) -> (u64, u64) {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        });
+    (meta.len(), modified)
+}
+
+impl ManifestHead {
+    fn of(manifest: &Manifest, stamp: (u64, u64)) -> Self {
+        let mut languages: BTreeMap<Language, usize> = BTreeMap::new();
+        for file in manifest.files.values() {
+            *languages.entry(file.language).or_default() += file.chunks.len();
+        }
+        ManifestHead {
+            schema_version: manifest.schema_version,
+            collection: manifest.collection.clone(),
+            kind: manifest.kind,
+            root: manifest.root.clone(),
+            generation: manifest.generation,
+            model_id: manifest.model_id.clone(),
+            dimension: manifest.dimension,
+            last_run: manifest.last_run.clone(),
+            revision: manifest.revision,
+            files: manifest.files.len(),
+            chunks: manifest.chunk_count(),
+            embedded_chunks: manifest.embedded_count(),
+            vectors_complete: manifest.vectors_complete(),
+            languages,
+            manifest: stamp,
+        }
     }
 }
 
@@ -216,5 +321,57 @@ mod tests {
         assert!(!loaded.vectors_complete());
         std::fs::write(&path, b"{not json").expect("write");
         assert!(matches!(Manifest::load(&path), Err(Error::Manifest { .. })));
+    }
+
+    #[test]
+    fn the_status_record_follows_the_manifest_and_never_outlives_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("manifest.json");
+        assert_eq!(Manifest::load_head(&path).expect("load"), None);
+        let mut manifest = Manifest::new("demo", Path::new("/src/demo"));
+        let record = |language, embedded: &[bool]| FileRecord {
+            hash: "ab".into(),
+            size: 10,
+            mtime_ns: 5,
+            language,
+            chunks: embedded
+                .iter()
+                .enumerate()
+                .map(|(id, &embedded)| ChunkRecord {
+                    id: id as u64,
+                    start_line: 1,
+                    end_line: 3,
+                    embedded,
+                })
+                .collect(),
+        };
+        manifest
+            .files
+            .insert("src/lib.rs".into(), record(Language::Rust, &[true, false]));
+        manifest
+            .files
+            .insert("tool.py".into(), record(Language::Python, &[true]));
+        manifest.generation = 4;
+        manifest.save(&path).expect("save");
+        let status = std::fs::read(dir.path().join("status.json")).expect("status.json");
+        assert!(status.len() < 1024);
+        let head = Manifest::load_head(&path).expect("load").expect("present");
+        assert_eq!((head.files, head.chunks, head.embedded_chunks), (2, 3, 2));
+        assert_eq!(head.generation, 4);
+        assert!(!head.vectors_complete);
+        assert_eq!(
+            head.languages,
+            BTreeMap::from([(Language::Python, 1), (Language::Rust, 2)])
+        );
+
+        // The manifest replaced without its record (an older version, or a crash between the
+        // two writes): the record no longer matches and the manifest itself is read.
+        manifest.generation = 5;
+        manifest.files.remove("tool.py");
+        let bytes = serde_json::to_vec(&manifest).expect("json");
+        write_atomically(&path, &bytes).expect("write");
+        let head = Manifest::load_head(&path).expect("load").expect("present");
+        assert_eq!((head.generation, head.files, head.chunks), (5, 1, 2));
+        assert!(!head.languages.contains_key(&Language::Python));
     }
 }

@@ -126,7 +126,7 @@ pub fn run(config: &aiex_config::Config, command: &DocsCommand) -> anyhow::Resul
             }
         }
         DocsCommand::Remove { name } => {
-            if index_dir.manifest(name)?.kind != CollectionKind::Docs {
+            if index_dir.head(name)?.kind != CollectionKind::Docs {
                 anyhow::bail!(
                     "`{name}` is a code collection; remove it with `index --remove {name}`"
                 );

@@ -372,7 +372,7 @@ fn index_statuses(
 ) -> Result<Vec<CollectionIndex>, ApiError> {
     if let Some(name) = only {
         // An unknown or invalid name is refused as such.
-        index_dir.manifest(name)?;
+        index_dir.head(name)?;
     }
     Ok(index_dir
         .status()?

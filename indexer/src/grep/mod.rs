@@ -566,7 +566,7 @@ impl GrepSearcher {
         };
         let mut collections = Vec::with_capacity(names.len());
         for name in names {
-            let manifest = index_dir.manifest(&name)?;
+            let head = index_dir.head(&name)?;
             let paths = index_dir.collection_paths(&name);
             let files = if server_mode {
                 server_files.clone().map(Files::Server)
@@ -576,8 +576,8 @@ impl GrepSearcher {
             collections.push(GrepCollection {
                 files,
                 keyword_dir: paths.keyword.clone(),
-                root: manifest.root,
-                kind: manifest.kind,
+                root: head.root,
+                kind: head.kind,
                 name,
             });
         }

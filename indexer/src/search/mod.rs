@@ -27,7 +27,7 @@ use crate::document::Chunk;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::lang::Language;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestHead};
 use crate::snippet::make_snippet;
 use crate::store::keyword::{query_terms, KeywordStore};
 use crate::store::server::ServerVectorStore;
@@ -102,12 +102,20 @@ pub struct SearchResults {
     pub took_ms: f64,
 }
 
+/// A collection's files with their languages.
+type FileList = Arc<Vec<(String, Language)>>;
+
 struct OpenCollection {
     name: String,
     manifest_path: std::path::PathBuf,
-    manifest: RwLock<Manifest>,
+    /// The status record (the manifest without its file list: searches never parse the whole
+    /// manifest).
+    manifest: RwLock<ManifestHead>,
     /// When the manifest file was last seen modified (server mode: the refresh signal).
     manifest_modified: Mutex<Option<std::time::SystemTime>>,
+    /// The file list with each file's language, read from the manifest for path globs only, with
+    /// the manifest's modification time when read.
+    files: Mutex<Option<(Option<std::time::SystemTime>, FileList)>>,
     /// The local keyword index; None in server mode, where Qdrant answers keywords too.
     keyword: Option<KeywordStore>,
     vectors_dir: std::path::PathBuf,
@@ -166,12 +174,36 @@ impl OpenCollection {
         let stamp = self.manifest_stamp();
         let mut seen = self.manifest_modified.lock();
         if force || stamp != *seen {
-            if let Some(manifest) = Manifest::load(&self.manifest_path)? {
-                *self.manifest.write() = manifest;
+            if let Some(head) = Manifest::load_head(&self.manifest_path)? {
+                *self.manifest.write() = head;
             }
             *seen = stamp;
         }
         Ok(stamp)
+    }
+
+    /// Every file of the collection with its language (read from the manifest when it changed).
+    fn files(&self) -> Result<FileList> {
+        let stamp = self.manifest_stamp();
+        let mut cached = self.files.lock();
+        if let Some((seen, files)) = &*cached {
+            if *seen == stamp {
+                return Ok(Arc::clone(files));
+            }
+        }
+        let files: FileList = Arc::new(
+            Manifest::load(&self.manifest_path)?
+                .map(|manifest| {
+                    manifest
+                        .files
+                        .into_iter()
+                        .map(|(path, record)| (path, record.language))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        );
+        *cached = Some((stamp, Arc::clone(&files)));
+        Ok(files)
     }
 
     /// The manifest file's modification time, if it can be read.
@@ -254,7 +286,7 @@ impl Searcher {
         };
         let mut collections = Vec::with_capacity(names.len());
         for name in names {
-            let manifest = index_dir.manifest(&name)?;
+            let manifest = index_dir.head(&name)?;
             let paths = index_dir.collection_paths(&name);
             let keyword = if server_mode {
                 None
@@ -266,6 +298,7 @@ impl Searcher {
                 manifest_path: paths.manifest.clone(),
                 manifest: RwLock::new(manifest),
                 manifest_modified: Mutex::new(None),
+                files: Mutex::new(None),
                 keyword,
                 vectors_dir: paths.vectors,
                 vectors: Mutex::new(None),
@@ -319,7 +352,7 @@ impl Searcher {
         }
         {
             let manifest = collection.manifest.read();
-            if manifest.embedded_count() == 0 {
+            if manifest.embedded_chunks == 0 {
                 return Err("no vectors yet".to_string());
             }
             if let Some(indexed) = &manifest.model_id {
@@ -402,8 +435,8 @@ impl Searcher {
     pub fn language_counts(&self) -> Vec<(Language, usize)> {
         let mut counts: HashMap<Language, usize> = HashMap::new();
         for collection in &self.collections {
-            for file in collection.manifest.read().files.values() {
-                *counts.entry(file.language).or_default() += file.chunks.len();
+            for (language, chunks) in &collection.manifest.read().languages {
+                *counts.entry(*language).or_default() += chunks;
             }
         }
         let mut counts: Vec<(Language, usize)> = counts.into_iter().collect();
@@ -452,7 +485,7 @@ impl Searcher {
                     Err(reason) => results
                         .vectors_unavailable
                         .push((collection.name.clone(), reason.clone())),
-                    Ok(_) if !collection.manifest.read().vectors_complete() => {
+                    Ok(_) if !collection.manifest.read().vectors_complete => {
                         results.vectors_incomplete.push(collection.name.clone());
                     }
                     Ok(_) => {}
@@ -568,14 +601,11 @@ impl Searcher {
         let matcher = compile_glob(glob)?.compile_matcher();
         Ok(Some(
             collection
-                .manifest
-                .read()
-                .files
+                .files()?
                 .iter()
-                .filter(|(path, record)| {
+                .filter(|(path, language)| {
                     matcher.is_match(path.as_str())
-                        && (request.languages.is_empty()
-                            || request.languages.contains(&record.language))
+                        && (request.languages.is_empty() || request.languages.contains(language))
                 })
                 .map(|(path, _)| path.clone())
                 .collect(),

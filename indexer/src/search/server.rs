@@ -45,7 +45,7 @@ impl Searcher {
             return Err("embeddings are disabled".to_string());
         }
         let manifest = collection.manifest.read();
-        if manifest.embedded_count() == 0 {
+        if manifest.embedded_chunks == 0 {
             return Err("no vectors yet".to_string());
         }
         if let Some(indexed) = &manifest.model_id {
@@ -127,7 +127,7 @@ impl Searcher {
                     Err(reason) => results
                         .vectors_unavailable
                         .push((collection.name.clone(), reason.clone())),
-                    Ok(()) if !collection.manifest.read().vectors_complete() => {
+                    Ok(()) if !collection.manifest.read().vectors_complete => {
                         results.vectors_incomplete.push(collection.name.clone());
                     }
                     Ok(()) => {}
