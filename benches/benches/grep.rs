@@ -1,8 +1,11 @@
 //! Exact and regex search beside ripgrep on the same files, in the same run (page cache warm for
 //! both): index time and size against the source size, then p50/p99 latency of 50 selective
-//! literals, 50 regexes and 10 non-selective patterns, in process, next to one `rg` call each.
+//! literals, 50 regexes and 10 non-selective patterns, in process (median of three runs each),
+//! next to `rg` (median of three calls); then per CLI call: the release `aiex-research` binary
+//! against `rg`, both with `--count` (the same work, little output).
 //!
-//! `scripts/setup --with-ripgrep && cargo bench -p aiex-benches --bench grep`
+//! `scripts/setup --with-ripgrep && cargo build --release -p aiex-api && cargo bench -p
+//! aiex-benches --bench grep` (without the release binary the per-call table is left out).
 //!
 //! The corpus: crates of the workspace's Cargo.lock (pinned by name here, by version there),
 //! copied from the local cargo registry, at least 1M lines.
@@ -159,12 +162,72 @@ fn main() {
             request.case = CaseMode::Smart;
             request.max_lines = usize::MAX;
             request.time_budget = Duration::from_secs(600);
+            // What `rg --line-number` computes: the matching lines, not every match in them.
+            request.all_submatches = false;
             // Warm once, then time (the page cache is warm for both sides).
             let _ = searcher.search(&request).expect("search");
-            let started = Instant::now();
-            let _ = searcher.search(&request).expect("search");
-            ours.push(started.elapsed().as_secs_f64() * 1000.0);
-            if let Some(ms) = ripgrep_ms(&corpus, pattern, mode) {
+            ours.push(median_ms(|| {
+                let _ = searcher.search(&request).expect("search");
+            }));
+            if let Some(ms) = ripgrep_ms(&corpus, pattern, mode, false) {
+                theirs.push(ms);
+            }
+        }
+        let p = |values: &[f64], q: f64| aiex_benches::percentile(values, q);
+        println!(
+            "| {label} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1}x |",
+            p(&ours, 50.0),
+            p(&ours, 99.0),
+            p(&theirs, 50.0),
+            p(&theirs, 99.0),
+            p(&theirs, 50.0) / p(&ours, 50.0)
+        );
+    }
+    drop(searcher);
+
+    let Some(binary) = release_binary() else {
+        println!(
+            "\n(per CLI call: build the release binary first, `cargo build --release -p aiex-api`)"
+        );
+        return;
+    };
+    println!(
+        "\nper CLI call (`aiex-research search --mode exact|regex -e --count` vs `rg --count`):"
+    );
+    println!("| queries | aiex p50 | aiex p99 | rg p50 | rg p99 | p50 speed-up |");
+    println!("|---|---|---|---|---|---|");
+    for (label, mode, patterns) in [
+        ("50 selective literals", GrepMode::Exact, &literals),
+        ("50 regexes", GrepMode::Regex, &regexes),
+        ("10 non-selective", GrepMode::Regex, &broad),
+    ] {
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for pattern in patterns {
+            let call = || {
+                let output = Command::new(&binary)
+                    .arg("--data-dir")
+                    .arg(&data_dir)
+                    .env("AIEX__EMBEDDING__ENABLED", "false")
+                    .args(["search", "--mode"])
+                    .arg(if mode == GrepMode::Exact {
+                        "exact"
+                    } else {
+                        "regex"
+                    })
+                    .args(["-e", "--count", "--color", "never"])
+                    .arg(pattern)
+                    .output()
+                    .expect("run aiex-research");
+                assert!(
+                    output.status.code().is_some_and(|code| code <= 1),
+                    "{pattern}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            };
+            call();
+            ours.push(median_ms(call));
+            if let Some(ms) = ripgrep_ms(&corpus, pattern, mode, true) {
                 theirs.push(ms);
             }
         }
@@ -180,12 +243,33 @@ fn main() {
     }
 }
 
+/// The median of three timed runs of `run`, in milliseconds.
+fn median_ms(mut run: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            run();
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[1]
+}
+
+/// The release `aiex-research` next to this benchmark's build, if it was built.
+fn release_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let binary = exe.parent()?.parent()?.join("aiex-research");
+    binary.is_file().then_some(binary)
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// One `rg` call over the corpus directory, in milliseconds (after a warming call).
-fn ripgrep_ms(corpus: &Path, pattern: &str, mode: GrepMode) -> Option<f64> {
+/// An `rg` call over the corpus directory, in milliseconds (after a warming call; the median of
+/// three).
+fn ripgrep_ms(corpus: &Path, pattern: &str, mode: GrepMode, count: bool) -> Option<f64> {
     let run = || {
         let mut command = Command::new("rg");
         command
@@ -199,12 +283,15 @@ fn ripgrep_ms(corpus: &Path, pattern: &str, mode: GrepMode) -> Option<f64> {
         if mode == GrepMode::Exact {
             command.arg("--fixed-strings");
         }
+        if count {
+            command.arg("--count");
+        }
         command.arg("-e").arg(pattern).arg(".").output().ok()
     };
     run()?;
-    let started = Instant::now();
-    run()?;
-    Some(started.elapsed().as_secs_f64() * 1000.0)
+    Some(median_ms(|| {
+        let _ = run();
+    }))
 }
 
 /// Copies the pinned crates (versions from Cargo.lock) into `corpus` once; returns its line count.

@@ -123,17 +123,38 @@ const EXCERPT_BYTES: usize = 600;
 /// Most code lines quoted from one passage.
 const CODE_LINES: usize = 14;
 
+/// Most lines of a signature kept in a code excerpt.
+const SIGNATURE_LINES: usize = 4;
+
+/// Whether `term` (of a line of code or a comment) stands for one of the query's terms: the same
+/// word, or one the prefix of the other when the shorter has four characters or more (`embed`
+/// and `embedded`, `chunk` and `chunks`).
+fn matches_query(term: &str, query: &HashSet<String>) -> bool {
+    query.contains(term)
+        || query.iter().any(|wanted| {
+            let (short, long) = if wanted.len() <= term.len() {
+                (wanted.as_str(), term)
+            } else {
+                (term, wanted.as_str())
+            };
+            short.len() >= 4 && long.starts_with(short)
+        })
+}
+
 /// The passage's sentences that share most terms with `query` (up to `count`, in text order).
+/// Table rows are not sentences.
 fn best_sentences(text: &str, query: &HashSet<String>, count: usize) -> Vec<String> {
     let candidates = sentences(&prose(text));
     let mut scored: Vec<(usize, usize, &String)> = candidates
         .iter()
         .enumerate()
-        .filter(|(_, sentence)| sentence.split_whitespace().count() >= 4)
+        .filter(|(_, sentence)| {
+            sentence.split_whitespace().count() >= 4 && sentence.matches('|').count() < 2
+        })
         .map(|(position, sentence)| {
             let overlap = distinct_terms(sentence)
                 .iter()
-                .filter(|term| query.contains(*term))
+                .filter(|term| matches_query(term, query))
                 .count();
             (overlap, position, sentence)
         })
@@ -151,7 +172,55 @@ fn best_sentences(text: &str, query: &HashSet<String>, count: usize) -> Vec<Stri
         .collect()
 }
 
-fn code_excerpt(passage: &Passage) -> String {
+/// Whether a line of code is a comment (`//`, `#`, `/*`, `*`, `--`), an attribute or blank.
+fn is_comment_or_attribute(line: &str) -> bool {
+    let line = line.trim_start();
+    line.is_empty()
+        || ["//", "#", "/*", "*", "--", "@"]
+            .iter()
+            .any(|start| line.starts_with(start))
+}
+
+/// The documentation of a code passage as prose: `///`, `//!` and `//` comments, `#` comments and
+/// Python docstrings.
+fn doc_comments(text: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let mut in_docstring = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if in_docstring {
+            match line.find("\"\"\"") {
+                Some(end) => {
+                    out.push(&line[..end]);
+                    in_docstring = false;
+                }
+                None => out.push(line),
+            }
+            continue;
+        }
+        let comment = ["///", "//!", "//", "#"]
+            .iter()
+            .find_map(|start| line.strip_prefix(start))
+            .filter(|_| !line.starts_with("#[") && !line.starts_with("#!["));
+        if let Some(comment) = comment {
+            out.push(comment.trim());
+        } else if let Some(rest) = line.strip_prefix("\"\"\"") {
+            match rest.find("\"\"\"") {
+                Some(end) => out.push(&rest[..end]),
+                None => {
+                    out.push(rest);
+                    in_docstring = true;
+                }
+            }
+        }
+    }
+    out.join(" ")
+}
+
+/// The lines of a code passage that matter for `query`: its signature (from the first line of
+/// code to the one that opens the body) and the lines that hold the query's terms, in order, with
+/// `…` where lines are left out; the first lines when no line holds a term.
+fn code_excerpt(passage: &Passage, query: &HashSet<String>) -> String {
     let language = match passage.reference.locator.language.as_deref() {
         Some(language) if is_code(passage) => language,
         _ => "text",
@@ -160,14 +229,54 @@ fn code_excerpt(passage: &Passage) -> String {
         .text
         .lines()
         .filter(|line| !line.trim_start().starts_with("```"))
-        .take(CODE_LINES)
         .collect();
-    let more = if passage.text.lines().count() > CODE_LINES {
-        "\n// …"
+    let mut keep: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+    if let Some(start) = lines.iter().position(|line| !is_comment_or_attribute(line)) {
+        for (index, line) in lines.iter().enumerate().skip(start).take(SIGNATURE_LINES) {
+            keep.insert(index);
+            let end = line.trim_end();
+            if end.contains('{') || end.ends_with(':') || end.ends_with(';') {
+                break;
+            }
+        }
+    }
+    let matching: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(index, line)| {
+            !keep.contains(index)
+                && !is_comment_or_attribute(line)
+                && distinct_terms(line)
+                    .iter()
+                    .any(|term| matches_query(term, query))
+        })
+        .map(|(index, _)| index)
+        .collect();
+    if matching.is_empty() {
+        keep = (0..lines.len().min(CODE_LINES)).collect();
     } else {
-        ""
-    };
-    format!("```{language}\n{}{more}\n```", lines.join("\n"))
+        let room = CODE_LINES.saturating_sub(keep.len());
+        keep.extend(matching.into_iter().take(room));
+    }
+    let mut shown: Vec<&str> = Vec::with_capacity(keep.len() + 4);
+    let mut previous: Option<usize> = None;
+    for &index in &keep {
+        let skipped = match previous {
+            Some(previous) => index > previous + 1,
+            None => lines[..index]
+                .iter()
+                .any(|line| !is_comment_or_attribute(line)),
+        };
+        if skipped {
+            shown.push("…");
+        }
+        shown.push(lines[index]);
+        previous = Some(index);
+    }
+    if previous.is_some_and(|last| last + 1 < lines.len()) {
+        shown.push("…");
+    }
+    format!("```{language}\n{}\n```", shown.join("\n"))
 }
 
 fn is_code(passage: &Passage) -> bool {
@@ -195,7 +304,15 @@ pub fn extractive_section(question: &str, passages: &[&Passage]) -> String {
             _ => passage.reference.locator.title.clone(),
         };
         if is_code(passage) {
-            paragraphs.push(format!("{label} [{n}]:\n\n{}", code_excerpt(passage)));
+            // What its documentation says, then the lines that matter.
+            let said = best_sentences(&doc_comments(&passage.text), &query, 1)
+                .pop()
+                .map(|sentence| format!(" {sentence}"))
+                .unwrap_or_default();
+            paragraphs.push(format!(
+                "{label} [{n}]:{said}\n\n{}",
+                code_excerpt(passage, &query)
+            ));
         } else {
             let picked = best_sentences(&passage.text, &query, 2);
             let text = if picked.is_empty() {
@@ -262,14 +379,31 @@ impl Synthesizer for ExtractiveSynthesizer {
                 };
                 let _ = deltas.send(format!("## {}\n\n{body}\n\n", sub_question.heading));
                 sections.push(body);
-                if let Some(best) = mine.iter().find(|passage| !is_code(passage)) {
-                    let mut query = question_terms.clone();
-                    query.extend(terms(&sub_question.text));
-                    if let Some(sentence) = best_sentences(&best.text, &query, 1).pop() {
-                        let line = format!("{sentence} [{}]", best.n);
-                        if !summary.contains(&line) {
-                            summary.push(line);
-                        }
+                // The summary: the best sentence of the best prose passage, else of the best
+                // documented code passage.
+                let mut query = question_terms.clone();
+                query.extend(terms(&sub_question.text));
+                let prose_sentence =
+                    mine.iter()
+                        .filter(|passage| !is_code(passage))
+                        .find_map(|passage| {
+                            best_sentences(&passage.text, &query, 1)
+                                .pop()
+                                .map(|sentence| (sentence, passage.n))
+                        });
+                let best = prose_sentence.or_else(|| {
+                    mine.iter()
+                        .filter(|passage| is_code(passage))
+                        .find_map(|passage| {
+                            best_sentences(&doc_comments(&passage.text), &query, 1)
+                                .pop()
+                                .map(|sentence| (sentence, passage.n))
+                        })
+                });
+                if let Some((sentence, n)) = best {
+                    let line = format!("{sentence} [{n}]");
+                    if !summary.contains(&line) {
+                        summary.push(line);
                     }
                 }
             }
@@ -296,5 +430,128 @@ impl Synthesizer for ExtractiveSynthesizer {
                 usage: Usage::default(),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::SourceRef;
+
+    fn code_passage(n: usize, symbol: &str, text: &str) -> Passage {
+        Passage {
+            n,
+            sub_questions: vec![0],
+            text: text.to_string(),
+            score: 1.0,
+            reference: SourceRef {
+                locator: aiex_search::Locator {
+                    source: "code".into(),
+                    title: symbol.into(),
+                    collection: Some("demo".into()),
+                    path: Some("src/pipeline.rs".into()),
+                    start_line: Some(1),
+                    end_line: Some(text.lines().count() as u32),
+                    language: Some("rust".into()),
+                    symbol: Some(symbol.into()),
+                    ..aiex_search::Locator::default()
+                },
+                parent: None,
+                retrieved_at: "2026-01-01T00:00:00Z".into(),
+            },
+        }
+    }
+
+    const EMBED_PENDING: &str =
+        "/// Embeds the chunks not embedded yet and writes their vectors to the vector store.
+#[tracing::instrument(skip_all)]
+fn embed_pending(&mut self, pending: &[u64]) -> Result<()> {
+    let started = Instant::now();
+    let total = pending.len();
+    let mut done = 0;
+    for batch in pending.chunks(EMBED_BATCH) {
+        let texts = self.texts(batch)?;
+        let vectors = self.embedder.embed(&texts)?;
+        progress(done, total);
+        done += batch.len();
+        self.store.upsert(points(batch, vectors))?;
+        self.checkpoint()?;
+    }
+    tracing::debug!(elapsed = ?started.elapsed());
+    Ok(())
+}";
+
+    #[test]
+    fn code_is_quoted_by_its_signature_and_the_lines_that_hold_the_question() {
+        let passage = code_passage(3, "embed_pending", EMBED_PENDING);
+        let query: HashSet<String> =
+            terms("How are chunks embedded and written to the vector store?")
+                .into_iter()
+                .collect();
+        let excerpt = code_excerpt(&passage, &query);
+        let lines: Vec<&str> = excerpt.lines().collect();
+        assert_eq!(lines[0], "```rust");
+        assert_eq!(
+            lines[1],
+            "fn embed_pending(&mut self, pending: &[u64]) -> Result<()> {"
+        );
+        assert!(
+            excerpt.contains("for batch in pending.chunks(EMBED_BATCH) {"),
+            "{excerpt}"
+        );
+        assert!(
+            excerpt.contains("self.embedder.embed(&texts)?"),
+            "{excerpt}"
+        );
+        assert!(
+            excerpt.contains("self.store.upsert(points(batch, vectors))?"),
+            "{excerpt}"
+        );
+        // Lines that say nothing about the question are left out, and the gaps are marked.
+        assert!(!excerpt.contains("Instant::now()"), "{excerpt}");
+        assert!(!excerpt.contains("progress(done, total)"), "{excerpt}");
+        assert!(lines.contains(&"…"), "{excerpt}");
+        assert_eq!(lines.last(), Some(&"```"));
+
+        // The section says what the documentation says, cited, before the code.
+        let section = extractive_section(
+            "How are chunks embedded and written to the vector store?",
+            &[&passage],
+        );
+        assert!(
+            section.starts_with(
+                "`embed_pending` in `src/pipeline.rs` [3]: Embeds the chunks not embedded yet and \
+                 writes their vectors to the vector store."
+            ),
+            "{section}"
+        );
+    }
+
+    #[test]
+    fn code_with_no_line_about_the_question_shows_its_first_lines() {
+        let passage = code_passage(1, "unrelated", "fn unrelated() {\n    let a = 1;\n}\n");
+        let query: HashSet<String> = terms("vector store").into_iter().collect();
+        assert_eq!(
+            code_excerpt(&passage, &query),
+            "```rust\nfn unrelated() {\n    let a = 1;\n}\n```"
+        );
+    }
+
+    #[test]
+    fn documentation_is_read_from_comments_and_docstrings_and_tables_are_not_sentences() {
+        assert_eq!(
+            doc_comments("/// Parses a table.\n#[inline]\nfn parse() {}\n"),
+            "Parses a table."
+        );
+        assert_eq!(
+            doc_comments("def push(self, job):\n    \"\"\"Adds a job\n    to the queue.\"\"\"\n"),
+            "Adds a job to the queue."
+        );
+        let query: HashSet<String> = terms("embedding throughput").into_iter().collect();
+        let text = "| embedding | 284 s | 22.7 chunks/s |\n\nEmbedding throughput is bound by the model on two cores.";
+        assert_eq!(
+            best_sentences(text, &query, 2),
+            ["Embedding throughput is bound by the model on two cores."]
+        );
     }
 }

@@ -78,7 +78,7 @@ pub fn sentences(text: &str) -> Vec<String> {
     out
 }
 
-/// The prose of `text`: fenced code blocks and Markdown heading lines removed.
+/// The prose of `text`: fenced code blocks, Markdown heading lines and table rows removed.
 pub fn prose(text: &str) -> String {
     let mut out = Vec::new();
     let mut in_fence = false;
@@ -89,7 +89,7 @@ pub fn prose(text: &str) -> String {
             out.push("");
             continue;
         }
-        if in_fence || trimmed.starts_with('#') {
+        if in_fence || trimmed.starts_with('#') || trimmed.starts_with('|') {
             out.push("");
             continue;
         }

@@ -136,20 +136,23 @@ pub fn run(
     request.word = args.word_regexp;
     request.before = args.before_context.or(args.context).unwrap_or(0);
     request.after = args.after_context.or(args.context).unwrap_or(0);
-    if let Some(limit) = search.limit {
-        request.max_lines = limit;
-    }
+    // As ripgrep: every match unless `--limit` caps them (the time budget still bounds a run).
+    request.max_lines = search.limit.unwrap_or(usize::MAX);
+    let color = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::io::stdout().is_terminal() && !search.json,
+    };
+    // Only what is printed: counts and file lists need no lines, plain lines only the first
+    // match's column; colours and `--json` show every match.
+    request.with_lines = !(args.count || args.files_with_matches) || search.json;
+    request.all_submatches = color || search.json;
     request.time_budget = Duration::from_secs(30);
     let searcher = GrepSearcher::open(config, &search.collections)?;
     let results = searcher.search(&request)?;
     for note in &results.notes {
         eprintln!("note: {note}");
     }
-    let color = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => std::io::stdout().is_terminal() && !json,
-    };
     let mut stdout = std::io::stdout().lock();
     if json {
         write_json(&mut stdout, &results)?;

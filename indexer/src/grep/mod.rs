@@ -111,6 +111,10 @@ pub struct GrepRequest {
     pub max_lines: usize,
     /// Verification stops after this long (the results say they are truncated).
     pub time_budget: Duration,
+    /// Every match of each line (false: the first only, enough for plain `path:line:col:text`).
+    pub all_submatches: bool,
+    /// The lines themselves (false: only the counts, for `--count` and `--files-with-matches`).
+    pub with_lines: bool,
 }
 
 impl GrepRequest {
@@ -125,6 +129,8 @@ impl GrepRequest {
             after: 0,
             max_lines: 10_000,
             time_budget: Duration::from_secs(10),
+            all_submatches: true,
+            with_lines: true,
         }
     }
 }
@@ -331,7 +337,7 @@ impl Compiled {
     }
 
     /// The matching lines of `content` (at most `max_lines`), or `None` when no alternative holds.
-    fn file_hits(&self, content: &str, max_lines: usize) -> Option<LineHits> {
+    fn file_hits(&self, content: &str, max_lines: usize, first_only: bool) -> Option<LineHits> {
         let mut hits_by_pattern: HashMap<usize, LineHits> = HashMap::new();
         let mut merged: Option<LineHits> = None;
         for alternative in &self.alternatives {
@@ -345,7 +351,7 @@ impl Compiled {
             let mut holds = true;
             for &index in &alternative.positive {
                 let hits = hits_by_pattern.entry(index).or_insert_with(|| {
-                    matching_lines(content, &self.patterns[index].regex, max_lines)
+                    matching_lines(content, &self.patterns[index].regex, max_lines, first_only)
                 });
                 if hits.is_empty() {
                     holds = false;
@@ -440,7 +446,7 @@ impl Compiled {
         } else {
             remaining
         };
-        let Some(hits) = self.file_hits(&file.content, cap) else {
+        let Some(hits) = self.file_hits(&file.content, cap, !request.all_submatches) else {
             return Ok(Some((bytes, None)));
         };
         let mut hits = self.symbol_lines(symbols, &file.path, hits)?;
@@ -450,7 +456,11 @@ impl Compiled {
         while hits.len() > remaining {
             hits.pop_last();
         }
-        let lines = with_context(&file.content, &hits, request.before, request.after);
+        let lines = if request.with_lines {
+            with_context(&file.content, &hits, request.before, request.after)
+        } else {
+            Vec::new()
+        };
         let submatches = hits.values().map(|hit| hit.2.len()).sum();
         Ok(Some((
             bytes,
@@ -688,6 +698,12 @@ impl GrepSearcher {
 /// Keeps the first `max` matching lines of `file` (and their context).
 fn cap_lines(mut file: FileMatches, max: usize) -> FileMatches {
     if file.matched_lines <= max {
+        return file;
+    }
+    if file.lines.is_empty() {
+        // Counts only: the first `max` matching lines (their submatches are not kept apart).
+        file.matched_lines = max;
+        file.submatches = file.submatches.min(max);
         return file;
     }
     let mut kept = 0usize;

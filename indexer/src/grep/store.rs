@@ -15,8 +15,11 @@ use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING,
 };
+use tantivy::store::Compressor;
 use tantivy::tokenizer::{PreTokenizedString, Token};
-use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument, Term,
+};
 
 use super::trigrams::{term_text, text_trigrams, TrigramQuery};
 use crate::error::{Error, Result};
@@ -79,7 +82,17 @@ impl FileStore {
         fs_err::create_dir_all(dir).map_err(Error::io(dir))?;
         let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)?;
-        let index = Index::open_or_create(directory, schema)?;
+        // Contents are stored uncompressed: a pattern that no trigram narrows reads every file
+        // back, and decompressing them would cost more than reading them (an index created by an
+        // earlier version keeps its own setting).
+        let settings = IndexSettings {
+            docstore_compression: Compressor::None,
+            ..IndexSettings::default()
+        };
+        let index = Index::builder()
+            .schema(schema)
+            .settings(settings)
+            .open_or_create(directory)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

@@ -31,15 +31,35 @@ impl GrepLine {
 pub(super) type LineHits = BTreeMap<usize, (usize, usize, Vec<(usize, usize)>)>;
 
 /// The lines of `content` that `regex` matches (the regex never matches a line break), with
-/// at most `max_lines` lines.
-pub(super) fn matching_lines(content: &str, regex: &Regex, max_lines: usize) -> LineHits {
+/// at most `max_lines` lines: every match of each line, or with `first_only` the first one (the
+/// search then goes on from the next line, as ripgrep does when it prints no match highlights).
+pub(super) fn matching_lines(
+    content: &str,
+    regex: &Regex,
+    max_lines: usize,
+    first_only: bool,
+) -> LineHits {
     let mut hits = LineHits::new();
     let bytes = content.as_bytes();
     let mut line_index = 0usize;
     let mut line_start = 0usize;
     let mut line_end = next_line_end(content, 0);
-    for found in regex.find_iter(content) {
+    let mut from = 0;
+    while from <= bytes.len() {
+        let Some(found) = regex.find_at(content, from) else {
+            break;
+        };
         let start = found.start();
+        // The next search starts after this match (after an empty one, one character on), or
+        // on the next line when only the first match of a line is wanted.
+        from = if found.end() > found.start() {
+            found.end()
+        } else {
+            content[found.end()..]
+                .chars()
+                .next()
+                .map_or(bytes.len() + 1, |c| found.end() + c.len_utf8())
+        };
         if start == bytes.len() && (bytes.is_empty() || bytes[bytes.len() - 1] == b'\n') {
             // The empty "line" after a final line break is no line.
             break;
@@ -56,6 +76,9 @@ pub(super) fn matching_lines(content: &str, regex: &Regex, max_lines: usize) -> 
         if hits.len() > max_lines {
             hits.remove(&line_index);
             break;
+        }
+        if first_only {
+            from = from.max(line_end + 1);
         }
     }
     hits
@@ -134,7 +157,7 @@ mod tests {
     #[test]
     fn lines_and_submatches() {
         let regex = Regex::new("o+").expect("valid");
-        let hits = matching_lines("foo\nbar\nboo boo\n", &regex, 100);
+        let hits = matching_lines("foo\nbar\nboo boo\n", &regex, 100, false);
         let lines: Vec<_> = hits.iter().map(|(i, hit)| (*i, hit.2.clone())).collect();
         assert_eq!(lines, vec![(0, vec![(1, 3)]), (2, vec![(1, 3), (5, 7)])]);
     }
@@ -142,16 +165,16 @@ mod tests {
     #[test]
     fn empty_matches_count_every_line_but_not_past_the_end() {
         let regex = Regex::new("(?m)^").expect("valid");
-        assert_eq!(matching_lines("a\n\nb\n", &regex, 100).len(), 3);
-        assert_eq!(matching_lines("a\nb", &regex, 100).len(), 2);
-        assert_eq!(matching_lines("", &regex, 100).len(), 0);
+        assert_eq!(matching_lines("a\n\nb\n", &regex, 100, false).len(), 3);
+        assert_eq!(matching_lines("a\nb", &regex, 100, false).len(), 2);
+        assert_eq!(matching_lines("", &regex, 100, false).len(), 0);
     }
 
     #[test]
     fn context_lines_surround_matches() {
         let content = "1\n2\n3 x\n4\n5\n6\n7 x\n";
         let regex = Regex::new("x").expect("valid");
-        let hits = matching_lines(content, &regex, 100);
+        let hits = matching_lines(content, &regex, 100, false);
         let lines = with_context(content, &hits, 1, 1);
         let numbers: Vec<(u64, bool)> = lines.iter().map(|l| (l.line_number, l.context)).collect();
         assert_eq!(
@@ -166,7 +189,7 @@ mod tests {
         content.push_str("needle");
         content.push('\n');
         let regex = Regex::new("needle").expect("valid");
-        let hits = matching_lines(&content, &regex, 10);
+        let hits = matching_lines(&content, &regex, 10, false);
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[&0].2, vec![(1 << 20, (1 << 20) + 6)]);
     }
