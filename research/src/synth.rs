@@ -261,14 +261,23 @@ fn code_excerpt(passage: &Passage, query: &HashSet<String>) -> String {
     let mut shown: Vec<&str> = Vec::with_capacity(keep.len() + 4);
     let mut previous: Option<usize> = None;
     for &index in &keep {
-        let skipped = match previous {
-            Some(previous) => index > previous + 1,
-            None => lines[..index]
+        match previous {
+            // Blank lines left out are shown as they are; anything else as `…`.
+            Some(previous) if index > previous + 1 => {
+                let gap = &lines[previous + 1..index];
+                if gap.iter().all(|line| line.trim().is_empty()) {
+                    shown.extend(gap);
+                } else {
+                    shown.push("…");
+                }
+            }
+            None if lines[..index]
                 .iter()
-                .any(|line| !is_comment_or_attribute(line)),
-        };
-        if skipped {
-            shown.push("…");
+                .any(|line| !is_comment_or_attribute(line)) =>
+            {
+                shown.push("…");
+            }
+            _ => {}
         }
         shown.push(lines[index]);
         previous = Some(index);
