@@ -21,8 +21,7 @@ use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
     DeletePointsBuilder, FieldType, Filter, GetPointsBuilder, IntegerIndexParamsBuilder,
     KeywordIndexParamsBuilder, NamedVectors, PayloadIncludeSelector, PointId, PointStruct,
-    PointsIdsList, RetrievedPoint, ScrollPointsBuilder, UpsertPointsBuilder, VectorParamsMap,
-    VectorsConfig,
+    PointsIdsList, RetrievedPoint, UpsertPointsBuilder, VectorParamsMap, VectorsConfig,
 };
 use qdrant_client::Payload;
 
@@ -51,8 +50,6 @@ const FILE_ENTRY: &str = "grep-file";
 const WRITE_BYTES: usize = 8 << 20;
 /// Most content bytes (roughly) per read request.
 const READ_BYTES: u64 = 16 << 20;
-/// Points per page when scrolling.
-const SCROLL_PAGE: u32 = 1024;
 
 /// A candidate file: its point and its size, read before its content.
 #[derive(Debug, Clone)]
@@ -355,33 +352,14 @@ impl ServerFiles {
 
     /// Every point matching `filter`, with the payload `fields`.
     fn scroll(&self, filter: Filter, fields: Vec<&'static str>) -> Result<Vec<RetrievedPoint>> {
-        let mut points = Vec::new();
-        let mut offset: Option<PointId> = None;
-        loop {
-            let filter = filter.clone();
-            let fields = fields.clone();
-            let from = offset.clone();
-            let page = self
-                .meta
-                .conn
-                .call(move |client| {
-                    let mut request = ScrollPointsBuilder::new(FILES_COLLECTION)
-                        .filter(filter.clone())
-                        .limit(SCROLL_PAGE)
-                        .with_payload(include(&fields))
-                        .with_vectors(false);
-                    if let Some(from) = from.clone() {
-                        request = request.offset(from);
-                    }
-                    async move { client.scroll(request).await }
-                })
-                .map_err(|err| self.error("reading files", &err))?;
-            points.extend(page.result);
-            match page.next_page_offset {
-                Some(next) => offset = Some(next),
-                None => return Ok(points),
-            }
-        }
+        super::meta::scroll_all(
+            &self.meta.conn,
+            FILES_COLLECTION,
+            filter,
+            Some(&fields),
+            false,
+        )
+        .map_err(|err| self.error("reading files", &err))
     }
 }
 

@@ -369,33 +369,49 @@ impl MetaStore {
 
     /// Every point matching `filter`, with payloads; `strong` reads from a majority of replicas.
     pub(super) fn scroll(&self, filter: Filter, strong: bool) -> Result<Vec<RetrievedPoint>> {
-        let mut points = Vec::new();
-        let mut offset: Option<PointId> = None;
-        loop {
-            let filter = filter.clone();
-            let from = offset.clone();
-            let page = self
-                .conn
-                .call(move |client| {
-                    let mut request = ScrollPointsBuilder::new(META_COLLECTION)
-                        .filter(filter.clone())
-                        .limit(SCROLL_PAGE)
-                        .with_payload(true)
-                        .with_vectors(false);
-                    if let Some(from) = from.clone() {
-                        request = request.offset(from);
-                    }
-                    if strong {
-                        request = request.read_consistency(META_READ);
-                    }
-                    async move { client.scroll(request).await }
-                })
-                .map_err(|err| self.error("reading metadata", &err))?;
-            points.extend(page.result);
-            match page.next_page_offset {
-                Some(next) => offset = Some(next),
-                None => return Ok(points),
+        scroll_all(&self.conn, META_COLLECTION, filter, None, strong)
+            .map_err(|err| self.error("reading metadata", &err))
+    }
+}
+
+/// Every point of `collection` matching `filter`, page by page, with the payload `fields` (all
+/// of it when None) and no vectors; `strong` reads from a majority of replicas.
+pub(super) fn scroll_all(
+    conn: &ServerVectorStore,
+    collection: &'static str,
+    filter: Filter,
+    fields: Option<&[&str]>,
+    strong: bool,
+) -> std::result::Result<Vec<RetrievedPoint>, qdrant_client::QdrantError> {
+    use qdrant_client::qdrant::with_payload_selector::SelectorOptions;
+    let selector = match fields {
+        Some(fields) => SelectorOptions::Include(super::files::include(fields)),
+        None => SelectorOptions::Enable(true),
+    };
+    let mut points = Vec::new();
+    let mut offset: Option<PointId> = None;
+    loop {
+        let filter = filter.clone();
+        let selector = selector.clone();
+        let from = offset.clone();
+        let page = conn.call(move |client| {
+            let mut request = ScrollPointsBuilder::new(collection)
+                .filter(filter.clone())
+                .limit(SCROLL_PAGE)
+                .with_payload(selector.clone())
+                .with_vectors(false);
+            if let Some(from) = from.clone() {
+                request = request.offset(from);
             }
+            if strong {
+                request = request.read_consistency(META_READ);
+            }
+            async move { client.scroll(request).await }
+        })?;
+        points.extend(page.result);
+        match page.next_page_offset {
+            Some(next) => offset = Some(next),
+            None => return Ok(points),
         }
     }
 }
