@@ -147,42 +147,25 @@ fn main() {
     .map(|s| s.to_string())
     .collect();
     println!();
-    println!("| queries | aiex p50 | aiex p99 | rg p50 | rg p99 | p50 speed-up |");
-    println!("|---|---|---|---|---|---|");
-    for (label, mode, patterns) in [
+    let classes = [
         ("50 selective literals", GrepMode::Exact, &literals),
         ("50 regexes", GrepMode::Regex, &regexes),
         ("10 non-selective", GrepMode::Regex, &broad),
-    ] {
-        let mut ours = Vec::new();
-        let mut theirs = Vec::new();
-        for pattern in patterns {
-            let mut request = GrepRequest::new(pattern.as_str(), mode);
-            request.pattern_only = true;
-            request.case = CaseMode::Smart;
-            request.max_lines = usize::MAX;
-            request.time_budget = Duration::from_secs(600);
-            // What `rg --line-number` computes: the matching lines, not every match in them.
-            request.all_submatches = false;
-            // Warm once, then time (the page cache is warm for both sides).
+    ];
+    table(&classes, &corpus, false, |pattern, mode| {
+        let mut request = GrepRequest::new(pattern, mode);
+        request.pattern_only = true;
+        request.case = CaseMode::Smart;
+        request.max_lines = usize::MAX;
+        request.time_budget = Duration::from_secs(600);
+        // What `rg --line-number` computes: the matching lines, not every match in them.
+        request.all_submatches = false;
+        // Warm once, then time (the page cache is warm for both sides).
+        let _ = searcher.search(&request).expect("search");
+        median_ms(|| {
             let _ = searcher.search(&request).expect("search");
-            ours.push(median_ms(|| {
-                let _ = searcher.search(&request).expect("search");
-            }));
-            if let Some(ms) = ripgrep_ms(&corpus, pattern, mode, false) {
-                theirs.push(ms);
-            }
-        }
-        let p = |values: &[f64], q: f64| aiex_benches::percentile(values, q);
-        println!(
-            "| {label} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1}x |",
-            p(&ours, 50.0),
-            p(&ours, 99.0),
-            p(&theirs, 50.0),
-            p(&theirs, 99.0),
-            p(&theirs, 50.0) / p(&ours, 50.0)
-        );
-    }
+        })
+    });
     drop(searcher);
 
     let Some(binary) = release_binary() else {
@@ -194,51 +177,60 @@ fn main() {
     println!(
         "\nper CLI call (`aiex-research search --mode exact|regex -e --count` vs `rg --count`):"
     );
+    table(&classes, &corpus, true, |pattern, mode| {
+        let call = || {
+            let output = Command::new(&binary)
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .env("AIEX__EMBEDDING__ENABLED", "false")
+                .args(["search", "--mode"])
+                .arg(if mode == GrepMode::Exact {
+                    "exact"
+                } else {
+                    "regex"
+                })
+                .args(["-e", "--count", "--color", "never"])
+                .arg(pattern)
+                .output()
+                .expect("run aiex-research");
+            assert!(
+                output.status.code().is_some_and(|code| code <= 1),
+                "{pattern}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        call();
+        median_ms(call)
+    });
+}
+
+/// One table row per class of patterns: `ours` times a pattern (ms), beside `rg` on the corpus
+/// (with `--count` when `count`).
+fn table(
+    classes: &[(&str, GrepMode, &Vec<String>)],
+    corpus: &Path,
+    count: bool,
+    mut ours: impl FnMut(&str, GrepMode) -> f64,
+) {
     println!("| queries | aiex p50 | aiex p99 | rg p50 | rg p99 | p50 speed-up |");
     println!("|---|---|---|---|---|---|");
-    for (label, mode, patterns) in [
-        ("50 selective literals", GrepMode::Exact, &literals),
-        ("50 regexes", GrepMode::Regex, &regexes),
-        ("10 non-selective", GrepMode::Regex, &broad),
-    ] {
-        let mut ours = Vec::new();
+    for &(label, mode, patterns) in classes {
+        let mut mine = Vec::new();
         let mut theirs = Vec::new();
         for pattern in patterns {
-            let call = || {
-                let output = Command::new(&binary)
-                    .arg("--data-dir")
-                    .arg(&data_dir)
-                    .env("AIEX__EMBEDDING__ENABLED", "false")
-                    .args(["search", "--mode"])
-                    .arg(if mode == GrepMode::Exact {
-                        "exact"
-                    } else {
-                        "regex"
-                    })
-                    .args(["-e", "--count", "--color", "never"])
-                    .arg(pattern)
-                    .output()
-                    .expect("run aiex-research");
-                assert!(
-                    output.status.code().is_some_and(|code| code <= 1),
-                    "{pattern}: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            };
-            call();
-            ours.push(median_ms(call));
-            if let Some(ms) = ripgrep_ms(&corpus, pattern, mode, true) {
+            mine.push(ours(pattern, mode));
+            if let Some(ms) = ripgrep_ms(corpus, pattern, mode, count) {
                 theirs.push(ms);
             }
         }
         let p = |values: &[f64], q: f64| aiex_benches::percentile(values, q);
         println!(
             "| {label} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1}x |",
-            p(&ours, 50.0),
-            p(&ours, 99.0),
+            p(&mine, 50.0),
+            p(&mine, 99.0),
             p(&theirs, 50.0),
             p(&theirs, 99.0),
-            p(&theirs, 50.0) / p(&ours, 50.0)
+            p(&theirs, 50.0) / p(&mine, 50.0)
         );
     }
 }

@@ -27,7 +27,6 @@ use qdrant_client::Payload;
 
 use super::meta::{int_field, meta_uuid, MetaStore};
 use super::payload::string_field;
-use super::rpc::{status_code, status_message, Code};
 use super::ID_BATCH;
 use crate::error::Result;
 use crate::grep::store::{FileStore, StoredFile};
@@ -118,12 +117,8 @@ impl ServerFiles {
             let request = request.clone();
             async move { client.create_collection(request).await }
         });
-        match created {
-            Ok(_) => {}
-            Err(err) if status_code(&err) == Some(Code::AlreadyExists) => {}
-            Err(err) if status_message(&err).contains("already exists") => {}
-            Err(err) => return Err(self.error("creating the file collection", &err)),
-        }
+        super::rpc::created(created)
+            .map_err(|err| self.error("creating the file collection", &err))?;
         for (field, kind) in [
             (TENANT, FieldType::Keyword),
             (PATH, FieldType::Keyword),

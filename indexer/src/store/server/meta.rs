@@ -27,7 +27,6 @@ use qdrant_client::qdrant::{
 use qdrant_client::Payload;
 
 use super::payload::string_field;
-use super::rpc::{status_code, status_message, Code};
 use super::{ServerStoreOptions, ServerVectorStore, ID_BATCH};
 use crate::error::{Error, Result};
 use crate::manifest::{FileRecord, Manifest};
@@ -159,12 +158,8 @@ impl MetaStore {
             let request = request.clone();
             async move { client.create_collection(request).await }
         });
-        match created {
-            Ok(_) => {}
-            Err(err) if status_code(&err) == Some(Code::AlreadyExists) => {}
-            Err(err) if status_message(&err).contains("already exists") => {}
-            Err(err) => return Err(self.error("creating the metadata collection", &err)),
-        }
+        super::rpc::created(created)
+            .map_err(|err| self.error("creating the metadata collection", &err))?;
         for (field, tenant) in [(TENANT, true), (TYPE, false)] {
             let mut builder =
                 CreateFieldIndexCollectionBuilder::new(META_COLLECTION, field, FieldType::Keyword)

@@ -41,7 +41,7 @@ pub use health::{cluster_health, ClusterHealth, CollectionHealth};
 pub use lease::Lease;
 pub use meta::{MetaStore, RegistryEntry, META_COLLECTION};
 pub(crate) use payload::chunk_of;
-use rpc::{status_code, status_message, worker, Code};
+use rpc::worker;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -530,13 +530,7 @@ impl ServerVectorStore {
             let request = request.clone();
             async move { client.create_collection(request).await }
         });
-        match created {
-            Ok(_) => {}
-            // Another process created it meanwhile.
-            Err(err) if status_code(&err) == Some(Code::AlreadyExists) => {}
-            Err(err) if status_message(&err).contains("already exists") => {}
-            Err(err) => return Err(self.error("creating the collection", &err)),
-        }
+        rpc::created(created).map_err(|err| self.error("creating the collection", &err))?;
         let mut indexes = vec![(
             TENANT_FIELD.to_string(),
             FieldType::Keyword,

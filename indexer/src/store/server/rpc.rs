@@ -128,6 +128,23 @@ impl ServerVectorStore {
 }
 
 /// The gRPC status codes this store tells apart (numbers fixed by the gRPC specification).
+/// The outcome of creating something, where "already exists" (another process created it
+/// meanwhile) is success.
+pub(super) fn created<T>(
+    result: std::result::Result<T, QdrantError>,
+) -> std::result::Result<(), QdrantError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(err)
+            if status_code(&err) == Some(Code::AlreadyExists)
+                || status_message(&err).contains("already exists") =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(err),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Code {
     DeadlineExceeded,
