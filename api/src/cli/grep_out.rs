@@ -154,6 +154,7 @@ pub fn run(
         eprintln!("note: {note}");
     }
     let mut stdout = std::io::stdout().lock();
+    let single = single_collection(&results);
     if json {
         write_json(&mut stdout, &results)?;
     } else if args.count {
@@ -161,13 +162,13 @@ pub fn run(
             writeln!(
                 stdout,
                 "{}:{}",
-                display_path(&results, file),
+                display_path(file, single),
                 file.matched_lines
             )?;
         }
     } else if args.files_with_matches {
         for file in &results.files {
-            writeln!(stdout, "{}", display_path(&results, file))?;
+            writeln!(stdout, "{}", display_path(file, single))?;
         }
     } else {
         let with_context = request.before > 0 || request.after > 0;
@@ -181,11 +182,15 @@ pub fn run(
 }
 
 /// Paths relative to the collection root when one collection answered; otherwise under its root.
-fn display_path(results: &GrepResults, file: &FileMatches) -> String {
-    let single = results
+/// Whether paths print relative to their collection's root: when one collection answered.
+fn single_collection(results: &GrepResults) -> bool {
+    results
         .files
-        .iter()
-        .all(|other| other.collection == file.collection);
+        .windows(2)
+        .all(|pair| pair[0].collection == pair[1].collection)
+}
+
+fn display_path(file: &FileMatches, single: bool) -> String {
     if single {
         file.path.clone()
     } else {
@@ -212,8 +217,9 @@ fn write_lines(
         }
     };
     let mut first_group = true;
+    let single = single_collection(results);
     for file in &results.files {
-        let path = paint(PATH_COLOR, &display_path(results, file));
+        let path = paint(PATH_COLOR, &display_path(file, single));
         let mut previous: Option<u64> = None;
         for line in &file.lines {
             let contiguous = previous.is_some_and(|number| number + 1 == line.line_number);
@@ -264,8 +270,9 @@ fn write_json(out: &mut impl Write, results: &GrepResults) -> anyhow::Result<()>
             "human": format!("{:.6}s", duration.as_secs_f64()),
         })
     };
+    let single = single_collection(results);
     for file in &results.files {
-        let path = json!({ "text": display_path(results, file) });
+        let path = json!({ "text": display_path(file, single) });
         writeln!(out, "{}", json!({"type": "begin", "data": {"path": path}}))?;
         for line in &file.lines {
             let submatches: Vec<_> = line

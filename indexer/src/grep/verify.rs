@@ -85,9 +85,7 @@ pub(super) fn matching_lines(
 }
 
 fn next_line_end(content: &str, from: usize) -> usize {
-    content[from..]
-        .find('\n')
-        .map_or(content.len(), |at| from + at)
+    memchr::memchr(b'\n', &content.as_bytes()[from..]).map_or(content.len(), |at| from + at)
 }
 
 /// The lines of `hits` with `before`/`after` lines of context around each, in file order.
