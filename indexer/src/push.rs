@@ -18,7 +18,6 @@
 //! indexes the files not yet recorded, like after any dead run.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -131,11 +130,7 @@ pub fn push_collection(
 
     // Write side: the lease, then the collection marked as being written.
     let meta = MetaStore::connect(config)?;
-    let lease = Lease::acquire(
-        Arc::clone(&meta),
-        name,
-        Duration::from_secs(config.vector.lease_secs),
-    )?;
+    let lease = Lease::for_collection(config, &meta, name)?;
     let previous = meta.entry(name)?;
     if let Some(entry) = &previous {
         let head = &entry.head;

@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::collection::CollectionPaths;
 use crate::error::{Error, Result};
@@ -75,11 +74,7 @@ impl ClusterState {
         name: &str,
     ) -> Result<(ClusterState, Option<Manifest>)> {
         let meta = MetaStore::connect(config)?;
-        let lease = Lease::acquire(
-            Arc::clone(&meta),
-            name,
-            Duration::from_secs(config.vector.lease_secs),
-        )?;
+        let lease = Lease::for_collection(config, &meta, name)?;
         let loaded = meta.load(name)?;
         let state = ClusterState {
             synced: loaded

@@ -137,6 +137,19 @@ impl MetaStore {
 }
 
 impl Lease {
+    /// The indexing lease of collection `name` for `vector.lease_secs`, over `meta`.
+    pub fn for_collection(
+        config: &aiex_config::Config,
+        meta: &Arc<MetaStore>,
+        name: &str,
+    ) -> Result<Lease> {
+        Self::acquire(
+            Arc::clone(meta),
+            name,
+            Duration::from_secs(config.vector.lease_secs),
+        )
+    }
+
     /// Takes the lease of `tenant` for `duration` (renewed every third of it), or says who holds
     /// it and for how long.
     pub fn acquire(meta: Arc<MetaStore>, tenant: &str, duration: Duration) -> Result<Lease> {

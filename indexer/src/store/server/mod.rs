@@ -237,11 +237,7 @@ pub fn remove_collection(config: &aiex_config::Config, name: &str) -> Result<()>
                 .kind
         }
     };
-    let lease = Lease::acquire(
-        std::sync::Arc::clone(&meta),
-        name,
-        Duration::from_secs(config.vector.lease_secs),
-    )?;
+    let lease = Lease::for_collection(config, &meta, name)?;
     open_tenant(config, name, kind)?.clear()?;
     if let Some(files) = ServerFiles::connect(config, false)? {
         files.remove(name)?;
