@@ -484,18 +484,30 @@ enum Files {
     Server(Arc<ServerFiles>),
 }
 
-/// Candidate files, before their contents are read.
-enum Candidates {
-    Local(Vec<tantivy::DocAddress>),
-    Server(Vec<FileRef>),
+/// Candidate files of one store, before their contents are read.
+enum Candidates<'s> {
+    Local(&'s FileStore, Vec<tantivy::DocAddress>),
+    Server(&'s ServerFiles, Vec<FileRef>),
 }
 
-impl Candidates {
+impl Candidates<'_> {
     fn len(&self) -> usize {
         match self {
-            Candidates::Local(addresses) => addresses.len(),
-            Candidates::Server(refs) => refs.len(),
+            Candidates::Local(_, addresses) => addresses.len(),
+            Candidates::Server(_, refs) => refs.len(),
         }
+    }
+
+    /// Reads candidates `range` back (those gone since are left out).
+    fn read(&self, range: std::ops::Range<usize>) -> Result<Vec<StoredFile>, GrepError> {
+        Ok(match self {
+            Candidates::Local(store, addresses) => addresses[range]
+                .par_iter()
+                .map(|&address| store.file(address))
+                .filter_map(Result::transpose)
+                .collect::<crate::Result<Vec<_>>>()?,
+            Candidates::Server(files, refs) => files.read(&refs[range])?,
+        })
     }
 }
 
@@ -507,28 +519,15 @@ impl Files {
         })
     }
 
-    fn candidates(&self, collection: &str, query: &TrigramQuery) -> Result<Candidates, GrepError> {
-        Ok(match self {
-            Files::Local(store) => Candidates::Local(store.candidates(query)?),
-            Files::Server(files) => Candidates::Server(files.candidates(collection, query)?),
-        })
-    }
-
-    /// Reads candidates `range` back (those gone since are left out).
-    fn read(
+    fn candidates(
         &self,
-        candidates: &Candidates,
-        range: std::ops::Range<usize>,
-    ) -> Result<Vec<StoredFile>, GrepError> {
-        match (self, candidates) {
-            (Files::Local(store), Candidates::Local(addresses)) => Ok(addresses[range]
-                .par_iter()
-                .map(|&address| store.file(address))
-                .filter_map(Result::transpose)
-                .collect::<crate::Result<Vec<_>>>()?),
-            (Files::Server(files), Candidates::Server(refs)) => Ok(files.read(&refs[range])?),
-            _ => Ok(Vec::new()),
-        }
+        collection: &str,
+        query: &TrigramQuery,
+    ) -> Result<Candidates<'_>, GrepError> {
+        Ok(match self {
+            Files::Local(store) => Candidates::Local(store, store.candidates(query)?),
+            Files::Server(files) => Candidates::Server(files, files.candidates(collection, query)?),
+        })
     }
 }
 
@@ -646,7 +645,7 @@ impl GrepSearcher {
                     results.truncated = true;
                     break;
                 }
-                let batch = files.read(&candidates, start..end)?;
+                let batch = candidates.read(start..end)?;
                 start = end;
                 let mut batch_found: Vec<FileMatches> = batch
                     .into_par_iter()
