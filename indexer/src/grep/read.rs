@@ -133,15 +133,13 @@ pub fn read_lines(
             tracing::warn!("reading the collections' registry from Qdrant: {err}");
         }
     }
-    let manifest = index_dir.manifest(collection)?;
-    let relative = relative_path(path, &manifest.root)?;
+    // The status record gives the root; whether the file is indexed, the file index says.
+    let root = index_dir.head(collection)?.root;
+    let relative = relative_path(path, &root)?;
     let not_indexed = || ReadError::NotIndexed {
         collection: collection.to_string(),
         path: relative.clone(),
     };
-    if !manifest.files.contains_key(&relative) {
-        return Err(not_indexed());
-    }
     let no_file_index = || ReadError::NoFileIndex {
         collection: collection.to_string(),
     };
