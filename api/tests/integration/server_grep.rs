@@ -4,21 +4,13 @@
 //! collection leaves no files behind; a file's lines are read from the server. ripgrep's output conventions hold as in embedded mode.
 
 use std::path::Path;
-use std::process::Command;
 
 use aiex_indexer::grep::read::{read_lines, ReadError};
 use aiex_indexer::store::server::ServerFiles;
 use aiex_tests::qdrant::TestQdrant;
 
-use crate::{aiex, stdout};
-
-fn node(data: &Path, url: &str) -> Command {
-    let mut command = aiex(data);
-    command
-        .env("AIEX__VECTOR__BACKEND", "server")
-        .env("AIEX__VECTOR__URL", url);
-    command
-}
+use crate::server_push::node;
+use crate::stdout;
 
 /// `search` in `mode` (`exact`, `regex`) on `name`, with no colour: stdout and the exit code.
 fn grep(data: &Path, url: &str, name: &str, mode: &str, query: &str) -> (String, i32) {

@@ -52,7 +52,7 @@ fn pusher(data: &Path, url: &str) -> Command {
 }
 
 /// The binary as a node in server mode on the Qdrant at `url`.
-fn node(data: &Path, url: &str) -> Command {
+pub(crate) fn node(data: &Path, url: &str) -> Command {
     let mut command = pusher(data, url);
     command.env("AIEX__VECTOR__BACKEND", "server");
     command
