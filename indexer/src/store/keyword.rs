@@ -7,8 +7,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use tantivy::collector::{DocSetCollector, TopDocs};
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery, TermSetQuery};
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::query::{
+    Bm25StatisticsProvider, BooleanQuery, BoostQuery, Occur, Query, TermQuery, TermSetQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
     STRING,
@@ -27,10 +29,63 @@ const WRITER_HEAP_BYTES_PER_THREAD: usize = 48 * 1024 * 1024;
 /// More indexing threads than this do not speed up commits of chunk-sized documents.
 const MAX_WRITER_THREADS: usize = 4;
 
+/// One value per field that keyword search reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PerField<T> {
+    pub content: T,
+    pub symbol: T,
+    pub parent: T,
+    pub path: T,
+}
+
 /// Field boosts: a match in a symbol name says more than one in a body.
-const SYMBOL_BOOST: f32 = 3.0;
-const PARENT_BOOST: f32 = 1.2;
-const PATH_BOOST: f32 = 1.5;
+pub(crate) const FIELD_BOOSTS: PerField<f32> = PerField {
+    content: 1.0,
+    symbol: 3.0,
+    parent: 1.2,
+    path: 1.5,
+};
+
+/// Typical length in tokens of each field, against which BM25 normalises a field's length,
+/// rather than the collection's average: most chunks have no parent and many no symbol, so their
+/// averages are far below the length of a field that is there, and a symbol of three words would
+/// count as long. Chunks are bounded in size, so the spread of content lengths is small. The
+/// server's sparse vectors use the same figures (their client does not know the averages).
+pub(crate) const TYPICAL_TOKENS: PerField<f32> = PerField {
+    content: 160.0,
+    symbol: 3.0,
+    parent: 4.0,
+    path: 8.0,
+};
+
+/// BM25 statistics of a multi-field search, as BM25F and the server's sparse vectors count them:
+/// a term's document frequency is the number of chunks holding it in any field (`shared`, by the
+/// term's text), and a field's length is normalised against its typical length.
+struct FieldedStatistics<'a> {
+    searcher: &'a tantivy::Searcher,
+    shared: HashMap<Vec<u8>, u64>,
+    typical: HashMap<Field, f32>,
+}
+
+impl Bm25StatisticsProvider for FieldedStatistics<'_> {
+    fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
+        match self.typical.get(&field) {
+            Some(typical) => Ok((f64::from(*typical) * self.total_num_docs()? as f64) as u64),
+            None => self.searcher.total_num_tokens(field),
+        }
+    }
+
+    fn total_num_docs(&self) -> tantivy::Result<u64> {
+        Bm25StatisticsProvider::total_num_docs(self.searcher)
+    }
+
+    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
+        match self.shared.get(term.serialized_value_bytes()) {
+            Some(&frequency) => Ok(frequency),
+            None => self.searcher.doc_freq(term),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Fields {
@@ -184,37 +239,49 @@ impl KeywordStore {
             return Ok(Vec::new());
         }
         let searcher = self.reader.searcher();
-        let documents = searcher.num_docs() as f32;
-        let idf = |df: u64| (1.0 + (documents - df as f32 + 0.5) / (df as f32 + 0.5)).ln();
+        let fields = [
+            (self.fields.content, FIELD_BOOSTS.content),
+            (self.fields.symbol, FIELD_BOOSTS.symbol),
+            (self.fields.parent, FIELD_BOOSTS.parent),
+            (self.fields.path_text, FIELD_BOOSTS.path),
+        ];
+        let mut statistics = FieldedStatistics {
+            searcher: &searcher,
+            shared: HashMap::new(),
+            typical: HashMap::from([
+                (self.fields.content, TYPICAL_TOKENS.content),
+                (self.fields.symbol, TYPICAL_TOKENS.symbol),
+                (self.fields.parent, TYPICAL_TOKENS.parent),
+                (self.fields.path_text, TYPICAL_TOKENS.path),
+            ]),
+        };
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for term in terms {
-            let fields = [
-                (self.fields.content, 1.0),
-                (self.fields.symbol, SYMBOL_BOOST),
-                (self.fields.parent, PARENT_BOOST),
-                (self.fields.path_text, PATH_BOOST),
-            ];
             let keys: Vec<Term> = fields
                 .iter()
                 .map(|(field, _)| Term::from_field_text(*field, term))
                 .collect();
-            let frequencies: Vec<u64> = keys
-                .iter()
-                .map(|key| searcher.doc_freq(key))
-                .collect::<tantivy::Result<_>>()?;
-            // One idf per term, over every field (the chunks holding it anywhere), as BM25F and
-            // the server's sparse vectors weigh it: a term rare in one field (a symbol) is not
-            // made rarer than it is.
-            let shared = idf(frequencies.iter().copied().max().unwrap_or(0));
-            for ((_, boost), (key, df)) in fields.iter().zip(keys.into_iter().zip(frequencies)) {
-                if df == 0 {
-                    continue;
-                }
+            // One document frequency per term, over every field (the chunks holding it
+            // anywhere), as BM25F and the server's sparse vectors weigh it: a term rare in one
+            // field (a symbol) is not made rarer than it is.
+            let anywhere = BooleanQuery::new(
+                keys.iter()
+                    .map(|key| {
+                        let query = TermQuery::new(key.clone(), IndexRecordOption::Basic);
+                        (Occur::Should, Box::new(query) as Box<dyn Query>)
+                    })
+                    .collect(),
+            );
+            let shared = searcher.search(&anywhere, &Count)? as u64;
+            if shared == 0 {
+                continue;
+            }
+            statistics.shared.insert(term.as_bytes().to_vec(), shared);
+            for ((_, boost), key) in fields.iter().zip(keys) {
                 let query = TermQuery::new(key, IndexRecordOption::WithFreqs);
-                let boost = boost * shared / idf(df);
                 should.push((
                     Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(query), boost)),
+                    Box::new(BoostQuery::new(Box::new(query), *boost)),
                 ));
             }
         }
@@ -236,7 +303,7 @@ impl KeywordStore {
             must.push((Occur::Must, Box::new(TermSetQuery::new(path_terms))));
         }
         let query = BooleanQuery::new(must);
-        let top = self.top_with_ties(&searcher, &query, limit)?;
+        let top = self.top_with_ties(&searcher, &query, limit, &statistics)?;
         // Equal scores are ordered by path and line, so that two indexes of the same files
         // (whose documents sit in other segments, in another order) answer alike.
         let boundary = top.get(limit - 1).map(|(score, _)| *score);
@@ -266,10 +333,15 @@ impl KeywordStore {
         searcher: &tantivy::Searcher,
         query: &dyn Query,
         limit: usize,
+        statistics: &dyn Bm25StatisticsProvider,
     ) -> Result<Vec<(f32, tantivy::DocAddress)>> {
         let mut fetch = limit.saturating_add(limit.max(8));
         loop {
-            let top = searcher.search(query, &TopDocs::with_limit(fetch))?;
+            let top = searcher.search_with_statistics_provider(
+                query,
+                &TopDocs::with_limit(fetch),
+                statistics,
+            )?;
             let ends_in_tie = top.len() == fetch
                 && top.get(limit - 1).map(|hit| hit.0) == top.last().map(|hit| hit.0);
             if !ends_in_tie || fetch >= MAX_TIED {

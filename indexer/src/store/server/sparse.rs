@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use crate::document::Chunk;
-use crate::store::keyword::query_terms;
+use crate::store::keyword::{query_terms, FIELD_BOOSTS, TYPICAL_TOKENS};
 use crate::tokenizer::{for_each_code_token, TokenMode};
 
 /// Name of the sparse vector in every Qdrant collection Aiex creates.
@@ -21,27 +21,6 @@ pub const SPARSE_VECTOR: &str = "bm25";
 const K1: f32 = 1.2;
 /// BM25's length normalisation.
 const B: f32 = 0.75;
-
-/// Field boosts, as the keyword index's (`store::keyword`): content, symbol, parent, path.
-const FIELD_BOOSTS: (f32, f32, f32, f32) = (1.0, 3.0, 1.2, 1.5);
-
-/// Typical length in tokens of each field, standing in for the collection-wide average that the
-/// client does not know (chunks are bounded in size, so the spread is small).
-const AVERAGE_TOKENS: Fields<f32> = Fields {
-    content: 160.0,
-    symbol: 3.0,
-    parent: 4.0,
-    path: 8.0,
-};
-
-/// One value per field of a chunk that keyword search looks at.
-#[derive(Debug, Clone, Copy)]
-struct Fields<T> {
-    content: T,
-    symbol: T,
-    parent: T,
-    path: T,
-}
 
 /// The index of a term: the first four bytes of its blake3 hash (stable across versions and
 /// platforms; collisions only merge two rare terms).
@@ -77,10 +56,18 @@ pub fn document_vector(
     path: &str,
 ) -> (Vec<u32>, Vec<f32>) {
     let fields = [
-        (content, AVERAGE_TOKENS.content, FIELD_BOOSTS.0),
-        (symbol.unwrap_or(""), AVERAGE_TOKENS.symbol, FIELD_BOOSTS.1),
-        (parent.unwrap_or(""), AVERAGE_TOKENS.parent, FIELD_BOOSTS.2),
-        (path, AVERAGE_TOKENS.path, FIELD_BOOSTS.3),
+        (content, TYPICAL_TOKENS.content, FIELD_BOOSTS.content),
+        (
+            symbol.unwrap_or(""),
+            TYPICAL_TOKENS.symbol,
+            FIELD_BOOSTS.symbol,
+        ),
+        (
+            parent.unwrap_or(""),
+            TYPICAL_TOKENS.parent,
+            FIELD_BOOSTS.parent,
+        ),
+        (path, TYPICAL_TOKENS.path, FIELD_BOOSTS.path),
     ];
     let mut weights: HashMap<u32, f32> = HashMap::new();
     for (text, average, boost) in fields {
