@@ -11,6 +11,15 @@ use aiex_search::Locator;
 use crate::plan::SubQuestion;
 use crate::text::{approx_tokens, distinct_terms, terms};
 
+/// The weight of a test's lexical score (against the question) when the question is not about
+/// tests.
+const TEST_CODE_WEIGHT: f32 = 0.5;
+/// Called functions looked up per sub-question and round at most.
+const CALLS_FOLLOWED: usize = 3;
+/// Added to the score of a passage that defines a function the best passages call, named like
+/// the question's words (scores lie in 0..1).
+const CALLED_BOOST: f32 = 0.25;
+
 /// A text found by a search (a local chunk in full, a web snippet) or a fetched page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FoundText {
@@ -71,13 +80,23 @@ pub struct Passage {
     pub reference: SourceRef,
 }
 
-/// A sub-question the evidence answers poorly, and the queries a next round searches.
+/// A sub-question the evidence answers poorly, and the queries a next round searches; or a flow
+/// to follow further, and the functions a next round looks up in the code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gap {
     pub sub_question: usize,
     pub missing_terms: Vec<String>,
     pub queries: Vec<String>,
+    /// Functions the best code passages call that no found text defines yet: names searched in
+    /// the code sources only, in the rounds of the request's depth and up to
+    /// [`FLOW_ROUNDS`] rounds beyond it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<String>,
 }
+
+/// Rounds beyond the request's depth that look up called functions only (local code search is
+/// cheap; a flow is followed one call further per round).
+pub const FLOW_ROUNDS: u32 = 2;
 
 /// Embeds texts for ranking (the query model); `None` when unavailable.
 pub trait TextEmbedder: Send + Sync {
@@ -248,6 +267,12 @@ impl Bm25 {
         }
     }
 
+    /// How rare `term` is in the pool (a term no passage holds is the rarest).
+    fn idf(&self, term: &str) -> f32 {
+        let frequency = self.document_frequency.get(term).copied().unwrap_or(0) as f32;
+        (1.0 + (self.documents as f32 - frequency + 0.5) / (frequency + 0.5)).ln()
+    }
+
     fn score(&self, query: &[String], document: &[String]) -> f32 {
         const K1: f32 = 1.2;
         const B: f32 = 0.75;
@@ -322,7 +347,7 @@ pub fn select_evidence(
     for (index, sub_question) in sub_questions.iter().enumerate() {
         let candidates = per_question.get(index).map_or(&[][..], Vec::as_slice);
         let query_terms = distinct_terms(&sub_question.text);
-        let scored = rank_candidates(
+        let mut scored = rank_candidates(
             sub_question,
             &query_terms,
             candidates,
@@ -330,9 +355,28 @@ pub fn select_evidence(
             embedder,
             limits,
         );
-        if let Some(gap) = gap_of(index, &query_terms, &scored, limits.per_sub_question) {
-            gaps.push(gap);
-        }
+        let calls = follow_calls(
+            &query_terms,
+            &bm25,
+            &mut scored,
+            found.get(index).map_or(&[][..], Vec::as_slice),
+            limits.per_sub_question,
+        );
+        let gap = gap_of(index, &query_terms, &scored, limits.per_sub_question);
+        let gap = match gap {
+            Some(mut gap) => {
+                gap.calls = calls;
+                Some(gap)
+            }
+            None if !calls.is_empty() => Some(Gap {
+                sub_question: index,
+                missing_terms: Vec::new(),
+                queries: Vec::new(),
+                calls,
+            }),
+            None => None,
+        };
+        gaps.extend(gap);
         ranked.push(scored);
     }
     let (chosen, extra_questions, budget_reached) = choose_round_robin(&ranked, limits);
@@ -353,9 +397,21 @@ fn rank_candidates<'a>(
     embedder: &dyn TextEmbedder,
     limits: SelectionLimits,
 ) -> Vec<Scored<'a>> {
+    // Test code shows how something is used, not how it works: it ranks below the code it tests
+    // unless the question is about tests.
+    let about_tests = query_terms
+        .iter()
+        .any(|term| term.starts_with("test") || term == "fixture");
     let lexical: Vec<f32> = candidates
         .iter()
-        .map(|candidate| bm25.score(query_terms, &candidate.terms))
+        .map(|candidate| {
+            let score = bm25.score(query_terms, &candidate.terms);
+            if !about_tests && is_test_code(&candidate.reference) {
+                score * TEST_CODE_WEIGHT
+            } else {
+                score
+            }
+        })
         .collect();
     let max_lexical = lexical.iter().copied().fold(0.0f32, f32::max).max(1e-6);
     let prior = |candidate: &Candidate| 1.0 / (1.0 + candidate.rank as f32 * 0.5);
@@ -419,7 +475,89 @@ fn gap_of(
         sub_question: index,
         missing_terms: missing,
         queries,
+        calls: Vec::new(),
     })
+}
+
+/// Whether a found text is test code: under a `tests` directory, in a test file, in a test
+/// module or a test function.
+fn is_test_code(reference: &SourceRef) -> bool {
+    let locator = &reference.locator;
+    if locator.source != "code" {
+        return false;
+    }
+    let path = locator.path.as_deref().unwrap_or_default();
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let stem = file.split('.').next().unwrap_or(file);
+    path.starts_with("tests/")
+        || path.contains("/tests/")
+        || path.starts_with("test/")
+        || path.contains("/test/")
+        || stem == "tests"
+        || stem.ends_with("_tests")
+        || stem.ends_with("_test")
+        || stem.starts_with("test_")
+        || file.contains(".test.")
+        || file.contains(".spec.")
+        || reference
+            .parent
+            .as_deref()
+            .is_some_and(|parent| parent.contains("mod tests"))
+        || locator
+            .symbol
+            .as_deref()
+            .is_some_and(|symbol| symbol.starts_with("test_"))
+}
+
+/// Follows the calls of the best code passages: the functions their code calls (the whole found
+/// text: a function's calls are rarely all in one passage), named like the question's words.
+/// Candidates that define one of them are raised among the best, so a flow's next step is kept;
+/// those that no candidate defines are returned, for the next round to look up (a flow is
+/// followed a call further per round).
+fn follow_calls(
+    query_terms: &[String],
+    bm25: &Bm25,
+    scored: &mut Vec<Scored<'_>>,
+    found: &[FoundText],
+    per_sub_question: usize,
+) -> Vec<String> {
+    let mut read: HashSet<usize> = HashSet::new();
+    let calls = crate::flow::related_calls(
+        query_terms,
+        scored
+            .iter()
+            .take(per_sub_question * 2)
+            .filter(|(_, candidate)| read.insert(candidate.rank))
+            .filter_map(|(_, candidate)| found.get(candidate.rank))
+            .map(|found| (&found.locator, found.text.as_str())),
+        |word| bm25.idf(word),
+    );
+    if calls.is_empty() {
+        return calls;
+    }
+    let mut defined: HashSet<String> = HashSet::new();
+    for entry in scored.iter_mut() {
+        let candidate = entry.1;
+        let text = found
+            .get(candidate.rank)
+            .map_or(candidate.text.as_str(), |found| found.text.as_str());
+        let mut defines = calls
+            .iter()
+            .filter(|call| crate::flow::defines(&candidate.reference.locator, text, call))
+            .peekable();
+        if defines.peek().is_some() {
+            defined.extend(defines.cloned());
+            entry.0 += CALLED_BOOST;
+        }
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let follow: Vec<String> = calls
+        .iter()
+        .filter(|call| !defined.contains(*call))
+        .take(CALLS_FOLLOWED)
+        .cloned()
+        .collect();
+    follow
 }
 
 /// Round robin over sub-questions, best first, skipping duplicates, within the token budget: the
@@ -546,6 +684,58 @@ mod tests {
             heading: text.into(),
             queries: vec![text.into()],
         }
+    }
+
+    fn code(path: &str, symbol: &str, text: &str) -> FoundText {
+        let mut item = found(path, text, 1.0);
+        item.locator.source = "code".into();
+        item.locator.language = Some("rust".into());
+        item.locator.symbol = Some(symbol.into());
+        item
+    }
+
+    #[test]
+    fn calls_of_the_best_code_are_followed_and_their_definitions_raised() {
+        let questions = vec![question(0, "how are chunks embedded and written")];
+        let caller = code(
+            "src/run.rs",
+            "run",
+            "/// Runs: chunks are embedded and written.\nfn run() {\n    embed_pending();\n    write_all();\n    tidy();\n}",
+        );
+        let defined = code(
+            "src/write.rs",
+            "Writer",
+            "/// A writer.\nstruct Writer;\nimpl Writer {\n    fn write_all() {}\n}",
+        );
+        let test = code(
+            "src/run_tests.rs",
+            "test_run",
+            "/// Chunks are embedded and written in this test.\nfn test_run() {\n    run();\n}",
+        );
+        let limits = SelectionLimits {
+            token_budget: 10_000,
+            per_sub_question: 3,
+            embed_candidates: 0,
+        };
+        let selection = select_evidence(
+            &questions,
+            &[vec![test, caller, defined]],
+            &NoEmbeddings,
+            limits,
+        );
+        let symbols: Vec<&str> = selection
+            .passages
+            .iter()
+            .filter_map(|p| p.reference.locator.symbol.as_deref())
+            .collect();
+        // The caller before its test (which the search ranked first); the type that defines a
+        // called function kept.
+        assert_eq!(symbols[0], "run", "{symbols:?}");
+        assert!(symbols.contains(&"Writer"), "{symbols:?}");
+        // `embed_pending` is called, named like the question and defined nowhere yet: looked up
+        // next round; `write_all` is defined (in `Writer`), `tidy` is not named like it.
+        let calls: Vec<&String> = selection.gaps.iter().flat_map(|gap| &gap.calls).collect();
+        assert_eq!(calls, ["embed_pending"]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod evidence;
+pub mod flow;
 pub mod graph;
 pub mod html;
 pub mod llm;

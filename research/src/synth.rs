@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use crate::event::SearchFailure;
 use crate::evidence::Passage;
 use crate::plan::Plan;
-use crate::text::{distinct_terms, prose, sentences, terms, truncate};
+use crate::text::{distinct_terms, prose, related as matches_query, sentences, terms, truncate};
 use crate::usage::Usage;
 use crate::BoxFuture;
 
@@ -126,21 +126,6 @@ const CODE_LINES: usize = 14;
 /// Most lines of a signature kept in a code excerpt.
 const SIGNATURE_LINES: usize = 4;
 
-/// Whether `term` (of a line of code or a comment) stands for one of the query's terms: the same
-/// word, or one the prefix of the other when the shorter has four characters or more (`embed`
-/// and `embedded`, `chunk` and `chunks`).
-fn matches_query(term: &str, query: &HashSet<String>) -> bool {
-    query.contains(term)
-        || query.iter().any(|wanted| {
-            let (short, long) = if wanted.len() <= term.len() {
-                (wanted.as_str(), term)
-            } else {
-                (term, wanted.as_str())
-            };
-            short.len() >= 4 && long.starts_with(short)
-        })
-}
-
 /// The passage's sentences that share most terms with `query` (up to `count`, in text order).
 /// Table rows are not sentences.
 fn best_sentences(text: &str, query: &HashSet<String>, count: usize) -> Vec<String> {
@@ -183,7 +168,7 @@ fn is_comment_or_attribute(line: &str) -> bool {
 
 /// The documentation of a code passage as prose: `///`, `//!` and `//` comments, `#` comments and
 /// Python docstrings.
-fn doc_comments(text: &str) -> String {
+pub(crate) fn doc_comments(text: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     let mut in_docstring = false;
     for line in text.lines() {
@@ -214,7 +199,20 @@ fn doc_comments(text: &str) -> String {
             }
         }
     }
-    out.join(" ")
+    without_cut_sentence(&out.join(" "))
+}
+
+/// `text` without a last sentence that a passage's end cut off (no `.`, `!`, `?` or `:` at its
+/// end), when an earlier sentence ends.
+fn without_cut_sentence(text: &str) -> String {
+    let text = text.trim_end();
+    if text.ends_with(['.', '!', '?', ':']) {
+        return text.to_owned();
+    }
+    match text.rfind(['.', '!', '?']) {
+        Some(end) if end > 0 => text[..=end].to_owned(),
+        _ => text.to_owned(),
+    }
 }
 
 /// The lines of a code passage that matter for `query`: its signature (from the first line of
@@ -342,6 +340,16 @@ pub fn extractive_section(question: &str, passages: &[&Passage]) -> String {
     paragraphs.join("\n\n")
 }
 
+/// Whether a sub-question asks for a flow: the order of calls or steps.
+fn is_flow_question(heading: &str, text: &str) -> bool {
+    let heading = heading.to_lowercase();
+    let text = text.to_lowercase();
+    heading.contains("flow")
+        || heading.contains("walk")
+        || (text.contains("order") && (text.contains("call") || text.contains("step")))
+        || text.contains("what calls what")
+}
+
 /// The passages of sub-question `index`, best first.
 pub fn passages_for(passages: &[Passage], index: usize) -> Vec<&Passage> {
     let mut mine: Vec<&Passage> = passages
@@ -379,12 +387,31 @@ impl Synthesizer for ExtractiveSynthesizer {
             let question_terms: HashSet<String> = terms(&plan.question).into_iter().collect();
             let mut summary = Vec::new();
             let mut sections = Vec::new();
-            for sub_question in &plan.sub_questions {
+            // A walk along the calls between the code passages opens the section on the flow
+            // (else the first one).
+            let mut walk = crate::flow::walk_through(passages);
+            let walk_section = plan
+                .sub_questions
+                .iter()
+                .position(|sub| is_flow_question(&sub.heading, &sub.text))
+                .unwrap_or(0);
+            for (position, sub_question) in plan.sub_questions.iter().enumerate() {
                 let mine = passages_for(passages, sub_question.index);
-                let body = if mine.is_empty() {
-                    section_without_evidence(sub_question.index, &sub_question.text, failures)
+                let walk = if position == walk_section {
+                    walk.take()
                 } else {
-                    extractive_section(&sub_question.text, &mine)
+                    None
+                };
+                let body = match (mine.is_empty(), walk) {
+                    (true, None) => {
+                        section_without_evidence(sub_question.index, &sub_question.text, failures)
+                    }
+                    (true, Some(walk)) => walk,
+                    (false, None) => extractive_section(&sub_question.text, &mine),
+                    (false, Some(walk)) => format!(
+                        "{walk}\n\n{}",
+                        extractive_section(&sub_question.text, &mine)
+                    ),
                 };
                 let _ = deltas.send(format!("## {}\n\n{body}\n\n", sub_question.heading));
                 sections.push(body);
@@ -489,6 +516,16 @@ fn embed_pending(&mut self, pending: &[u64]) -> Result<()> {
     tracing::debug!(elapsed = ?started.elapsed());
     Ok(())
 }";
+
+    #[test]
+    fn documentation_cut_off_by_the_passage_end_loses_its_last_fragment() {
+        let cut = "//! Copies a collection. The dense vectors come from\nfn push() {}";
+        assert_eq!(doc_comments(cut), "Copies a collection.");
+        let whole = "/// Writes points.\n/// Returns the count:\nfn write() {}";
+        assert_eq!(doc_comments(whole), "Writes points. Returns the count:");
+        let unfinished = "/// no sentence end here\nfn f() {}";
+        assert_eq!(doc_comments(unfinished), "no sentence end here");
+    }
 
     #[test]
     fn code_is_quoted_by_its_signature_and_the_lines_that_hold_the_question() {

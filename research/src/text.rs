@@ -35,6 +35,96 @@ pub fn terms(text: &str) -> Vec<String> {
     out
 }
 
+/// Irregular verb forms that questions use and code names by the base form ("how is it
+/// written" and `write_batch`): (form, base).
+const IRREGULAR_FORMS: &[(&str, &str)] = &[
+    ("written", "write"),
+    ("wrote", "write"),
+    ("built", "build"),
+    ("ran", "run"),
+    ("made", "make"),
+    ("found", "find"),
+    ("sent", "send"),
+    ("kept", "keep"),
+    ("held", "hold"),
+    ("chosen", "choose"),
+    ("chose", "choose"),
+    ("taken", "take"),
+    ("took", "take"),
+    ("given", "give"),
+    ("gave", "give"),
+    ("begun", "begin"),
+    ("began", "begin"),
+    ("done", "do"),
+    ("got", "get"),
+    ("gotten", "get"),
+    ("thrown", "throw"),
+    ("known", "know"),
+    ("shown", "show"),
+    ("drawn", "draw"),
+    ("spent", "spend"),
+    ("bound", "bind"),
+    ("fed", "feed"),
+    ("led", "lead"),
+    ("left", "leave"),
+    ("lost", "lose"),
+    ("met", "meet"),
+    ("paid", "pay"),
+    ("sought", "seek"),
+    ("sold", "sell"),
+    ("told", "tell"),
+    ("thought", "think"),
+    ("brought", "bring"),
+    ("bought", "buy"),
+    ("caught", "catch"),
+    ("taught", "teach"),
+    ("understood", "understand"),
+    ("woken", "wake"),
+    ("broken", "break"),
+    ("spoken", "speak"),
+    ("stolen", "steal"),
+    ("frozen", "freeze"),
+    ("driven", "drive"),
+    ("ridden", "ride"),
+    ("hidden", "hide"),
+    ("forgotten", "forget"),
+];
+
+/// The base form of an irregular verb form (`written` → `write`), else the word itself.
+fn base_form(word: &str) -> &str {
+    IRREGULAR_FORMS
+        .iter()
+        .find(|(form, _)| *form == word)
+        .map_or(word, |(_, base)| base)
+}
+
+/// Whether `term` (of a line of code, a comment, a function's name) stands for one of the
+/// `wanted` terms: the same word (or the base form of an irregular one: `write` for `written`),
+/// or one the prefix of the other when the shorter has four characters or more (`embed` and
+/// `embedded`, `chunk` and `chunks`).
+pub fn related(term: &str, wanted: &HashSet<String>) -> bool {
+    wanted.contains(term)
+        || wanted.iter().any(|wanted| {
+            let wanted = base_form(wanted);
+            if wanted == term {
+                return true;
+            }
+            let (short, long) = if wanted.len() <= term.len() {
+                (wanted, term)
+            } else {
+                (term, wanted)
+            };
+            short.len() >= 4 && long.starts_with(short)
+        })
+}
+
+/// The first sentence of `text` (of three words or more), if any.
+pub fn first_sentence(text: &str) -> Option<String> {
+    sentences(text)
+        .into_iter()
+        .find(|sentence| sentence.split_whitespace().count() >= 3)
+}
+
 /// Distinct terms of `text`, in first-seen order.
 pub fn distinct_terms(text: &str) -> Vec<String> {
     let mut seen = HashSet::new();
@@ -148,6 +238,20 @@ pub fn rfc3339(millis: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn related_words_share_a_stem_or_a_base_form() {
+        let wanted: HashSet<String> = ["embedded", "written", "chunks", "ran"]
+            .iter()
+            .map(|word| word.to_string())
+            .collect();
+        for term in ["embed", "write", "chunk", "chunks", "run"] {
+            assert!(related(term, &wanted), "{term}");
+        }
+        for term in ["wrapper", "emb", "chu", "batch", "wrote"] {
+            assert!(!related(term, &wanted), "{term}");
+        }
+    }
 
     #[test]
     fn timestamps_and_sentences() {

@@ -5,6 +5,7 @@ mod crash;
 mod readme;
 mod research;
 mod research_failures;
+mod research_flow;
 mod server;
 mod server_backend;
 mod server_grep;

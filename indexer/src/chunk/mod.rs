@@ -41,6 +41,7 @@
 //! deadline (progress callback), the walk is iterative or depth-limited, and
 //! parsers are cached per thread and language.
 
+pub mod calls;
 mod html;
 mod lines;
 mod markdown;

@@ -575,6 +575,31 @@ impl Searcher {
         }))
     }
 
+    /// One chunk by collection and id, joined with the chunks before and after it that continue
+    /// the same function or method (a long function is split into several chunks), up to
+    /// [`MAX_WHOLE_SYMBOL_LINES`] lines: what a reader of the function wants, its calls included.
+    /// In server mode, the chunk alone.
+    pub fn get_whole_symbol(&self, collection: &str, id: u64) -> Result<Option<Chunk>> {
+        let Some(chunk) = self.get_chunk(collection, id)? else {
+            return Ok(None);
+        };
+        let callable = matches!(chunk.kind, ChunkKind::Function | ChunkKind::Method);
+        if self.server_mode || !callable || chunk.symbol.is_none() {
+            return Ok(Some(chunk));
+        }
+        let selected = self.select(&[collection.to_string()])?;
+        let Some(open) = selected.first() else {
+            return Ok(Some(chunk));
+        };
+        let siblings: Vec<Chunk> = open
+            .keyword()?
+            .chunks_of_path(&chunk.path)?
+            .into_iter()
+            .filter(|other| other.symbol == chunk.symbol && other.parent == chunk.parent)
+            .collect();
+        Ok(Some(join_continuations(chunk, &siblings)))
+    }
+
     fn select(&self, names: &[String]) -> Result<Vec<&OpenCollection>> {
         if names.is_empty() {
             return Ok(self.collections.iter().collect());
@@ -768,6 +793,47 @@ fn by_rank(a: &(f32, Chunk, String), b: &(f32, Chunk, String)) -> std::cmp::Orde
         .then_with(|| a.1.start_line.cmp(&b.1.start_line))
 }
 
+/// Longest function or method that [`Searcher::get_whole_symbol`] joins.
+pub const MAX_WHOLE_SYMBOL_LINES: u32 = 300;
+
+/// `chunk` with the `siblings` (chunks of the same symbol, in line order) that continue it,
+/// before and after, without a gap, within [`MAX_WHOLE_SYMBOL_LINES`].
+fn join_continuations(chunk: Chunk, siblings: &[Chunk]) -> Chunk {
+    let Some(at) = siblings.iter().position(|other| other.id == chunk.id) else {
+        return chunk;
+    };
+    let (mut first, mut last) = (at, at);
+    let within = |first: usize, last: usize| {
+        siblings[last].end_line - siblings[first].start_line < MAX_WHOLE_SYMBOL_LINES
+    };
+    while first > 0
+        && siblings[first - 1].end_line + 1 == siblings[first].start_line
+        && within(first - 1, last)
+    {
+        first -= 1;
+    }
+    while last + 1 < siblings.len()
+        && siblings[last].end_line + 1 == siblings[last + 1].start_line
+        && within(first, last + 1)
+    {
+        last += 1;
+    }
+    if first == last {
+        return chunk;
+    }
+    let text = siblings[first..=last]
+        .iter()
+        .map(|piece| piece.text.trim_end_matches('\n'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Chunk {
+        start_line: siblings[first].start_line,
+        end_line: siblings[last].end_line,
+        text,
+        ..chunk
+    }
+}
+
 /// Reciprocal-rank scores `weight / (k + rank)` for ranks 1, 2, … (at most `n`).
 pub fn rrf_scores(n: usize, k: f32, weight: f32) -> impl Iterator<Item = f32> {
     (1..=n).map(move |rank| weight / (k + rank as f32))
@@ -804,5 +870,46 @@ fn hit(collection: String, chunk: Chunk, score: f32, terms: &[String]) -> Search
         highlights: snippet.highlights,
         url: None,
         chunk_id: chunk.id,
+    }
+}
+
+#[cfg(test)]
+mod whole_symbol_tests {
+    use super::*;
+
+    fn piece(id: u64, start: u32, end: u32) -> Chunk {
+        Chunk {
+            id,
+            collection: String::new(),
+            path: "src/lib.rs".into(),
+            language: Language::Rust,
+            symbol: Some("run".into()),
+            kind: ChunkKind::Method,
+            parent: None,
+            start_line: start,
+            end_line: end,
+            hash: String::new(),
+            text: format!("// lines {start}-{end}\n"),
+        }
+    }
+
+    #[test]
+    fn a_split_function_is_joined_without_gaps_and_within_the_limit() {
+        let siblings = [
+            piece(1, 1, 10),
+            piece(2, 11, 20),
+            piece(3, 21, 30),
+            piece(4, 40, 50),
+        ];
+        let whole = join_continuations(piece(2, 11, 20), &siblings);
+        assert_eq!((whole.id, whole.start_line, whole.end_line), (2, 1, 30));
+        assert_eq!(whole.text, "// lines 1-10\n// lines 11-20\n// lines 21-30");
+        // After a gap, another definition of the same name: alone.
+        let alone = join_continuations(piece(4, 40, 50), &siblings);
+        assert_eq!((alone.start_line, alone.end_line), (40, 50));
+        // Too long to join whole: the pieces within the limit.
+        let long = [piece(1, 1, 200), piece(2, 201, 400), piece(3, 401, 450)];
+        let joined = join_continuations(piece(2, 201, 400), &long);
+        assert_eq!((joined.start_line, joined.end_line), (201, 450));
     }
 }

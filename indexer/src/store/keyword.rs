@@ -373,33 +373,27 @@ impl KeywordStore {
 
     /// The symbol and line span (1-based, inclusive) of every chunk of `path` that has a symbol.
     pub fn symbol_spans(&self, path: &str) -> Result<Vec<(String, u32, u32)>> {
+        Ok(self
+            .chunks_of_path(path)?
+            .into_iter()
+            .filter_map(|chunk| Some((chunk.symbol?, chunk.start_line, chunk.end_line)))
+            .collect())
+    }
+
+    /// Every chunk of `path`, in line order (collection left empty: the caller knows it).
+    pub fn chunks_of_path(&self, path: &str) -> Result<Vec<Chunk>> {
         let searcher = self.reader.searcher();
         let query = TermQuery::new(
             Term::from_field_text(self.fields.path, path),
             IndexRecordOption::Basic,
         );
-        let mut spans = Vec::new();
+        let mut chunks = Vec::new();
         for address in searcher.search(&query, &DocSetCollector)? {
             let document: TantivyDocument = searcher.doc(address)?;
-            let symbol = document
-                .get_first(self.fields.symbol)
-                .and_then(|value| value.as_str())
-                .filter(|symbol| !symbol.is_empty());
-            let line = |field: Field| {
-                document
-                    .get_first(field)
-                    .and_then(|value| value.as_u64())
-                    .and_then(|line| u32::try_from(line).ok())
-            };
-            if let (Some(symbol), Some(start), Some(end)) = (
-                symbol,
-                line(self.fields.start_line),
-                line(self.fields.end_line),
-            ) {
-                spans.push((symbol.to_string(), start, end));
-            }
+            chunks.extend(self.chunk_from_document(&document));
         }
-        Ok(spans)
+        chunks.sort_by_key(|chunk| (chunk.start_line, chunk.end_line));
+        Ok(chunks)
     }
 
     fn chunk_from_document(&self, document: &TantivyDocument) -> Option<Chunk> {

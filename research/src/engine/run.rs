@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::{Journal, ResearchEngine};
 use crate::event::{Budget, Completion, EventKind, ResearchEvent, ResearchRequest, Stage};
+use crate::evidence::FLOW_ROUNDS;
 use crate::report::Report;
 use crate::session::SessionState;
 use crate::text::{now_millis, rfc3339};
@@ -210,14 +211,18 @@ impl Run {
         Ok(())
     }
 
-    /// Search, fetch and evidence, once per round of the request's depth, until a round has no
-    /// queries; the last round run.
+    /// Search, fetch and evidence, once per round of the request's depth (and up to
+    /// [`FLOW_ROUNDS`] more that look up called functions), until a round has no queries; the
+    /// last round run.
     async fn rounds(&mut self, request: &ResearchRequest) -> Step<u32> {
         let depth = request.depth.max(1) as u32;
         let mut last_round = 0;
-        for round in 1..=depth {
-            let queries = self.round_queries(round);
+        for round in 1..=depth + FLOW_ROUNDS {
+            let queries = self.round_queries(round, depth);
             if queries.is_empty() {
+                if round > depth {
+                    break;
+                }
                 for stage in [Stage::Search, Stage::Fetch, Stage::Evidence] {
                     if !self.state.is_done(stage, round) {
                         self.skip(stage, round, "no gaps left from the previous round")

@@ -43,8 +43,9 @@ fn is_local(source: &str) -> bool {
 
 impl Run {
     /// (sub-question, query) pairs searched in `round`: the plan's queries first, then the queries
-    /// of the gaps found by the round before.
-    pub(super) fn round_queries(&self, round: u32) -> Vec<(usize, String)> {
+    /// of the gaps found by the round before and the functions they call; beyond the request's
+    /// `depth`, the called functions only.
+    pub(super) fn round_queries(&self, round: u32, depth: u32) -> Vec<(usize, String)> {
         let Some(plan) = &self.state.plan else {
             return Vec::new();
         };
@@ -70,7 +71,12 @@ impl Run {
             .collect();
         let mut out = Vec::new();
         for gap in gaps {
-            for query in &gap.queries {
+            let queries = if round <= depth {
+                &gap.queries[..]
+            } else {
+                &[]
+            };
+            for query in queries.iter().chain(&gap.calls) {
                 if !earlier.contains(&(gap.sub_question, query))
                     && !out.contains(&(gap.sub_question, query.clone()))
                 {
@@ -142,6 +148,16 @@ impl Run {
             let Some((sub, query)) = pending.pop() else {
                 break;
             };
+            let sources = if self.is_call_lookup(round, sub, &query) {
+                // A function's definition is in the code: no web search for its name.
+                let code = CollectionKind::Code.name().to_owned();
+                if !request.sources.is_empty() && !request.sources.contains(&code) {
+                    continue;
+                }
+                vec![code]
+            } else {
+                request.sources.clone()
+            };
             self.emit(EventKind::SearchStarted {
                 round,
                 sub_question: sub,
@@ -149,7 +165,6 @@ impl Run {
             })?;
             let engine = Arc::clone(&self.engine);
             let collections = request.collections.clone();
-            let sources = request.sources.clone();
             running.spawn(async move {
                 let started = Instant::now();
                 let result = engine.search_one(&query, collections, sources).await;
@@ -157,6 +172,20 @@ impl Run {
             });
         }
         Ok(false)
+    }
+
+    /// Whether `query` of `sub` in `round` looks up a called function (and is not also one of
+    /// the round's other queries).
+    fn is_call_lookup(&self, round: u32, sub: usize, query: &String) -> bool {
+        if round == 1 {
+            return false;
+        }
+        let Some((_, gaps)) = self.state.evidence.get(&(round - 1)) else {
+            return false;
+        };
+        let mine = || gaps.iter().filter(|gap| gap.sub_question == sub);
+        mine().any(|gap| gap.calls.contains(query))
+            && !mine().any(|gap| gap.queries.contains(query))
     }
 
     /// Records a finished search and syncs it, so that a resumed session does not repeat it.
@@ -269,8 +298,8 @@ impl ResearchEngine {
         Ok(second)
     }
 
-    /// Replaces the snippets of local hits with their chunk's full text and lines (chunk
-    /// look-ups on the search CPU pool).
+    /// Replaces the snippets of local hits with their chunk's full text and lines, a function
+    /// split into several chunks whole (chunk look-ups on the search CPU pool).
     async fn complete_local_chunks(
         &self,
         hits: &[Hit],
@@ -296,7 +325,7 @@ impl ResearchEngine {
                 .into_iter()
                 .filter_map(|(position, collection, id)| {
                     let searcher = local_for_task.searcher_of(&collection)?;
-                    match searcher.get_chunk(&collection, id) {
+                    match searcher.get_whole_symbol(&collection, id) {
                         Ok(chunk) => chunk.map(|chunk| (position, chunk)),
                         Err(err) => {
                             tracing::warn!(error = %err, "chunk look-up failed");
