@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// Connection, key and resilience settings of one provider client.
 ///
-/// `Debug` shows how many keys there are, never the keys.
+/// `Debug` shows how many keys there are, never the keys, nor credentials in the base URL.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProviderConfig {
     /// Where the API lives, without the endpoint path (`https://google.serper.dev`).
@@ -65,7 +65,7 @@ impl fmt::Debug for ProviderConfig {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter
             .debug_struct("ProviderConfig")
-            .field("base_url", &self.base_url)
+            .field("base_url", &super::http::redacted_url(&self.base_url))
             .field("api_keys", &RedactedKeys(self.api_keys.len()))
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)

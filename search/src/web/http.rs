@@ -71,7 +71,7 @@ impl fmt::Debug for Transport {
         formatter
             .debug_struct("Transport")
             .field("provider", &self.provider)
-            .field("base_url", &self.base_url.as_str())
+            .field("base_url", &redacted_url(self.base_url.as_str()))
             .field("keys", &self.keys)
             .field("breaker", &self.breaker.state())
             .finish_non_exhaustive()
@@ -101,7 +101,7 @@ impl Transport {
         }
         let invalid_url = |reason: String| WebError::InvalidConfig {
             provider,
-            message: format!("base url `{}`: {reason}", config.base_url),
+            message: format!("base url `{}`: {reason}", redacted_url(&config.base_url)),
         };
         // A trailing slash makes `join("search")` append to the base path rather than replace
         // its last segment.
@@ -412,6 +412,34 @@ pub(crate) fn error_text(response: &RawResponse, parsed: Option<&serde_json::Val
     format!("http {} ({})", response.status, reason.to_ascii_lowercase())
 }
 
+/// `url` for logs and messages: credentials in it (`https://user:password@host/`, basic
+/// authentication for a proxy in front of a self-hosted provider; a user name alone may be a
+/// token) are replaced by `***`. Works on text that does not parse as a URL too.
+pub(crate) fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((_credentials, host)) => format!("{scheme}://***@{host}{path}"),
+        None => url.to_owned(),
+    }
+}
+
+/// A number that may arrive as a JSON number or as a numeric string; `None` for anything else
+/// and for values that are not finite.
+pub(crate) fn lenient_number(value: &serde_json::Value) -> Option<f32> {
+    let number = match value {
+        serde_json::Value::Number(number) => number.as_f64()?,
+        serde_json::Value::String(text) => text.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    // Relevance scores are small numbers; narrowing to f32 loses nothing that matters.
+    let narrowed = number as f32;
+    narrowed.is_finite().then_some(narrowed)
+}
+
 /// What kind of JSON value `value` is, for error messages.
 pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
     match value {
@@ -450,4 +478,33 @@ pub(crate) fn ranked_results(
         });
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_urls_keep_no_credentials() {
+        assert_eq!(
+            redacted_url("https://aiex:hunter2@searx.example:8443/searx?x=1"),
+            "https://***@searx.example:8443/searx?x=1"
+        );
+        assert_eq!(
+            redacted_url("http://token@searx.example"),
+            "http://***@searx.example"
+        );
+        // An `@` after the host belongs to the path.
+        assert_eq!(
+            redacted_url("https://searx.example/@user"),
+            "https://searx.example/@user"
+        );
+        assert_eq!(
+            redacted_url("https://google.serper.dev"),
+            "https://google.serper.dev"
+        );
+        // Text that is no URL still loses what looks like credentials.
+        assert_eq!(redacted_url("http://a b:c@d e"), "http://***@d e");
+        assert_eq!(redacted_url("not a url"), "not a url");
+    }
 }

@@ -186,6 +186,25 @@ fn normalise_domains(
     Ok(domains)
 }
 
+/// `text site:a OR site:b -site:c`: the search-engine operators for domain filters. Several
+/// included sites are alternatives, every excluded site is dropped.
+fn query_with_site_operators(text: &str, include: &[String], exclude: &[String]) -> String {
+    let mut q = text.to_owned();
+    let included: Vec<String> = include
+        .iter()
+        .map(|domain| format!("site:{domain}"))
+        .collect();
+    if !included.is_empty() {
+        q.push(' ');
+        q.push_str(&included.join(" OR "));
+    }
+    for domain in exclude {
+        q.push_str(" -site:");
+        q.push_str(domain);
+    }
+    q
+}
+
 /// Rejects a blank query before anything is sent.
 fn check_not_blank(provider: &'static str, query: &str) -> Result<(), WebError> {
     if query.trim().is_empty() {

@@ -13,8 +13,8 @@ use super::http::{
 };
 use super::BreakerState;
 use super::{
-    check_not_blank, normalise_domains, ProviderConfig, TimeRange, WebError, WebProvider, WebQuery,
-    WebResult, WebSearchFuture,
+    check_not_blank, normalise_domains, query_with_site_operators, ProviderConfig, TimeRange,
+    WebError, WebProvider, WebQuery, WebResult, WebSearchFuture,
 };
 
 /// The provider name in results, errors and logs.
@@ -88,7 +88,7 @@ fn search_body(query: &WebQuery) -> Result<SearchBody, WebError> {
     check_not_blank(PROVIDER, &query.query)?;
     let include = normalise_domains(PROVIDER, &query.include_domains)?;
     let exclude = normalise_domains(PROVIDER, &query.exclude_domains)?;
-    let q = query_with_operators(query.query.trim(), &include, &exclude);
+    let q = query_with_site_operators(query.query.trim(), &include, &exclude);
     let length = q.chars().count();
     if length > MAX_QUERY_CHARS {
         return Err(WebError::QueryTooLong {
@@ -102,25 +102,6 @@ fn search_body(query: &WebQuery) -> Result<SearchBody, WebError> {
         num: query.max_results.clamp(1, MAX_RESULTS),
         tbs: query.time_range.map(tbs),
     })
-}
-
-/// `text site:a OR site:b -site:c`: several included sites are alternatives, every excluded
-/// site is dropped.
-fn query_with_operators(text: &str, include: &[String], exclude: &[String]) -> String {
-    let mut q = text.to_owned();
-    let included: Vec<String> = include
-        .iter()
-        .map(|domain| format!("site:{domain}"))
-        .collect();
-    if !included.is_empty() {
-        q.push(' ');
-        q.push_str(&included.join(" OR "));
-    }
-    for domain in exclude {
-        q.push_str(" -site:");
-        q.push_str(domain);
-    }
-    q
 }
 
 fn tbs(time_range: TimeRange) -> &'static str {

@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::http::{
-    classify_status, error_text, json_error_message, json_kind, RawResponse, Transport,
+    classify_status, error_text, json_error_message, json_kind, lenient_number, RawResponse,
+    Transport,
 };
 use super::BreakerState;
 use super::{
@@ -187,16 +188,4 @@ fn search_result(item: &Value) -> Option<WebResult> {
             .map(str::to_owned),
         rank: 0,
     })
-}
-
-/// A number that may arrive as a JSON number or as a numeric string.
-fn lenient_number(value: &Value) -> Option<f32> {
-    let number = match value {
-        Value::Number(number) => number.as_f64()?,
-        Value::String(text) => text.trim().parse::<f64>().ok()?,
-        _ => return None,
-    };
-    // Scores lie in 0..1; narrowing to f32 loses nothing that matters.
-    let narrowed = number as f32;
-    narrowed.is_finite().then_some(narrowed)
 }
