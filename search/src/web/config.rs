@@ -10,7 +10,8 @@ use std::time::Duration;
 pub struct ProviderConfig {
     /// Where the API lives, without the endpoint path (`https://google.serper.dev`).
     pub base_url: String,
-    /// Keys to rotate through; blank entries are ignored.
+    /// Keys to rotate through; blank entries are ignored. SearxNG needs none (an instance
+    /// behind an authenticating proxy may want one).
     pub api_keys: Vec<String>,
     /// Limit on one HTTP request, and on waiting for a key's rate limiter before it.
     pub timeout: Duration,
@@ -43,6 +44,16 @@ impl ProviderConfig {
         ProviderConfig {
             base_url: "https://api.tavily.com".to_owned(),
             requests_per_minute: 100,
+            ..ProviderConfig::common_defaults()
+        }
+    }
+
+    /// SearxNG, without a base URL (there is no public default: instances are self-hosted)
+    /// and without keys. The rate spares the search engines behind the instance, which block
+    /// instances that ask too often.
+    pub fn searxng_default() -> Self {
+        ProviderConfig {
+            requests_per_minute: 60,
             ..ProviderConfig::common_defaults()
         }
     }

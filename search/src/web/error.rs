@@ -61,6 +61,13 @@ pub enum WebError {
         provider: &'static str,
         message: String,
     },
+    /// A metasearch instance (SearxNG) answered without results and reported its engines
+    /// unresponsive: a failure, not "found nothing". `engines` names each with its reason.
+    #[error("{provider}: no results, engines unresponsive: {engines}")]
+    EnginesUnresponsive {
+        provider: &'static str,
+        engines: String,
+    },
     /// A request took longer than the configured timeout.
     #[error("{provider}: timed out")]
     Timeout { provider: &'static str },
@@ -101,6 +108,9 @@ impl WebError {
             | WebError::QuotaExhausted { .. }
             | WebError::BadRequest { .. }
             | WebError::Malformed { .. }
+            // The instance already waited for its engines; those that failed (timeouts,
+            // CAPTCHAs, suspensions) seldom recover within one search's deadline.
+            | WebError::EnginesUnresponsive { .. }
             | WebError::BreakerOpen { .. }
             | WebError::Cancelled => false,
         }
@@ -118,6 +128,7 @@ impl WebError {
             | WebError::BadRequest { provider, .. }
             | WebError::Provider { provider, .. }
             | WebError::Malformed { provider, .. }
+            | WebError::EnginesUnresponsive { provider, .. }
             | WebError::Timeout { provider }
             | WebError::Network { provider, .. }
             | WebError::BreakerOpen { provider } => Some(provider),
@@ -144,6 +155,7 @@ impl WebError {
             | WebError::QuotaExhausted { .. }
             | WebError::Provider { .. }
             | WebError::Malformed { .. }
+            | WebError::EnginesUnresponsive { .. }
             | WebError::Timeout { .. }
             | WebError::Network { .. } => true,
             WebError::NoKeys { .. }
@@ -190,6 +202,10 @@ impl WebError {
             WebError::Network { provider, message } => WebError::Network {
                 provider,
                 message: scrub(message),
+            },
+            WebError::EnginesUnresponsive { provider, engines } => WebError::EnginesUnresponsive {
+                provider,
+                engines: scrub(engines),
             },
             other @ (WebError::NoKeys { .. }
             | WebError::QueryTooLong { .. }

@@ -55,6 +55,16 @@ pub(crate) fn excerpt(text: &str) -> String {
     cut
 }
 
+/// Whether a provider client needs an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    /// At least one usable key, else the client is not built (Serper, Tavily).
+    Required,
+    /// Keys when configured; without any, requests go out without credentials through one
+    /// implicit key slot holding the empty key (SearxNG).
+    Optional,
+}
+
 /// The shared client of one provider.
 pub(crate) struct Transport {
     provider: &'static str,
@@ -63,6 +73,8 @@ pub(crate) struct Transport {
     timeout: Duration,
     retry: RetryPolicy,
     keys: KeyPool,
+    /// Whether requests go out without credentials (no key configured, none required).
+    keyless: bool,
     breaker: CircuitBreaker,
 }
 
@@ -73,21 +85,46 @@ impl fmt::Debug for Transport {
             .field("provider", &self.provider)
             .field("base_url", &redacted_url(self.base_url.as_str()))
             .field("keys", &self.keys)
+            .field("keyless", &self.keyless)
             .field("breaker", &self.breaker.state())
             .finish_non_exhaustive()
     }
 }
 
 impl Transport {
+    /// A client that needs at least one usable key: without one it is [`WebError::NoKeys`].
     pub(crate) fn new(provider: &'static str, config: ProviderConfig) -> Result<Self, WebError> {
-        let keys: Vec<String> = config
+        Self::build(provider, config, Keys::Required)
+    }
+
+    /// A client that sends its keys when it has any and no credentials otherwise: `call`'s
+    /// `build` then gets the empty key, once per attempt, and must send no auth header for it.
+    pub(crate) fn with_optional_keys(
+        provider: &'static str,
+        config: ProviderConfig,
+    ) -> Result<Self, WebError> {
+        Self::build(provider, config, Keys::Optional)
+    }
+
+    fn build(
+        provider: &'static str,
+        config: ProviderConfig,
+        requirement: Keys,
+    ) -> Result<Self, WebError> {
+        let mut keys: Vec<String> = config
             .api_keys
             .iter()
             .map(|key| key.trim().to_owned())
             .filter(|key| !key.is_empty())
             .collect();
-        if keys.is_empty() {
-            return Err(WebError::NoKeys { provider });
+        let keyless = keys.is_empty();
+        if keyless {
+            match requirement {
+                Keys::Required => return Err(WebError::NoKeys { provider }),
+                // One slot, so that rate limits, rests after a refusal and rotation work as
+                // for one key.
+                Keys::Optional => keys.push(String::new()),
+            }
         }
         if keys
             .iter()
@@ -133,6 +170,7 @@ impl Transport {
                 max_retry_after: MAX_HONOURED_RETRY_AFTER,
             },
             keys: KeyPool::new(keys, config.requests_per_minute),
+            keyless,
             breaker: CircuitBreaker::new(config.breaker_threshold, config.breaker_cooldown),
         })
     }
@@ -141,20 +179,33 @@ impl Transport {
         self.breaker.state()
     }
 
+    /// Whether requests go out without credentials: no key is configured and none is required.
+    pub(crate) fn is_keyless(&self) -> bool {
+        self.keyless
+    }
+
     /// A POST to `path` under the base URL, ready for the provider's headers and body.
     pub(crate) fn post(&self, path: &str) -> Result<RequestBuilder, WebError> {
-        let url = self
-            .base_url
+        Ok(self.client.post(self.endpoint(path)?))
+    }
+
+    /// A GET of `path` under the base URL, ready for the provider's headers and query string.
+    pub(crate) fn get(&self, path: &str) -> Result<RequestBuilder, WebError> {
+        Ok(self.client.get(self.endpoint(path)?))
+    }
+
+    fn endpoint(&self, path: &str) -> Result<Url, WebError> {
+        self.base_url
             .join(path)
             .map_err(|error| WebError::InvalidConfig {
                 provider: self.provider,
                 message: format!("cannot join `{path}` to the base url: {error}"),
-            })?;
-        Ok(self.client.post(url))
+            })
     }
 
-    /// Makes one call. `build` turns a key into a request; `interpret` turns a response into a
-    /// value or an error (which decides about key rotation and retries).
+    /// Makes one call. `build` turns a key into a request (the empty key for a keyless client:
+    /// no credentials to send); `interpret` turns a response into a value or an error (which
+    /// decides about key rotation and retries).
     pub(crate) async fn call<T>(
         &self,
         build: impl Fn(&str) -> Result<RequestBuilder, WebError> + Sync,
@@ -338,7 +389,8 @@ impl Transport {
 
     /// `message` with every configured key replaced, in case a provider echoes one back.
     fn scrub_keys(&self, mut message: String) -> String {
-        for key in self.keys.keys() {
+        // The empty key of a keyless client is in every string and stands for nothing.
+        for key in self.keys.keys().filter(|key| !key.is_empty()) {
             if message.contains(key) {
                 message = message.replace(key, "[redacted]");
             }

@@ -1,4 +1,5 @@
-//! Web-search provider clients: [Serper](serper) (Google results) and [Tavily](tavily), plus a
+//! Web-search provider clients: [Serper](serper) (Google results), [Tavily](tavily) and
+//! [SearxNG](searxng) (a self-hosted metasearch instance, no key needed), plus a
 //! [`WebFallback`] that tries several providers in order.
 //!
 //! Every client speaks its provider's wire format exactly (`design/WIRE.md`), checks a query's
@@ -9,7 +10,8 @@
 //! 2. retries with exponential backoff and jitter on rate limits, 5xx, timeouts and connection
 //!    errors, honouring `retry-after` (seconds or an HTTP date);
 //! 3. key rotation: a key that is refused (bad, out of credits, rate limited) is set aside for a
-//!    while and the same request goes out with the next key;
+//!    while and the same request goes out with the next key (a keyless SearxNG client has one
+//!    implicit slot that sends no credentials);
 //! 4. a rate limiter per key, which makes a call wait (never longer than the request timeout)
 //!    rather than spend a request the key's budget does not allow.
 //!
@@ -22,6 +24,7 @@ mod error;
 mod fallback;
 mod http;
 mod resilience;
+pub mod searxng;
 pub mod serper;
 pub mod tavily;
 
@@ -36,6 +39,7 @@ pub use aiex_resilience::BreakerState;
 pub use config::ProviderConfig;
 pub use error::WebError;
 pub use fallback::WebFallback;
+pub use searxng::SearxngClient;
 pub use serper::SerperClient;
 pub use tavily::TavilyClient;
 
@@ -49,11 +53,13 @@ pub struct WebResult {
     pub url: String,
     pub title: String,
     pub snippet: String,
-    /// The provider's relevance score, where it gives one (Tavily does, Serper does not).
+    /// The provider's relevance score, where it gives one: Tavily's lies in 0..1, SearxNG's
+    /// (summed over the engines that found the page) is unbounded; Serper gives none.
     pub score: Option<f32>,
-    /// `serper` or `tavily`.
+    /// `serper`, `tavily` or `searxng`.
     pub provider: &'static str,
-    /// The publication date as the provider wrote it (`"3 days ago"`, `"2024-05-01"`, …).
+    /// The publication date as the provider wrote it (`"3 days ago"`, `"2024-05-01"`,
+    /// `"2024-05-01T09:00:00"`, …).
     pub published: Option<String>,
     /// 1-based position in the provider's answer.
     pub rank: usize,
@@ -111,8 +117,8 @@ impl FromStr for TimeRange {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WebQuery {
     pub query: String,
-    /// Clamped to what each provider allows (Serper 1–100, Tavily 0–20); 0 returns no results
-    /// without a request.
+    /// Clamped to what each provider allows (Serper 1–100, Tavily 0–20; SearxNG's one page of
+    /// results is cut to it); 0 returns no results without a request.
     pub max_results: usize,
     /// Only results from these domains (`docs.rs`, `https://tokio.rs/` and `tokio.rs` alike).
     pub include_domains: Vec<String>,
@@ -134,7 +140,7 @@ impl WebQuery {
 
 /// A web-search provider (or several, see [`WebFallback`]).
 pub trait WebProvider: Send + Sync {
-    /// `serper`, `tavily`, or `web` for a fallback chain.
+    /// `serper`, `tavily`, `searxng`, or `web` for a fallback chain.
     fn name(&self) -> &'static str;
 
     /// Searches the web. Dropping the future cancels the request.

@@ -11,6 +11,7 @@ use aiex_search as crate_under_test;
 
 mod fallback;
 mod resilience;
+mod searxng;
 mod serper;
 mod support;
 mod tavily;

@@ -19,6 +19,8 @@ use super::crate_under_test::web::ProviderConfig;
 pub struct Recorded {
     pub method: Method,
     pub path: String,
+    /// The query string's parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub body: serde_json::Value,
 }
@@ -26,6 +28,14 @@ pub struct Recorded {
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The first value of the query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 }
 
@@ -167,6 +177,9 @@ async fn handle(
     let recorded = Recorded {
         method,
         path: uri.path().to_owned(),
+        query: url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect(),
         headers,
         body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
     };
@@ -203,3 +216,4 @@ pub fn fast_config(base_url: &str, keys: &[&str]) -> ProviderConfig {
 
 pub const SERPER_SEARCH: &str = include_str!("fixtures/serper_search.json");
 pub const TAVILY_SEARCH: &str = include_str!("fixtures/tavily_search.json");
+pub const SEARXNG_SEARCH: &str = include_str!("fixtures/searxng_search.json");
