@@ -378,6 +378,7 @@ mod tests {
         config.vector.api_key = Some("k".into());
         config.web.serper_api_key = Some("k".into());
         config.web.tavily_api_key = Some("k".into());
+        config.web.searxng_api_key = Some("k".into());
         config.llm.url = Some("http://x".into());
         config.llm.model = Some("m".into());
         config.llm.api_key = Some("k".into());

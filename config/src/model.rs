@@ -382,7 +382,8 @@ impl Default for SearchConfig {
     }
 }
 
-/// Web search providers (Serper, Tavily). Without keys, web sources are absent.
+/// Web search providers: Serper and Tavily (with a key), SearxNG (with the URL of an instance).
+/// Without any of them, web sources are absent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
@@ -390,8 +391,14 @@ pub struct WebConfig {
     pub serper_api_key: Option<Secret>,
     /// Tavily API key(s), comma-separated.
     pub tavily_api_key: Option<Secret>,
+    /// Key(s) for a SearxNG instance behind an authenticating proxy, sent as a bearer token;
+    /// an instance of its own needs none.
+    pub searxng_api_key: Option<Secret>,
     pub serper_url: String,
     pub tavily_url: String,
+    /// A SearxNG instance (`http://localhost:8888`), which must allow the `json` format
+    /// (`search.formats` in its `settings.yml`); empty: SearxNG is not used.
+    pub searxng_url: String,
     /// Per-request timeout, in milliseconds.
     pub timeout_ms: u64,
     /// Requests per minute per key (0: unlimited).
@@ -410,8 +417,10 @@ impl Default for WebConfig {
         Self {
             serper_api_key: None,
             tavily_api_key: None,
+            searxng_api_key: None,
             serper_url: "https://google.serper.dev".to_owned(),
             tavily_url: "https://api.tavily.com".to_owned(),
+            searxng_url: String::new(),
             timeout_ms: 5_000,
             requests_per_minute: 60,
             max_retries: 2,

@@ -231,6 +231,21 @@ pub(crate) fn issues(config: &Config) -> Vec<Issue> {
             out.push(key, "must start with http:// or https://");
         }
     }
+    // Empty: SearxNG is not used. The URL may embed credentials, so it is not echoed.
+    let searxng_url = web.searxng_url.trim();
+    if !searxng_url.is_empty() && !is_http_url(searxng_url) {
+        out.push(
+            "web.searxng_url",
+            "must start with http:// or https:// (or be empty)",
+        );
+    }
+    if searxng_url.is_empty() && !crate::WebConfig::keys(web.searxng_api_key.as_ref()).is_empty() {
+        out.push_related(
+            "web.searxng_api_key",
+            "web.searxng_url",
+            "is set but web.searxng_url is not".to_owned(),
+        );
+    }
     out.positive("web.timeout_ms", web.timeout_ms);
 
     let fetch = &config.fetch;
@@ -372,7 +387,11 @@ fn lower_scheme(url: &mut str) {
 
 /// Lower-cases the scheme of every URL in the configuration.
 pub(crate) fn normalise_urls(config: &mut crate::Config) {
-    let urls = [&mut config.web.serper_url, &mut config.web.tavily_url];
+    let urls = [
+        &mut config.web.serper_url,
+        &mut config.web.tavily_url,
+        &mut config.web.searxng_url,
+    ];
     for url in urls {
         lower_scheme(url);
     }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 /// these fields at the top level.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Locator {
-    /// The source that produced it: `code`, `docs`, `web:serper`, `web:tavily`, `page`.
+    /// The source that produced it: `code`, `docs`, `web:serper`, `web:tavily`, `web:searxng`,
+    /// `page`.
     pub source: String,
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -175,3 +175,61 @@ fn discovery() {
     let found = opts.discover_file().unwrap().unwrap();
     assert!(found.ends_with(".config/aiex/config.toml"));
 }
+
+#[test]
+fn searxng_url_and_key_from_the_environment() {
+    let config = load(None, &[], &[]).unwrap();
+    assert_eq!(config.web.searxng_url, "", "not used by default");
+    assert_eq!(config.web.searxng_api_key, None);
+
+    let env = [
+        ("AIEX__WEB__SEARXNG_URL", "HTTP://searx.lan:8888/searx"),
+        ("AIEX__WEB__SEARXNG_API_KEY", "proxy-token"),
+    ];
+    let config = load(None, &env, &[]).unwrap();
+    assert_eq!(config.web.searxng_url, "http://searx.lan:8888/searx");
+    assert_eq!(
+        config.web.searxng_api_key.as_ref().map(|key| key.expose()),
+        Some("proxy-token")
+    );
+    assert!(!format!("{config:?}").contains("proxy-token"));
+
+    // An empty value turns SearxNG off again.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "a.toml",
+        "[web]\nsearxng_url = \"http://searx.lan\"\n",
+    );
+    let config = load(Some(&file), &[("AIEX__WEB__SEARXNG_URL", "")], &[]).unwrap();
+    assert_eq!(config.web.searxng_url, "");
+}
+
+#[test]
+fn a_bad_searxng_url_is_a_clear_problem() {
+    let found = problems(load(
+        None,
+        &[("AIEX__WEB__SEARXNG_URL", "searx.lan:8888")],
+        &[],
+    ));
+    assert_eq!(keys(&found), ["web.searxng_url"]);
+    assert_eq!(
+        found[0].to_string(),
+        "web.searxng_url (env AIEX__WEB__SEARXNG_URL): must start with http:// or https:// \
+         (or be empty)"
+    );
+
+    // A key with nowhere to go is a mistake, reported without the key.
+    let found = problems(load(
+        None,
+        &[("AIEX__WEB__SEARXNG_API_KEY", "proxy-token")],
+        &[],
+    ));
+    assert_eq!(keys(&found), ["web.searxng_api_key"]);
+    let shown = found[0].to_string();
+    assert!(
+        shown.contains("is set but web.searxng_url is not"),
+        "{shown}"
+    );
+    assert!(!shown.contains("proxy-token"), "{shown}");
+}

@@ -1,4 +1,5 @@
-//! The web source: a provider (Serper, Tavily, or both with fallback) behind the `Source` contract.
+//! The web source: a provider (Serper, Tavily, SearxNG, or several with fallback) behind the
+//! `Source` contract.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +9,8 @@ use aiex_indexer::snippet::highlight_ranges;
 use crate::hit::Hit;
 use crate::source::{BoxFuture, Source, SourceError, SourceQuery, SourceResults};
 use crate::web::{
-    ProviderConfig, SerperClient, TavilyClient, TimeRange, WebError, WebFallback, WebProvider,
-    WebQuery, WebResult,
+    ProviderConfig, SearxngClient, SerperClient, TavilyClient, TimeRange, WebError, WebFallback,
+    WebProvider, WebQuery, WebResult,
 };
 
 /// A web provider as a search source. Hits name the provider that answered (`web:tavily`).
@@ -28,8 +29,10 @@ impl WebSource {
         }
     }
 
-    /// The web source the configuration asks for: Serper and/or Tavily (Serper first, Tavily as
-    /// its fallback); `None` when no key is configured.
+    /// The web source the configuration asks for: Serper and Tavily when they have a key,
+    /// SearxNG when its URL is set, tried in that order (each later one a fallback of the
+    /// earlier); `None` when none is configured. One provider is the source `web:<provider>`,
+    /// several the source `web`.
     pub fn from_config(config: &aiex_config::Config) -> Result<Option<Self>, WebError> {
         let web = &config.web;
         let provider_config =
@@ -58,6 +61,13 @@ impl WebSource {
                 tavily_keys,
             ))?));
         }
+        if !web.searxng_url.trim().is_empty() {
+            providers.push(Box::new(SearxngClient::new(provider_config(
+                ProviderConfig::searxng_default(),
+                web.searxng_url.trim(),
+                aiex_config::WebConfig::keys(web.searxng_api_key.as_ref()),
+            ))?));
+        }
         let ttl = Duration::from_secs(web.cache_ttl_secs);
         Ok(match providers.len() {
             0 => None,
@@ -76,7 +86,8 @@ impl WebSource {
 }
 
 fn to_hit(result: WebResult, terms: &[String]) -> Hit {
-    // Serper gives no score: the rank stands in, best first.
+    // Serper gives no score: the rank stands in, best first. (Fusion goes by rank; the score
+    // is what people see.)
     let score = result.score.unwrap_or(1.0 / result.rank.max(1) as f32);
     let source = format!("web:{}", result.provider);
     Hit {

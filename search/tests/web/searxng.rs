@@ -1,9 +1,12 @@
-//! SearxNG: request shape, response parsing, domain filters and error mapping.
+//! SearxNG: request shape, response parsing, domain filters, error mapping and the source the
+//! configuration makes of it.
 
 use std::time::Duration;
 
 use serde_json::json;
 
+use super::crate_under_test::source::{Source, SourceQuery};
+use super::crate_under_test::sources::web::WebSource;
 use super::crate_under_test::web::{
     ProviderConfig, SearxngClient, TimeRange, WebError, WebProvider, WebQuery,
 };
@@ -512,4 +515,93 @@ async fn construction_checks_the_url() {
     );
     assert!(!bad_key.to_string().contains("proxy"));
     assert_eq!(ProviderConfig::searxng_default().base_url, "");
+}
+
+fn config_with(env: &[(&str, &str)]) -> aiex_config::Config {
+    aiex_config::Config::load(&aiex_config::LoadOptions {
+        file: None,
+        env: Some(
+            env.iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+        ),
+        overrides: Vec::new(),
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_configured_url_makes_the_web_searxng_source() {
+    let server = MockServer::always(Reply::json(200, SEARXNG_SEARCH)).await;
+    assert!(WebSource::from_config(&config_with(&[])).unwrap().is_none());
+
+    let config = config_with(&[("AIEX__WEB__SEARXNG_URL", &server.url)]);
+    let source = WebSource::from_config(&config).unwrap().unwrap();
+    assert_eq!(source.name(), "web:searxng");
+    let mut query = SourceQuery::new("tokio select", 3);
+    query.time_range = Some("month".to_owned());
+    let found = source.search(&query).await.unwrap();
+    assert_eq!(found.hits.len(), 3);
+    assert!(found
+        .hits
+        .iter()
+        .all(|hit| hit.locator.source == "web:searxng"));
+    assert_eq!(
+        found.hits[0].locator.url.as_deref(),
+        Some("https://docs.rs/tokio/latest/tokio/macro.select.html")
+    );
+    assert_eq!(
+        found.hits[1].published.as_deref(),
+        Some("2024-03-03T00:00:00")
+    );
+    assert_eq!(
+        server.requests()[0].query_param("time_range"),
+        Some("month")
+    );
+    assert_eq!(server.requests()[0].header("authorization"), None);
+
+    // A host that does not parse is a clear error when the source is built.
+    let error = WebSource::from_config(&config_with(&[("AIEX__WEB__SEARXNG_URL", "http://")]))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            error,
+            WebError::InvalidConfig {
+                provider: "searxng",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn searxng_comes_after_serper_in_the_fallback_chain() {
+    let serper_server =
+        MockServer::always(Reply::json(503, r#"{"message":"Service unavailable"}"#)).await;
+    let searxng_server = MockServer::always(Reply::json(200, SEARXNG_SEARCH)).await;
+    let config = config_with(&[
+        ("AIEX__WEB__SERPER_API_KEY", "serper-key"),
+        ("AIEX__WEB__SERPER_URL", &serper_server.url),
+        ("AIEX__WEB__SEARXNG_URL", &searxng_server.url),
+        ("AIEX__WEB__SEARXNG_API_KEY", "proxy-token"),
+        ("AIEX__WEB__MAX_RETRIES", "0"),
+    ]);
+    let source = WebSource::from_config(&config).unwrap().unwrap();
+    assert_eq!(source.name(), "web");
+    let found = source
+        .search(&SourceQuery::new("tokio select", 5))
+        .await
+        .unwrap();
+    assert_eq!(found.hits.len(), 4);
+    assert!(found
+        .hits
+        .iter()
+        .all(|hit| hit.locator.source == "web:searxng"));
+    assert_eq!(serper_server.request_count(), 1, "serper was asked first");
+    assert_eq!(
+        searxng_server.requests()[0].header("authorization"),
+        Some("Bearer proxy-token")
+    );
 }
