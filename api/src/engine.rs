@@ -192,7 +192,14 @@ pub fn check_languages(names: &[String]) -> Result<(), String> {
 
 /// The source names a search may ask for: the local kinds, and the web (`web` selects every
 /// configured provider).
-pub const SOURCE_NAMES: [&str; 5] = ["code", "docs", "web", "web:serper", "web:tavily"];
+pub const SOURCE_NAMES: [&str; 6] = [
+    "code",
+    "docs",
+    "web",
+    "web:serper",
+    "web:tavily",
+    "web:searxng",
+];
 
 /// The time ranges of web results.
 pub const SINCE_VALUES: [&str; 4] = ["day", "week", "month", "year"];
@@ -207,7 +214,7 @@ pub struct InputError {
 
 /// Checks a search's languages, source names, time range and path glob, the same for the
 /// command line and the API: input that cannot mean anything is refused, never ignored. (A
-/// source that is valid but not configured, such as `web` without a key, degrades instead.)
+/// source that is valid but not configured, such as `web` without a provider, degrades instead.)
 pub fn check_search_input(
     languages: &[String],
     sources: &[String],
@@ -258,7 +265,7 @@ mod input_tests {
         assert_eq!(
             check_search_input(
                 &list(&["rust"]),
-                &list(&["code", "web:tavily"]),
+                &list(&["code", "web:tavily", "web:searxng"]),
                 Some("week"),
                 Some("src/**/*.rs")
             ),
@@ -273,6 +280,7 @@ mod input_tests {
             check_search_input(&[], &list(&["code", "gopher"]), None, None).expect_err("refused");
         assert_eq!(gopher.code, "unknown_source");
         assert!(gopher.message.contains("`gopher`") && gopher.message.contains("web:serper"));
+        assert!(gopher.message.contains("web:searxng"), "{}", gopher.message);
         assert_eq!(
             code(check_search_input(&[], &[], Some("decade"), None)),
             "invalid_since"

@@ -18,7 +18,7 @@ pub struct SearchArgs {
     #[arg(value_name = "QUERY")]
     pub query: String,
     /// Sources to ask, comma-separated: code, docs (default: every source that has collections).
-    /// (`web` too when a Serper or Tavily key is configured).
+    /// (`web` too when a Serper or Tavily key or a SearxNG URL is configured).
     #[arg(long, value_delimiter = ',', value_name = "SOURCES")]
     pub sources: Vec<String>,
     /// Collection to search (repeatable; default: all).
@@ -114,7 +114,8 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
         Some(web) => sources.push(Arc::new(web)),
         None if wants_web && !args.sources.is_empty() => {
             eprintln!(
-                "note: web search is not configured (set web.serper_api_key or web.tavily_api_key)"
+                "note: web search is not configured (set web.serper_api_key, web.tavily_api_key \
+                 or web.searxng_url)"
             );
             requested.retain(|s| !s.starts_with("web"));
             if requested.is_empty() {

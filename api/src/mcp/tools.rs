@@ -48,7 +48,8 @@ pub struct SearchArgs {
     /// filters of the query language (`lang:rust path:src/ -path:tests "a phrase" /fn\s+\w+/`).
     #[schemars(length(min = 1, max = 2048))]
     pub query: String,
-    /// Sources: `code`, `docs`, `web` (or `web:serper`, `web:tavily`); absent or empty: all.
+    /// Sources: `code`, `docs`, `web` (or `web:serper`, `web:tavily`, `web:searxng`); absent or
+    /// empty: all.
     #[serde(default)]
     pub sources: Vec<String>,
     /// Collections to search (see `list_collections`); absent or empty: all.

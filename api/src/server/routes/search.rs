@@ -33,7 +33,7 @@ pub struct SearchRequestBody {
     /// Words, identifiers or a question.
     #[schema(min_length = 1, max_length = 2048)]
     pub query: String,
-    /// `code`, `docs`, `web` (or `web:serper`, `web:tavily`); empty: every source.
+    /// `code`, `docs`, `web` (or `web:serper`, `web:tavily`, `web:searxng`); empty: every source.
     #[serde(default)]
     pub sources: Vec<String>,
     /// Collections to search; empty: all.
