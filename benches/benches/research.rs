@@ -1,5 +1,8 @@
-//! Research evaluation: the questions of `../shared/eval/research/questions.jsonl` over the Rust
-//! book as a docs collection, no LLM, no network. Prints per question and overall: citation
+//! Research evaluation: two sets of questions over the Rust book as a docs collection, no LLM, no
+//! network: the public one (`../shared/eval/research/questions.jsonl`) and a second one on other
+//! chapters (`benches/eval/research-second.jsonl`), so that a change is seen on questions it was
+//! not tuned on; `AIEX_EVAL_SETS` (`public,second`, the default) picks. Prints per question and
+//! per set: citation
 //! validity (every `[n]` resolves to a retrieved passage), evidence recall (a cited passage comes
 //! from an expected page), term coverage (the cited passages hold every expected term), citation
 //! precision (the cited passage holds at least half of the key terms of the claim before its
@@ -23,8 +26,14 @@ struct Question {
     terms: Vec<String>,
 }
 
-fn questions() -> Vec<Question> {
-    let path = aiex_benches::eval_dir().join("research/questions.jsonl");
+fn questions(set: &str) -> Vec<Question> {
+    let path = match set {
+        "public" => aiex_benches::eval_dir().join("research/questions.jsonl"),
+        "second" => {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/research-second.jsonl")
+        }
+        other => panic!("unknown evaluation set {other}: public or second"),
+    };
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
     text.lines()
@@ -108,14 +117,27 @@ fn main() {
         .expect("runtime");
     let engine =
         Arc::new(ResearchEngine::from_config(&config, &["rust-book".to_string()]).expect("engine"));
-    let questions = questions();
+    for set in aiex_benches::picked("AIEX_EVAL_SETS", &["public", "second"]) {
+        let questions = questions(&set);
+        println!("\n== {set} set: {} questions ==", questions.len());
+        evaluate(&questions, &engine, &runtime);
+    }
+    println!("peak RSS {:.0} MiB", aiex_benches::peak_rss_mib());
+}
+
+/// Researches every question of a set and prints its table and figures.
+fn evaluate(
+    questions: &[Question],
+    engine: &Arc<ResearchEngine>,
+    runtime: &tokio::runtime::Runtime,
+) {
     let (mut valid, mut citations, mut recalled, mut covered) = (0usize, 0usize, 0usize, 0usize);
     let (mut claims_checked, mut claims_supported) = (0usize, 0usize);
     let mut first_event_ms = Vec::new();
     let mut totals_ms = Vec::new();
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     println!("\n  id  valid  recall  terms  first-ms  total-ms  question");
-    for question in &questions {
+    for question in questions {
         let started = Instant::now();
         let (report, first, per_stage) = runtime.block_on(async {
             let mut handle = engine
@@ -228,5 +250,4 @@ fn main() {
             values.iter().copied().fold(0.0, f64::max)
         );
     }
-    println!("peak RSS {:.0} MiB", aiex_benches::peak_rss_mib());
 }

@@ -56,18 +56,12 @@ impl Scores {
 }
 
 /// The comma-separated values of `var`, or `default` when unset.
-fn picked(var: &str, default: &[&str]) -> Vec<String> {
-    std::env::var(var).map_or_else(
-        |_| default.iter().map(|s| s.to_string()).collect(),
-        |value| value.split(',').map(|s| s.trim().to_string()).collect(),
-    )
-}
-
 fn main() {
-    let modes: Vec<SearchMode> = picked("AIEX_BENCH_MODES", &["keyword", "vector", "hybrid"])
-        .iter()
-        .map(|mode| mode.parse().expect("a search mode"))
-        .collect();
+    let modes: Vec<SearchMode> =
+        aiex_benches::picked("AIEX_BENCH_MODES", &["keyword", "vector", "hybrid"])
+            .iter()
+            .map(|mode| mode.parse().expect("a search mode"))
+            .collect();
     let keyword_only = modes.iter().all(|mode| *mode == SearchMode::Keyword);
     let qdrant = if keyword_only {
         None
@@ -75,7 +69,7 @@ fn main() {
         aiex_tests::qdrant::TestQdrant::get("the retrieval benchmark's server mode")
     };
     println!("retrieval; machine: {}", aiex_benches::machine());
-    for set in picked("AIEX_EVAL_SETS", &["public", "second"]) {
+    for set in aiex_benches::picked("AIEX_EVAL_SETS", &["public", "second"]) {
         let (corpus, prefix) = match set.as_str() {
             "public" => (codesearch_dir(), "codesearch"),
             "second" => (aiex_benches::second_set_dir(), "second"),

@@ -226,3 +226,11 @@ pub fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     format!("{cores} cores, {cpu}")
 }
+
+/// The comma-separated values of environment variable `var`, or `default` when it is not set.
+pub fn picked(var: &str, default: &[&str]) -> Vec<String> {
+    std::env::var(var).map_or_else(
+        |_| default.iter().map(|s| s.to_string()).collect(),
+        |value| value.split(',').map(|s| s.trim().to_string()).collect(),
+    )
+}

@@ -87,6 +87,27 @@ impl Planner for DeterministicPlanner {
     }
 }
 
+/// Whether a (lowercase) question asks what one thing can do that another cannot ("what can
+/// unsafe Rust do that safe Rust cannot?"): a question about abilities, not about a failure.
+fn contrasts_abilities(lower: &str) -> bool {
+    let negation = ["cannot", "can't"]
+        .iter()
+        .filter_map(|word| lower.find(word))
+        .min();
+    let asks_ability = [
+        "what can ",
+        "what could ",
+        "which ",
+        "what does ",
+        "what do ",
+    ]
+    .iter()
+    .any(|start| lower.starts_with(start));
+    asks_ability
+        && negation
+            .is_some_and(|at| lower[..at].contains(" that ") || lower[..at].contains(" which "))
+}
+
 /// The question's type from its wording.
 pub fn question_type(question: &str) -> QuestionType {
     let lower = question.to_lowercase();
@@ -121,10 +142,9 @@ pub fn question_type(question: &str) -> QuestionType {
         "does not",
         "won't",
         "broken",
-        "cannot",
-        "can't",
         "exception",
-    ]) {
+    ]) || (has(&["cannot", "can't"]) && !contrasts_abilities(&lower))
+    {
         QuestionType::Debugging
     } else if has(&[
         "architecture",
@@ -268,12 +288,40 @@ pub fn clauses(question: &str) -> Vec<String> {
 
 /// The subject of a question: its first entity, else its best key phrase, else the question.
 fn subject(question: &str, entities: &[String], phrases: &[String]) -> String {
-    entities
-        .first()
-        .or_else(|| phrases.first())
-        .cloned()
-        .unwrap_or_else(|| question.trim_end_matches('?').to_string())
+    let Some(entity) = entities.first() else {
+        return phrases
+            .first()
+            .cloned()
+            .unwrap_or_else(|| question.trim_end_matches('?').to_string());
+    };
+    // An entity qualified where the question first names it ("unsafe Rust") is the qualified
+    // phrase, in the question's spelling.
+    let words: Vec<&str> = question.split_whitespace().collect();
+    let bare = |word: &str| {
+        word.trim_matches(|c: char| !c.is_alphanumeric() && c != '_')
+            .to_string()
+    };
+    let Some(at) = words.iter().position(|word| bare(word) == *entity) else {
+        return entity.clone();
+    };
+    match at.checked_sub(1).map(|before| bare(words[before])) {
+        Some(qualifier)
+            if qualifier.len() > 2
+                && qualifier.chars().all(|c| c.is_ascii_lowercase())
+                && !crate::text::is_stop_word(&qualifier)
+                && !QUESTION_WORDS.contains(&qualifier.as_str()) =>
+        {
+            format!("{qualifier} {entity}")
+        }
+        _ => entity.clone(),
+    }
 }
+
+/// Words that open or shape a question rather than qualify its subject.
+const QUESTION_WORDS: &[&str] = &[
+    "what", "which", "how", "why", "where", "when", "who", "can", "could", "does", "do", "did",
+    "should", "would", "will", "is", "are", "use", "using", "between", "about",
+];
 
 /// The two things compared (or the versions migrated between): `A vs B`, `between A and B`,
 /// `from A to B`, else the first two entities or phrases.
@@ -698,6 +746,8 @@ mod tests {
             "How does `Coordinator::search` handle a source that times out, and how should I size search.budget_ms?",
             "rate limiting of API keys",
             "Is the HNSW index rebuilt after every upsert?",
+            "What can unsafe Rust do that safe Rust cannot?",
+            "Why can't I borrow the vector as mutable twice?",
         ];
         let mut out = String::new();
         for question in questions {
