@@ -264,9 +264,62 @@ fn longest_from(
     (chain, best.1 + functions[at].score)
 }
 
-/// A walk-through of the longest chain of calls between the code passages (at least two steps),
-/// each step cited with its documentation's first sentence: `None` without such a chain.
-pub fn walk_through(passages: &[Passage]) -> Option<String> {
+/// One step of a walk-through: a function, where it is, its citation and what its
+/// documentation says first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalkStep {
+    pub name: String,
+    pub path: String,
+    pub n: usize,
+    pub said: Option<String>,
+}
+
+/// A chain of calls between cited functions, the first calling the second and so on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Walk {
+    pub steps: Vec<WalkStep>,
+}
+
+impl Walk {
+    /// The walk as a numbered list, each step cited with its documentation's first sentence.
+    pub fn markdown(&self) -> String {
+        let mut lines = vec!["Following the calls:".to_owned()];
+        for (index, step) in self.steps.iter().enumerate() {
+            let said = step
+                .said
+                .as_deref()
+                .map(|sentence| format!(": {sentence}"))
+                .unwrap_or_default();
+            let (name, n) = (&step.name, step.n);
+            lines.push(if index == 0 {
+                format!("1. `{name}` in `{}` [{n}]{said}", step.path)
+            } else {
+                let caller = &self.steps[index - 1].name;
+                format!("{}. `{caller}` calls `{name}` [{n}]{said}", index + 1)
+            });
+        }
+        lines.join("\n")
+    }
+
+    /// The walk in one sentence: "In the code, `a` [1] calls `b` [2], which calls `c` [3]."
+    pub fn sentence(&self) -> String {
+        let mut out = String::from("In the code, ");
+        for (index, step) in self.steps.iter().enumerate() {
+            let joint = match index {
+                0 => "",
+                1 => " calls ",
+                _ => ", which calls ",
+            };
+            out.push_str(&format!("{joint}`{}` [{}]", step.name, step.n));
+        }
+        out.push('.');
+        out
+    }
+}
+
+/// The longest chain of calls between the code passages (at least two steps): `None` without
+/// such a chain.
+pub fn walk_through(passages: &[Passage]) -> Option<Walk> {
     let functions = functions(passages);
     let mut names: HashMap<&str, Vec<usize>> = HashMap::new();
     for (index, function) in functions.iter().enumerate() {
@@ -317,22 +370,20 @@ pub fn walk_through(passages: &[Passage]) -> Option<String> {
     if best.0.len() < 2 {
         return None;
     }
-    let mut lines = vec!["Following the calls:".to_owned()];
-    for (step, (index, name)) in best.0.iter().enumerate() {
-        let function = &functions[*index];
-        let said = first_sentence(&documentation_of(&function.text, name))
-            .map(|sentence| format!(": {sentence}"))
-            .unwrap_or_default();
-        let n = function.first.n;
-        let line = if step == 0 {
-            format!("1. `{name}` in `{}` [{n}]{said}", function.path)
-        } else {
-            let caller = &best.0[step - 1].1;
-            format!("{}. `{caller}` calls `{name}` [{n}]{said}", step + 1)
-        };
-        lines.push(line);
-    }
-    Some(lines.join("\n"))
+    let steps = best
+        .0
+        .iter()
+        .map(|(index, name)| {
+            let function = &functions[*index];
+            WalkStep {
+                name: name.clone(),
+                path: function.path.to_owned(),
+                n: function.first.n,
+                said: first_sentence(&documentation_of(&function.text, name)),
+            }
+        })
+        .collect();
+    Some(Walk { steps })
 }
 
 #[cfg(test)]
@@ -424,7 +475,12 @@ mod tests {
         ];
         let walk = walk_through(&passages).expect("a chain");
         assert_eq!(
-            walk,
+            walk.sentence(),
+            "In the code, `vector_phase` [2] calls `embed_pending` [3], which calls `write_batch` \
+             [1], which calls `upsert` [4]."
+        );
+        assert_eq!(
+            walk.markdown(),
             "Following the calls:\n\
              1. `vector_phase` in `src/pipeline.rs` [2]: Brings the vector store in line with the manifest.\n\
              2. `vector_phase` calls `embed_pending` [3]: Gives every chunk its vector.\n\

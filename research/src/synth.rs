@@ -390,6 +390,10 @@ impl Synthesizer for ExtractiveSynthesizer {
             // A walk along the calls between the code passages opens the section on the flow
             // (else the first one).
             let mut walk = crate::flow::walk_through(passages);
+            // The summary opens with the flow, when there is one.
+            if let Some(walk) = &walk {
+                summary.push(walk.sentence());
+            }
             let walk_section = plan
                 .sub_questions
                 .iter()
@@ -406,10 +410,11 @@ impl Synthesizer for ExtractiveSynthesizer {
                     (true, None) => {
                         section_without_evidence(sub_question.index, &sub_question.text, failures)
                     }
-                    (true, Some(walk)) => walk,
+                    (true, Some(walk)) => walk.markdown(),
                     (false, None) => extractive_section(&sub_question.text, &mine),
                     (false, Some(walk)) => format!(
-                        "{walk}\n\n{}",
+                        "{}\n\n{}",
+                        walk.markdown(),
                         extractive_section(&sub_question.text, &mine)
                     ),
                 };

@@ -154,6 +154,13 @@ fn code_research_walks_the_flow_along_calls_with_citations() {
         ["index_directory", "embed_pending", "write_batch", "upsert"],
         "{walk}"
     );
+    // The summary opens with the flow, cited.
+    let summary = report["summary"].as_str().expect("summary");
+    assert!(
+        summary.starts_with("In the code, `index_directory` ["),
+        "{summary}"
+    );
+    assert!(summary.contains("which calls `upsert` ["), "{summary}");
     assert!(
         steps[1].contains("Gives every piece that has no vector yet its vector"),
         "a step says what its function does: {}",
