@@ -33,6 +33,8 @@ pub enum Language {
     Css,
     Sql,
     Text,
+    /// PDF documents (documentation sets only): their extracted text, page by page.
+    Pdf,
 }
 
 const ALL: &[Language] = &[
@@ -56,6 +58,7 @@ const ALL: &[Language] = &[
     Language::Css,
     Language::Sql,
     Language::Text,
+    Language::Pdf,
 ];
 
 impl Language {
@@ -87,6 +90,7 @@ impl Language {
             Language::Css => "css",
             Language::Sql => "sql",
             Language::Text => "text",
+            Language::Pdf => "pdf",
         }
     }
 
@@ -198,6 +202,7 @@ impl Language {
             "css" | "scss" | "sass" | "less" => Language::Css,
             "sql" => Language::Sql,
             "txt" | "text" | "rst" | "adoc" | "asciidoc" | "org" => Language::Text,
+            "pdf" => Language::Pdf,
             _ => return None,
         };
         Some(lang)
@@ -260,6 +265,7 @@ mod tests {
             ("notes.rst", Some(Language::Text)),
             ("Makefile", Some(Language::Text)),
             ("Dockerfile", Some(Language::Text)),
+            ("manuals/Guide.PDF", Some(Language::Pdf)),
             ("image.png", None),
             ("noext", None),
         ];

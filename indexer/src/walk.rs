@@ -39,6 +39,14 @@ pub enum SkipReason {
     Unreadable,
     /// The file name is not valid UTF-8.
     NonUtf8Path,
+    /// A PDF (documentation sets) encrypted with a password.
+    PdfEncrypted,
+    /// A PDF that could not be read: truncated, corrupt, or the extractor failed on it.
+    PdfUnreadable,
+    /// A PDF without text: scanned or image-only pages.
+    PdfNoText,
+    /// A PDF whose text extraction ran out of time.
+    PdfTimedOut,
 }
 
 impl SkipReason {
@@ -54,6 +62,10 @@ impl SkipReason {
             SkipReason::Symlink => "symlink",
             SkipReason::Unreadable => "unreadable",
             SkipReason::NonUtf8Path => "non_utf8_path",
+            SkipReason::PdfEncrypted => "pdf_encrypted",
+            SkipReason::PdfUnreadable => "pdf_unreadable",
+            SkipReason::PdfNoText => "pdf_no_text",
+            SkipReason::PdfTimedOut => "pdf_timed_out",
         }
     }
 }
@@ -81,6 +93,8 @@ pub struct WalkOptions {
     pub exclude: Vec<String>,
     pub hidden: bool,
     pub respect_gitignore: bool,
+    /// Whether PDFs are candidates (documentation sets); elsewhere they are binary files.
+    pub pdf: bool,
 }
 
 impl From<&aiex_config::IndexConfig> for WalkOptions {
@@ -91,6 +105,7 @@ impl From<&aiex_config::IndexConfig> for WalkOptions {
             exclude: config.exclude.clone(),
             hidden: config.hidden,
             respect_gitignore: config.respect_gitignore,
+            pdf: false,
         }
     }
 }
@@ -252,6 +267,7 @@ struct EntryFilter {
     include: Option<GlobSet>,
     exclude: Option<GlobSet>,
     max_file_bytes: u64,
+    pdf: bool,
 }
 
 impl EntryFilter {
@@ -261,6 +277,7 @@ impl EntryFilter {
             include: glob_set(&options.include)?,
             exclude: glob_set(&options.exclude)?,
             max_file_bytes: options.max_file_bytes,
+            pdf: options.pdf,
         })
     }
 
@@ -291,10 +308,18 @@ impl EntryFilter {
         let Some(language) = Language::from_path(relative) else {
             return Visit::Skip(SkipReason::UnsupportedType);
         };
+        if language == Language::Pdf && !self.pdf {
+            return Visit::Skip(SkipReason::Binary);
+        }
         let Ok(metadata) = entry.metadata() else {
             return Visit::Unreadable(rel_path);
         };
-        if metadata.len() > self.max_file_bytes {
+        let max_bytes = if language == Language::Pdf {
+            crate::pdf::MAX_PDF_BYTES
+        } else {
+            self.max_file_bytes
+        };
+        if metadata.len() > max_bytes {
             return Visit::Skip(SkipReason::TooLarge);
         }
         Visit::File(WalkedFile {
@@ -406,6 +431,49 @@ mod tests {
         assert!(matches("src/**/*.rs", "src/deep/lib.rs"));
         assert!(matches("/docs/**", "docs/a/b.md"));
         assert!(compile_glob("[").is_err());
+    }
+
+    #[test]
+    fn pdfs_are_candidates_only_where_asked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("guide.md"), "# Guide\n").expect("write");
+        std::fs::write(dir.path().join("manual.pdf"), b"%PDF-1.4\n").expect("write");
+        let options = WalkOptions {
+            max_file_bytes: 1024,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            hidden: false,
+            respect_gitignore: true,
+            pdf: false,
+        };
+        let code = walk(dir.path(), &options).expect("walk");
+        let paths: Vec<&str> = code.files.iter().map(|f| f.rel_path.as_str()).collect();
+        assert_eq!(paths, ["guide.md"]);
+        assert_eq!(code.skipped.get(&SkipReason::Binary), Some(&1));
+
+        // PDFs have their own size limit, above `max_file_bytes`.
+        std::fs::write(dir.path().join("manual.pdf"), vec![b' '; 4096]).expect("write");
+        let docs = walk(
+            dir.path(),
+            &WalkOptions {
+                pdf: true,
+                ..options
+            },
+        )
+        .expect("walk");
+        let found: Vec<(&str, Language)> = docs
+            .files
+            .iter()
+            .map(|f| (f.rel_path.as_str(), f.language))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("guide.md", Language::Markdown),
+                ("manual.pdf", Language::Pdf)
+            ]
+        );
+        assert!(docs.skipped.is_empty());
     }
 
     #[test]

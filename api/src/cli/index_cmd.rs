@@ -321,6 +321,15 @@ fn write_summary(out: &mut impl Write, summary: &IndexSummary) -> std::io::Resul
             reasons.join(", ")
         )?;
     }
+    for failed in &summary.failed {
+        writeln!(
+            out,
+            "  failed:  {} ({}): {}",
+            failed.path,
+            failed.reason.name(),
+            failed.detail
+        )?;
+    }
     writeln!(
         out,
         "  chunks:  {} in collection, {} written, {} embedded, {} vectors reused",

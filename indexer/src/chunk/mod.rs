@@ -4,7 +4,8 @@
 //! structure: one chunk per function, method, type, module, ... (found with
 //! tree-sitter), top-level code between symbols as [`ChunkKind::Preamble`]
 //! chunks, Markdown by heading sections, and HTML by the heading sections of
-//! its extracted text (see `html/`). Languages without a grammar,
+//! its extracted text (see `html/`), PDF documents page by page (their
+//! extracted text, see `pdf`). Languages without a grammar,
 //! unparseable files and pathological inputs fall back to overlapping line
 //! windows ([`ChunkKind::Block`]).
 //!
@@ -45,6 +46,7 @@ pub mod calls;
 mod html;
 mod lines;
 mod markdown;
+mod pdf;
 mod spec;
 mod treesitter;
 mod window;
@@ -85,6 +87,8 @@ pub enum ChunkKind {
     Preamble,
     /// A line-window fallback piece, or code without a symbol of its own.
     Block,
+    /// A page of a PDF document, or a part of one (named `page N`).
+    Page,
 }
 
 const ALL_KINDS: &[ChunkKind] = &[
@@ -103,6 +107,7 @@ const ALL_KINDS: &[ChunkKind] = &[
     ChunkKind::Section,
     ChunkKind::Preamble,
     ChunkKind::Block,
+    ChunkKind::Page,
 ];
 
 impl ChunkKind {
@@ -124,6 +129,7 @@ impl ChunkKind {
             ChunkKind::Section => "section",
             ChunkKind::Preamble => "preamble",
             ChunkKind::Block => "block",
+            ChunkKind::Page => "page",
         }
     }
 
@@ -294,6 +300,7 @@ pub fn chunk_source(language: Language, source: &str, opts: &ChunkOptions) -> Ve
         Language::Html => return html::chunk(&lines, &opts),
         Language::Markdown => markdown::chunk(&lines, &opts),
         Language::Toml => Some(window::toml_sections(&lines, &opts)),
+        Language::Pdf => Some(pdf::chunk(&lines, &opts)),
         lang if lang.has_grammar() => treesitter::chunk(lang, &lines, &opts),
         _ => None,
     };

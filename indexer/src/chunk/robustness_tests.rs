@@ -154,7 +154,7 @@ proptest! {
         lang in prop::sample::select(vec![
             Language::Rust, Language::Python, Language::JavaScript, Language::Tsx,
             Language::Cpp, Language::Ruby, Language::Elixir, Language::Markdown,
-            Language::Toml, Language::Text,
+            Language::Toml, Language::Text, Language::Pdf,
         ]),
         max in 1usize..64,
     ) {

@@ -7,13 +7,18 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use super::walk_phase::ToRead;
-use super::{chunk_options, chunk_record, millis, pool_threads, IndexProgress, IndexRun};
+use super::{
+    chunk_options, chunk_record, millis, pool_threads, FailedFile, IndexProgress, IndexRun,
+};
 use crate::chunk::{chunk_source, ChunkOptions};
 use crate::document::Chunk;
 use crate::error::{Error, Result};
 use crate::lang::Language;
 use crate::manifest::{ChunkRecord, FileRecord, Manifest};
 use crate::walk::{classify_content, SkipReason, Walk, WalkedFile};
+
+/// Failed files listed in a run's summary at most (all are counted).
+const MAX_FAILED_LISTED: usize = 100;
 
 /// What the keyword phase must write.
 #[derive(Default)]
@@ -37,6 +42,12 @@ pub(super) struct ChangedFile {
 
 enum FileOutcome {
     Skipped(SkipReason),
+    /// A file of a readable type whose text could not be had (a PDF that is corrupt, encrypted,
+    /// image-only or too slow): counted under `reason` and listed with `detail`.
+    Failed {
+        reason: SkipReason,
+        detail: String,
+    },
     /// Content identical to the manifest's (only the modification time changed).
     Same {
         hash: String,
@@ -68,6 +79,16 @@ impl IndexRun<'_> {
                     *self.summary.skipped.entry(reason).or_default() += 1;
                     if reason == SkipReason::Unreadable && self.keep_previous(file.rel_path) {
                         kept_unreadable += 1;
+                    }
+                }
+                FileOutcome::Failed { reason, detail } => {
+                    *self.summary.skipped.entry(reason).or_default() += 1;
+                    if self.summary.failed.len() < MAX_FAILED_LISTED {
+                        self.summary.failed.push(FailedFile {
+                            path: file.rel_path,
+                            reason,
+                            detail,
+                        });
                     }
                 }
                 FileOutcome::Same { hash } => self.record_same(file, hash),
@@ -273,9 +294,22 @@ impl FileReader<'_> {
         {
             return FileOutcome::Same { hash };
         }
-        let text = match classify_content(bytes) {
-            Ok(text) => text,
-            Err(reason) => return FileOutcome::Skipped(reason),
+        let text = if file.language == Language::Pdf {
+            match crate::pdf::extract(bytes) {
+                Ok(pages) => crate::pdf::join_pages(&pages),
+                Err(failure) => {
+                    tracing::warn!(path = %file.abs_path.display(), reason = %failure, "skipping PDF");
+                    return FileOutcome::Failed {
+                        reason: failure.skip_reason(),
+                        detail: failure.to_string(),
+                    };
+                }
+            }
+        } else {
+            match classify_content(bytes) {
+                Ok(text) => text,
+                Err(reason) => return FileOutcome::Skipped(reason),
+            }
         };
         let raw_chunks = chunk_source(file.language, &text, &self.options);
         let chunks =

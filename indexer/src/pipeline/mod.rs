@@ -32,7 +32,7 @@ use crate::document::Chunk;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::manifest::{ChunkRecord, CollectionKind, LastRun, Manifest};
-use crate::walk::SkipCounts;
+use crate::walk::{SkipCounts, SkipReason};
 
 /// What to index.
 pub struct IndexRequest {
@@ -107,6 +107,11 @@ pub struct IndexSummary {
     pub unchanged: usize,
     pub deleted: usize,
     pub skipped: SkipCounts,
+    /// Files that could not be read although their type is indexed (PDFs that are corrupt,
+    /// encrypted, image-only or too slow to extract), each with its reason; also counted in
+    /// `skipped`. The first 100 are listed.
+    #[serde(default)]
+    pub failed: Vec<FailedFile>,
     /// Chunks in the collection after the run.
     pub chunks: usize,
     /// Chunks written to the keyword index by this run.
@@ -117,6 +122,16 @@ pub struct IndexSummary {
     pub vectors_reused: usize,
     pub vectors_complete: bool,
     pub timings: StageTimings,
+}
+
+/// A file a run could not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedFile {
+    /// Relative to the collection root.
+    pub path: String,
+    pub reason: SkipReason,
+    /// What went wrong, for people: `unreadable PDF: …`, `encrypted PDF: it needs a password`.
+    pub detail: String,
 }
 
 impl IndexSummary {

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::{chunking_fingerprint, millis, IndexProgress, IndexRun};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use crate::manifest::{CollectionKind, Manifest};
 use crate::walk::{walk, Walk, WalkOptions, WalkedFile};
 
 /// What the walk leaves for the chunk phase.
@@ -24,7 +24,11 @@ impl IndexRun<'_> {
     /// between leaves no manifest pointing at half-deleted stores.
     pub(super) fn walk_phase(&mut self) -> Result<ToRead> {
         let started = Instant::now();
-        let walked = walk(&self.root, &WalkOptions::from(&self.config.index))?;
+        let options = WalkOptions {
+            pdf: self.manifest.kind == CollectionKind::Docs,
+            ..WalkOptions::from(&self.config.index)
+        };
+        let walked = walk(&self.root, &options)?;
         if self.start_over {
             self.drop_stores()?;
         }

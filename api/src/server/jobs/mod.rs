@@ -209,7 +209,7 @@ pub enum JobEvent {
     },
     ItemFinished {
         item: usize,
-        summary: IndexSummary,
+        summary: Box<IndexSummary>,
     },
     ItemFailed {
         item: usize,

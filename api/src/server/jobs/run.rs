@@ -193,7 +193,7 @@ fn item_end(
             item.summary = serde_json::to_value(&summary).ok();
             return ItemEnd::Event(Box::new(JobEvent::ItemFinished {
                 item: index,
-                summary,
+                summary: Box::new(summary),
             }));
         }
         Ok(Err(aiex_indexer::Error::Cancelled)) if interrupted => return ItemEnd::Interrupted,
