@@ -669,6 +669,7 @@ mod tests {
                 language: Some("markdown".into()),
                 symbol: None,
                 kind: None,
+                page: None,
             },
             parent: None,
             text: text.into(),

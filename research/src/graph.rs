@@ -302,6 +302,7 @@ mod tests {
                     symbol: symbol.map(Into::into),
                     kind: Some("function".into()),
                     language: Some("rust".into()),
+                    page: None,
                 },
                 parent: parent.map(Into::into),
                 retrieved_at: String::new(),

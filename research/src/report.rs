@@ -43,14 +43,15 @@ impl Reference {
         }
     }
 
-    /// `path:start-end` (with its collection) or the URL.
+    /// `path:start-end` (with its collection), `path (page N)` for a PDF's page, or the URL.
     pub fn place(&self) -> String {
         let at = &self.locator;
         match (&at.url, &at.path) {
             (Some(url), _) => url.clone(),
             (None, Some(path)) => {
-                let lines = match (at.start_line, at.end_line) {
-                    (Some(start), Some(end)) => format!(":{start}-{end}"),
+                let lines = match (at.page, at.start_line, at.end_line) {
+                    (Some(page), _, _) => format!(" (page {page})"),
+                    (None, Some(start), Some(end)) => format!(":{start}-{end}"),
                     _ => String::new(),
                 };
                 match &at.collection {
@@ -376,6 +377,27 @@ mod tests {
             failed_searches: Vec::new(),
             created_at: "2026-12-03T00:00:00Z".into(),
         }
+    }
+
+    #[test]
+    fn pdf_references_name_their_page() {
+        let manual = Locator {
+            source: "docs".into(),
+            title: "manual.pdf (page 2)".into(),
+            collection: Some("manuals".into()),
+            path: Some("manual.pdf".into()),
+            start_line: Some(8),
+            end_line: Some(12),
+            kind: Some("page".into()),
+            page: Some(2),
+            ..Locator::default()
+        };
+        let cited = reference(1, manual);
+        assert_eq!(cited.place(), "manuals: manual.pdf (page 2)");
+        assert_eq!(
+            cited.markdown_place(),
+            "manual.pdf (page 2) — `manuals: manual.pdf (page 2)`"
+        );
     }
 
     #[test]

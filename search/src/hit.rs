@@ -29,6 +29,9 @@ pub struct Locator {
     pub symbol: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The page of a PDF document (1-based) the text is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
 }
 
 impl Locator {
@@ -57,10 +60,16 @@ impl Locator {
         }
     }
 
-    /// Where to find it, for people: the URL, or `collection:path:start-end`, or the title.
+    /// Where to find it, for people: the URL, or `collection:path (page N)` for a PDF's page, or
+    /// `collection:path:start-end`, or the title.
     pub fn place(&self) -> String {
         match (&self.url, &self.path) {
             (Some(url), _) => url.clone(),
+            (None, Some(path)) if self.page.is_some() => format!(
+                "{}:{path} (page {})",
+                self.collection.as_deref().unwrap_or(""),
+                self.page.unwrap_or(0)
+            ),
             (None, Some(path)) => format!(
                 "{}:{path}:{}-{}",
                 self.collection.as_deref().unwrap_or(""),

@@ -254,6 +254,12 @@ fn write_hit(out: &mut impl Write, rank: usize, hit: &Hit) -> std::io::Result<()
             "{rank:>2}. [{}] {}  {url}  ({:.4})",
             hit.locator.source, hit.locator.title, hit.score
         )?,
+        (None, Some(_)) if hit.locator.page.is_some() => writeln!(
+            out,
+            "{rank:>2}. {}  ({:.4})",
+            hit.locator.place(),
+            hit.score
+        )?,
         (None, Some(path)) => writeln!(
             out,
             "{rank:>2}. {}:{path}:{}-{}{symbol}  ({:.4})",

@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod pdf;
 mod readme;
 mod research;
 mod research_failures;

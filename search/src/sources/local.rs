@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiex_config::SearchMode;
+use aiex_indexer::chunk::ChunkKind;
 use aiex_indexer::{Language, SearchHit, SearchRequest, Searcher};
 
 pub use crate::cpu::run_cpu;
@@ -39,9 +40,17 @@ impl LocalSource {
 }
 
 fn to_hit(source: &str, hit: SearchHit) -> Hit {
-    let title = match &hit.symbol {
-        Some(symbol) => format!("{} {symbol}", hit.kind.name()),
-        None => hit.path.clone(),
+    let page = (hit.kind == ChunkKind::Page)
+        .then(|| {
+            hit.symbol
+                .as_deref()
+                .and_then(aiex_indexer::pdf::page_number)
+        })
+        .flatten();
+    let title = match (&hit.symbol, page) {
+        (_, Some(page)) => format!("{} (page {page})", hit.path),
+        (Some(symbol), None) => format!("{} {symbol}", hit.kind.name()),
+        (None, None) => hit.path.clone(),
     };
     Hit {
         locator: Locator {
@@ -55,6 +64,7 @@ fn to_hit(source: &str, hit: SearchHit) -> Hit {
             language: Some(hit.language.name().to_string()),
             symbol: hit.symbol,
             kind: Some(hit.kind.name().to_string()),
+            page,
         },
         snippet: hit.snippet,
         snippet_line: Some(hit.snippet_start_line),
@@ -149,5 +159,50 @@ impl Source for LocalSource {
                 notes,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn search_hit(path: &str, kind: ChunkKind, symbol: Option<&str>) -> SearchHit {
+        SearchHit {
+            collection: "manuals".to_string(),
+            path: path.to_string(),
+            start_line: 5,
+            end_line: 9,
+            language: Language::Pdf,
+            symbol: symbol.map(str::to_string),
+            kind,
+            parent: None,
+            score: 1.0,
+            snippet: "turn the knob".to_string(),
+            snippet_start_line: 6,
+            highlights: Vec::new(),
+            url: None,
+            chunk_id: 7,
+        }
+    }
+
+    #[test]
+    fn pdf_pages_are_located_by_page() {
+        let hit = to_hit(
+            "docs",
+            search_hit("widget/manual.pdf", ChunkKind::Page, Some("page 2")),
+        );
+        assert_eq!(hit.locator.page, Some(2));
+        assert_eq!(hit.locator.title, "widget/manual.pdf (page 2)");
+        assert_eq!(hit.locator.place(), "manuals:widget/manual.pdf (page 2)");
+        let json = serde_json::to_value(&hit).expect("json");
+        assert_eq!(json["page"], 2);
+
+        let section = to_hit(
+            "docs",
+            search_hit("guide.md", ChunkKind::Section, Some("page 2")),
+        );
+        assert_eq!(section.locator.page, None);
+        assert_eq!(section.locator.title, "section page 2");
+        assert_eq!(section.locator.place(), "manuals:guide.md:5-9");
     }
 }
