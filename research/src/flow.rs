@@ -301,7 +301,8 @@ impl Walk {
         lines.join("\n")
     }
 
-    /// The walk in one sentence: "In the code, `a` [1] calls `b` [2], which calls `c` [3]."
+    /// The walk in one sentence: "In the code, `a` \[1\] calls `b` \[2\], which calls `c`
+    /// \[3\]."
     pub fn sentence(&self) -> String {
         let mut out = String::from("In the code, ");
         for (index, step) in self.steps.iter().enumerate() {
