@@ -402,6 +402,37 @@ impl Transport {
 /// The error text of a JSON error body, in any of the shapes these providers use:
 /// `{"message": …}` (Serper), `{"detail": {"error": …}}` (Tavily), `{"detail": …}` and
 /// `{"error": …}` / `{"error": {"message": …}}`.
+/// The array `name` of a provider's JSON answer (`fields`), which every answer holds; without it
+/// the body is an error: its message (a spent quota when `is_quota` says so, else a bad request),
+/// or a malformed answer.
+pub(crate) fn required_array<'f>(
+    provider: &'static str,
+    fields: &'f serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    is_quota: impl Fn(&str) -> bool,
+) -> Result<&'f Vec<serde_json::Value>, WebError> {
+    match fields.get(name) {
+        Some(serde_json::Value::Array(items)) => Ok(items),
+        Some(serde_json::Value::Null) | None => {
+            let body = serde_json::Value::Object(fields.clone());
+            Err(match json_error_message(&body) {
+                Some(message) if is_quota(&message) => {
+                    WebError::QuotaExhausted { provider, message }
+                }
+                Some(message) => WebError::BadRequest { provider, message },
+                None => WebError::Malformed {
+                    provider,
+                    message: format!("no `{name}` array"),
+                },
+            })
+        }
+        Some(other) => Err(WebError::Malformed {
+            provider,
+            message: format!("`{name}` is not an array but {}", json_kind(other)),
+        }),
+    }
+}
+
 pub(crate) fn json_error_message(body: &serde_json::Value) -> Option<String> {
     let text_of = |value: &serde_json::Value| -> Option<String> {
         match value {

@@ -21,8 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::http::{
-    classify_status, error_text, json_error_message, json_kind, lenient_number, RawResponse,
-    Transport,
+    classify_status, error_text, lenient_number, required_array, RawResponse, Transport,
 };
 use super::BreakerState;
 use super::{
@@ -219,29 +218,7 @@ fn interpret(
             message: format!("expected a json object, got `{}`", response.body_excerpt()),
         });
     };
-    let items = match fields.get("results") {
-        Some(Value::Array(items)) => items,
-        Some(Value::Null) | None => {
-            // `results` is always present in an answer; without it the body is an error.
-            let body = Value::Object(fields);
-            return Err(match json_error_message(&body) {
-                Some(message) => WebError::BadRequest {
-                    provider: PROVIDER,
-                    message,
-                },
-                None => WebError::Malformed {
-                    provider: PROVIDER,
-                    message: "no `results` array".to_owned(),
-                },
-            });
-        }
-        Some(other) => {
-            return Err(WebError::Malformed {
-                provider: PROVIDER,
-                message: format!("`results` is not an array but {}", json_kind(other)),
-            })
-        }
-    };
+    let items = required_array(PROVIDER, &fields, "results", |_| false)?;
     if items.is_empty() {
         let failed = unresponsive_engines(fields.get("unresponsive_engines"));
         if !failed.is_empty() {

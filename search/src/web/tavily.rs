@@ -8,8 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::http::{
-    classify_status, error_text, json_error_message, json_kind, lenient_number, RawResponse,
-    Transport,
+    classify_status, error_text, lenient_number, required_array, RawResponse, Transport,
 };
 use super::BreakerState;
 use super::{
@@ -135,35 +134,9 @@ fn interpret(response: RawResponse, limit: usize) -> Result<Vec<WebResult>, WebE
             message: format!("expected a json object, got `{}`", response.body_excerpt()),
         });
     };
-    let items = match fields.get("results") {
-        Some(Value::Array(items)) => items,
-        Some(Value::Null) | None => {
-            // `results` is always present in an answer; without it the body is an error.
-            let body = Value::Object(fields);
-            return Err(match json_error_message(&body) {
-                Some(message) if is_quota_error(response.status, &message) => {
-                    WebError::QuotaExhausted {
-                        provider: PROVIDER,
-                        message,
-                    }
-                }
-                Some(message) => WebError::BadRequest {
-                    provider: PROVIDER,
-                    message,
-                },
-                None => WebError::Malformed {
-                    provider: PROVIDER,
-                    message: "no `results` array".to_owned(),
-                },
-            });
-        }
-        Some(other) => {
-            return Err(WebError::Malformed {
-                provider: PROVIDER,
-                message: format!("`results` is not an array but {}", json_kind(other)),
-            })
-        }
-    };
+    let items = required_array(PROVIDER, &fields, "results", |message| {
+        is_quota_error(response.status, message)
+    })?;
     super::http::ranked_results(
         items,
         limit,
