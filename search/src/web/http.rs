@@ -535,6 +535,45 @@ pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
     }
 }
 
+/// Where a provider's result entry keeps each field of a [`super::WebResult`] (the title is
+/// `title` everywhere).
+pub(crate) struct ResultFields {
+    pub url: &'static str,
+    pub snippet: &'static str,
+    /// Absent for a provider that gives no score.
+    pub score: Option<&'static str>,
+    pub published: &'static str,
+}
+
+/// One result entry of `provider`, read through its `fields`, or `None` for an entry without a
+/// URL. The rank is set by [`ranked_results`].
+pub(crate) fn result_entry(
+    item: &serde_json::Value,
+    provider: &'static str,
+    fields: &ResultFields,
+) -> Option<super::WebResult> {
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::trim)
+    };
+    let url = text(fields.url).filter(|url| !url.is_empty())?;
+    Some(super::WebResult {
+        url: url.to_owned(),
+        title: text("title").unwrap_or_default().to_owned(),
+        snippet: text(fields.snippet).unwrap_or_default().to_owned(),
+        score: fields
+            .score
+            .and_then(|name| item.get(name))
+            .and_then(lenient_number),
+        provider,
+        published: text(fields.published)
+            .filter(|date| !date.is_empty())
+            .map(str::to_owned),
+        rank: 0,
+    })
+}
+
 /// Ranks a provider's result entries: entries `parse` rejects (no link) are skipped, the first
 /// `limit` are numbered 1, 2, …; a non-empty array of which no entry is usable is malformed.
 pub(crate) fn ranked_results(

@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::http::{
-    classify_status, error_text, json_error_message, json_kind, RawResponse, Transport,
+    classify_status, error_text, json_error_message, json_kind, result_entry, RawResponse,
+    ResultFields, Transport,
 };
 use super::BreakerState;
 use super::{
@@ -174,17 +175,11 @@ fn interpret(response: RawResponse, limit: usize) -> Result<Vec<WebResult>, WebE
 
 /// One `organic[]` entry, or `None` for an entry without a link. The rank is set by the caller.
 fn organic_result(item: &Value) -> Option<WebResult> {
-    let text = |name: &str| item.get(name).and_then(Value::as_str).map(str::trim);
-    let url = text("link").filter(|link| !link.is_empty())?;
-    Some(WebResult {
-        url: url.to_owned(),
-        title: text("title").unwrap_or_default().to_owned(),
-        snippet: text("snippet").unwrap_or_default().to_owned(),
+    let fields = ResultFields {
+        url: "link",
+        snippet: "snippet",
         score: None,
-        provider: PROVIDER,
-        published: text("date")
-            .filter(|date| !date.is_empty())
-            .map(str::to_owned),
-        rank: 0,
-    })
+        published: "date",
+    };
+    result_entry(item, PROVIDER, &fields)
 }

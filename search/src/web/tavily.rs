@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::http::{
-    classify_status, error_text, lenient_number, required_array, RawResponse, Transport,
+    classify_status, error_text, required_array, result_entry, RawResponse, ResultFields, Transport,
 };
 use super::BreakerState;
 use super::{
@@ -148,17 +148,11 @@ fn interpret(response: RawResponse, limit: usize) -> Result<Vec<WebResult>, WebE
 
 /// One `results[]` entry, or `None` for an entry without a URL. The rank is set by the caller.
 fn search_result(item: &Value) -> Option<WebResult> {
-    let text = |name: &str| item.get(name).and_then(Value::as_str).map(str::trim);
-    let url = text("url").filter(|url| !url.is_empty())?;
-    Some(WebResult {
-        url: url.to_owned(),
-        title: text("title").unwrap_or_default().to_owned(),
-        snippet: text("content").unwrap_or_default().to_owned(),
-        score: item.get("score").and_then(lenient_number),
-        provider: PROVIDER,
-        published: text("published_date")
-            .filter(|date| !date.is_empty())
-            .map(str::to_owned),
-        rank: 0,
-    })
+    let fields = ResultFields {
+        url: "url",
+        snippet: "content",
+        score: Some("score"),
+        published: "published_date",
+    };
+    result_entry(item, PROVIDER, &fields)
 }
