@@ -41,11 +41,20 @@ fn is_local(source: &str) -> bool {
         .any(|kind| kind.name() == source)
 }
 
+/// One search of a round.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct RoundQuery {
+    pub sub: usize,
+    pub query: String,
+    /// A called function looked up by name: searched in the code source only.
+    pub call: bool,
+}
+
 impl Run {
-    /// (sub-question, query) pairs searched in `round`: the plan's queries first, then the queries
-    /// of the gaps found by the round before and the functions they call; beyond the request's
-    /// `depth`, the called functions only.
-    pub(super) fn round_queries(&self, round: u32, depth: u32) -> Vec<(usize, String)> {
+    /// The searches of `round`: the plan's queries first, then the queries of the gaps found by
+    /// the round before and the functions they call; beyond the request's `depth`, the called
+    /// functions only.
+    pub(super) fn round_queries(&self, round: u32, depth: u32) -> Vec<RoundQuery> {
         let Some(plan) = &self.state.plan else {
             return Vec::new();
         };
@@ -54,9 +63,11 @@ impl Run {
                 .sub_questions
                 .iter()
                 .flat_map(|sub| {
-                    sub.queries
-                        .iter()
-                        .map(move |query| (sub.index, query.clone()))
+                    sub.queries.iter().map(move |query| RoundQuery {
+                        sub: sub.index,
+                        query: query.clone(),
+                        call: false,
+                    })
                 })
                 .collect();
         }
@@ -69,18 +80,29 @@ impl Run {
             .keys()
             .map(|(_, sub, query)| (*sub, query))
             .collect();
-        let mut out = Vec::new();
+        let mut out: Vec<RoundQuery> = Vec::new();
         for gap in gaps {
             let queries = if round <= depth {
                 &gap.queries[..]
             } else {
                 &[]
             };
-            for query in queries.iter().chain(&gap.calls) {
-                if !earlier.contains(&(gap.sub_question, query))
-                    && !out.contains(&(gap.sub_question, query.clone()))
+            let searches = queries
+                .iter()
+                .map(|query| (query, false))
+                .chain(gap.calls.iter().map(|call| (call, true)));
+            for (query, call) in searches {
+                let sub = gap.sub_question;
+                if !earlier.contains(&(sub, query))
+                    && !out
+                        .iter()
+                        .any(|known| known.sub == sub && known.query == *query)
                 {
-                    out.push((gap.sub_question, query.clone()));
+                    out.push(RoundQuery {
+                        sub,
+                        query: query.clone(),
+                        call,
+                    });
                 }
             }
         }
@@ -92,16 +114,16 @@ impl Run {
     pub(super) async fn search_round(
         &mut self,
         round: u32,
-        queries: &[(usize, String)],
+        queries: &[RoundQuery],
         request: &ResearchRequest,
     ) -> Step<()> {
-        let mut pending: Vec<(usize, String)> = queries
+        let mut pending: Vec<RoundQuery> = queries
             .iter()
-            .filter(|(sub, query)| {
+            .filter(|search| {
                 !self
                     .state
                     .searches
-                    .contains_key(&(round, *sub, query.clone()))
+                    .contains_key(&(round, search.sub, search.query.clone()))
             })
             .cloned()
             .collect();
@@ -127,7 +149,7 @@ impl Run {
     fn launch_searches(
         &mut self,
         round: u32,
-        pending: &mut Vec<(usize, String)>,
+        pending: &mut Vec<RoundQuery>,
         running: &mut JoinSet<SearchOutcome>,
         request: &ResearchRequest,
     ) -> Step<bool> {
@@ -145,10 +167,10 @@ impl Run {
             if !self.wall_time_left(Stage::Search)? {
                 return Ok(true);
             }
-            let Some((sub, query)) = pending.pop() else {
+            let Some(RoundQuery { sub, query, call }) = pending.pop() else {
                 break;
             };
-            let sources = if self.is_call_lookup(round, sub, &query) {
+            let sources = if call {
                 // A function's definition is in the code: no web search for its name.
                 let code = CollectionKind::Code.name().to_owned();
                 if !request.sources.is_empty() && !request.sources.contains(&code) {
@@ -172,20 +194,6 @@ impl Run {
             });
         }
         Ok(false)
-    }
-
-    /// Whether `query` of `sub` in `round` looks up a called function (and is not also one of
-    /// the round's other queries).
-    fn is_call_lookup(&self, round: u32, sub: usize, query: &String) -> bool {
-        if round == 1 {
-            return false;
-        }
-        let Some((_, gaps)) = self.state.evidence.get(&(round - 1)) else {
-            return false;
-        };
-        let mine = || gaps.iter().filter(|gap| gap.sub_question == sub);
-        mine().any(|gap| gap.calls.contains(query))
-            && !mine().any(|gap| gap.queries.contains(query))
     }
 
     /// Records a finished search and syncs it, so that a resumed session does not repeat it.
