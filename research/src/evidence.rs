@@ -541,12 +541,13 @@ fn follow_calls(
         let text = found
             .get(candidate.rank)
             .map_or(candidate.text.as_str(), |found| found.text.as_str());
-        let mut defines = calls
-            .iter()
-            .filter(|call| crate::flow::defines(&candidate.reference.locator, text, call))
+        let mut defines = crate::flow::defined_in(&candidate.reference.locator, text)
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| calls.contains(name))
             .peekable();
         if defines.peek().is_some() {
-            defined.extend(defines.cloned());
+            defined.extend(defines);
             entry.0 += CALLED_BOOST;
         }
     }

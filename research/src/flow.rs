@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use aiex_indexer::chunk::calls::{calls, Call};
+use aiex_indexer::chunk::calls::{calls, definitions, Call};
 use aiex_indexer::Language;
 use aiex_search::Locator;
 
@@ -46,46 +46,32 @@ pub fn calls_of(locator: &Locator, text: &str) -> Vec<Call> {
         .unwrap_or_default()
 }
 
-/// Keywords that open a function's definition, in the languages with a grammar.
-const DEFINITION_KEYWORDS: &[&str] = &["fn", "def", "func", "function"];
-
-/// The line of `text` where function `name` is defined (`fn name(`, `def name(`, `func name(`,
-/// `function name(`, after any modifiers), if any: a small type's methods are in its chunk.
-fn definition_line(text: &str, name: &str) -> Option<usize> {
-    text.lines().position(|line| {
-        let mut words = line
-            .split(|c: char| c.is_whitespace() || c == '(' || c == '<')
-            .filter(|word| !word.is_empty());
-        while let Some(word) = words.next() {
-            if DEFINITION_KEYWORDS.contains(&word) {
-                return words.next() == Some(name);
-            }
-            // Modifiers before the keyword: `pub`, `pub(crate)`, `async`, `static`, `export`.
-            if !word
-                .chars()
-                .all(|c| c.is_alphanumeric() || "()_".contains(c))
-            {
-                return false;
-            }
-        }
-        false
-    })
-}
-
-/// Whether a located text defines function `name`: as its symbol, or inside it.
-pub fn defines(locator: &Locator, text: &str, name: &str) -> bool {
-    locator
+/// The functions a located text defines, each with the line of its definition in the text: its
+/// symbol, and the functions and methods its code defines (a small type's chunk holds its
+/// methods).
+pub fn defined_in(locator: &Locator, text: &str) -> Vec<(String, Option<usize>)> {
+    let mut defined: Vec<(String, Option<usize>)> = locator
         .symbol
         .as_deref()
-        .is_some_and(|symbol| short_name(symbol) == name)
-        || (code_language(locator).is_some() && definition_line(text, name).is_some())
+        .map(|symbol| (short_name(symbol).to_owned(), None))
+        .into_iter()
+        .collect();
+    if let Some(language) = code_language(locator) {
+        for (name, line) in definitions(language, text) {
+            match defined.iter_mut().find(|(known, _)| *known == name) {
+                Some(known) => known.1 = known.1.or(Some(line)),
+                None => defined.push((name, Some(line))),
+            }
+        }
+    }
+    defined
 }
 
-/// The documentation of function `name` in `text`: the comment lines right above its
-/// definition (or the text's own, for a text that is the function).
-fn documentation_of(text: &str, name: &str) -> String {
+/// The documentation of the function defined at line `at` of `text`: the comment lines right
+/// above it (or the text's own, when the line is not known).
+fn documentation_at(text: &str, at: Option<usize>) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    match definition_line(text, name) {
+    match at.filter(|at| *at < lines.len()) {
         Some(at) => {
             let start = lines[..at]
                 .iter()
@@ -94,7 +80,7 @@ fn documentation_of(text: &str, name: &str) -> String {
                     !(line.starts_with("//") || line.starts_with('#') || line.starts_with('*'))
                 })
                 .map_or(0, |before| before + 1);
-            let mut block = lines[start..=at.min(lines.len() - 1)].join("\n");
+            let mut block = lines[start..=at].join("\n");
             // A Python docstring follows the definition.
             if let Some(next) = lines
                 .get(at + 1)
@@ -171,8 +157,8 @@ struct Function<'p> {
     /// The first passage of it (its citation and its documentation).
     first: &'p Passage,
     calls: HashSet<String>,
-    /// The functions it defines: its own name, and those defined in its text.
-    defines: HashSet<String>,
+    /// The functions it defines, with their lines in `text` ([`defined_in`]).
+    defines: Vec<(String, Option<usize>)>,
     /// Its text, every passage of it joined.
     text: String,
     score: f32,
@@ -198,7 +184,7 @@ fn functions(passages: &[Passage]) -> Vec<Function<'_>> {
                 path,
                 first: passage,
                 calls: HashSet::new(),
-                defines: HashSet::from([short_name(symbol).to_owned()]),
+                defines: Vec::new(),
                 text: String::new(),
                 score: 0.0,
             });
@@ -219,14 +205,8 @@ fn functions(passages: &[Passage]) -> Vec<Function<'_>> {
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
     out.truncate(MAX_NODES);
-    // The functions each one's text defines, among those any of them calls.
-    let called: HashSet<String> = out.iter().flat_map(|f| f.calls.iter().cloned()).collect();
     for function in &mut out {
-        for name in &called {
-            if definition_line(&function.text, name).is_some() {
-                function.defines.insert(name.clone());
-            }
-        }
+        function.defines = defined_in(&function.first.reference.locator, &function.text);
     }
     out
 }
@@ -324,7 +304,7 @@ pub fn walk_through(passages: &[Passage]) -> Option<Walk> {
     let functions = functions(passages);
     let mut names: HashMap<&str, Vec<usize>> = HashMap::new();
     for (index, function) in functions.iter().enumerate() {
-        for name in &function.defines {
+        for (name, _) in &function.defines {
             names.entry(name.as_str()).or_default().push(index);
         }
     }
@@ -376,11 +356,16 @@ pub fn walk_through(passages: &[Passage]) -> Option<Walk> {
         .iter()
         .map(|(index, name)| {
             let function = &functions[*index];
+            let line = function
+                .defines
+                .iter()
+                .find(|(defined, _)| defined == name)
+                .and_then(|(_, line)| *line);
             WalkStep {
                 name: name.clone(),
                 path: function.path.to_owned(),
                 n: function.first.n,
-                said: first_sentence(&documentation_of(&function.text, name)),
+                said: first_sentence(&documentation_at(&function.text, line)),
             }
         })
         .collect();

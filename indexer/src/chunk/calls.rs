@@ -66,6 +66,60 @@ pub fn calls(language: Language, source: &str) -> Vec<Call> {
     calls
 }
 
+/// The functions and methods `source` defines, each with the line (0-based) where its
+/// definition starts, in source order: `fn`, `def`, `func`, `function` and method declarations of
+/// the supported grammars (a small type's chunk holds its methods).
+pub fn definitions(language: Language, source: &str) -> Vec<(String, usize)> {
+    let dedented = dedent(source);
+    let Some(tree) = treesitter::parse(language, &dedented) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut stack = vec![tree.root_node()];
+    while let Some(node) = stack.pop() {
+        if DEFINITION_KINDS.contains(&node.kind()) {
+            let name = node
+                .child_by_field_name("name")
+                .or_else(|| declared_name(node))
+                .and_then(|name| name_of(name, &dedented))
+                .map(|(name, _)| name);
+            if let Some(name) = name {
+                found.push((name.to_owned(), node.start_position().row));
+            }
+        }
+        let mut cursor = node.walk();
+        let children: Vec<Node<'_>> = node.children(&mut cursor).collect();
+        stack.extend(children.into_iter().rev());
+    }
+    found
+}
+
+/// Node kinds that define a function or method: Rust, Python, JavaScript / TypeScript, Go, Java,
+/// C / C++, Ruby.
+const DEFINITION_KINDS: &[&str] = &[
+    "function_item",
+    "function_signature_item",
+    "function_definition",
+    "function_declaration",
+    "generator_function_declaration",
+    "method_definition",
+    "method_declaration",
+    "constructor_declaration",
+    "method",
+];
+
+/// The name a C or C++ function definition declares: the innermost `declarator`.
+fn declared_name(node: Node<'_>) -> Option<Node<'_>> {
+    let mut declarator = node.child_by_field_name("declarator")?;
+    for _ in 0..8 {
+        match declarator.child_by_field_name("declarator") {
+            Some(inner) => declarator = inner,
+            None => return Some(declarator),
+        }
+    }
+    None
+}
+
 /// The node naming what a call node calls, and the receiver when the grammar gives it apart,
 /// for the call forms of the supported grammars.
 fn callee(node: Node<'_>) -> Option<(Node<'_>, Option<Node<'_>>)> {
@@ -263,6 +317,25 @@ mod tests {
             calls(Language::Java, java)[0].receiver.as_deref(),
             Some("repo")
         );
+    }
+
+    #[test]
+    fn definitions_with_their_lines() {
+        let rust = "/// Where vectors are kept.\npub trait VectorStore {\n    /// Adds points.\n    fn upsert(&self);\n}\nimpl X {\n    pub(crate) async fn run(&self) { helper(); }\n}";
+        assert_eq!(
+            definitions(Language::Rust, rust),
+            [("upsert".to_owned(), 3), ("run".to_owned(), 6)]
+        );
+        let python = "class A:\n    def flush(self):\n        pass\n";
+        assert_eq!(
+            definitions(Language::Python, python),
+            [("flush".to_owned(), 1)]
+        );
+        let c = "static int parse_line(const char *s) { return 0; }";
+        assert_eq!(definitions(Language::C, c), [("parse_line".to_owned(), 0)]);
+        let java = "class A { void save() {} }";
+        assert_eq!(definitions(Language::Java, java), [("save".to_owned(), 0)]);
+        assert!(definitions(Language::Toml, "a = 1").is_empty());
     }
 
     #[test]
