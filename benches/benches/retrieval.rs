@@ -109,6 +109,9 @@ fn run_set(
             summary.unchanged + summary.changed,
             summary.chunks
         );
+        if summary.chunks_written > 0 {
+            print_indexing_rate(&summary);
+        }
         let mut embedded_mrr = Vec::new();
         for &mode in modes {
             let mut overall = Scores::default();
@@ -170,6 +173,27 @@ fn run_set(
     }
 }
 
+/// What this run indexed and how fast: chunks per second overall, and through the embedder.
+fn print_indexing_rate(summary: &aiex_indexer::IndexSummary) {
+    let per_second = |count: usize, ms: u64| count as f64 * 1000.0 / ms.max(1) as f64;
+    let timings = &summary.timings;
+    print!(
+        "  indexed now: {} chunks in {:.1} s ({:.0} chunks/s)",
+        summary.chunks_written,
+        timings.total_ms as f64 / 1000.0,
+        per_second(summary.chunks_written, timings.total_ms)
+    );
+    if summary.embedded > 0 {
+        print!(
+            "; embedded {} in {:.1} s ({:.1} chunks/s)",
+            summary.embedded,
+            timings.embed_ms as f64 / 1000.0,
+            per_second(summary.embedded, timings.embed_ms)
+        );
+    }
+    println!();
+}
+
 /// Copies the embedded collection of `embedded_dir` into the server (`index --push`) and prints
 /// each mode's MRR@10 in server mode, from a node with an empty data directory, beside the
 /// embedded one.
@@ -219,12 +243,12 @@ fn compare_server(
 }
 
 const FUSION_SWEEP: [(&str, &str, &str); 6] = [
-    ("60", "1.0", "1.0"),
-    ("20", "1.0", "1.0"),
-    ("60", "1.0", "1.5"),
-    ("60", "1.5", "1.0"),
     ("10", "1.0", "1.0"),
-    ("20", "1.0", "1.5"),
+    ("20", "1.0", "1.0"),
+    ("60", "1.0", "1.0"),
+    ("10", "1.5", "1.0"),
+    ("10", "1.0", "1.5"),
+    ("5", "1.0", "1.0"),
 ];
 
 /// 1-based rank of the first hit that contains the answer line in the answer file.

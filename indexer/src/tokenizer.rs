@@ -6,8 +6,17 @@
 //! tokenizer emits, for each word, the whole word lowercased **and** its parts, so both
 //! `parsetomltable` and `parse`, `toml`, `table` are indexed. Parts take consecutive positions starting
 //! at the word's position, which lets a phrase "toml table" match inside an identifier.
+//!
+//! A description says "decodes the next codepoint" where the code says `decode_next`: each word
+//! and part of plain lowercase letters is also emitted as its English stem, at the same position
+//! and marked with [`STEM_PREFIX`] (`~decod`). Queries carry both too, so a word spelt as in the
+//! code scores twice (its spelling and its stem) and another form of it once.
 
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+
+/// Version of the tokens the index holds: bump it when a change here indexes words differently,
+/// so that existing collections are indexed again by their next run (2: stems).
+pub const TOKENIZER_VERSION: u32 = 2;
 
 /// Name under which the tokenizer is registered in the tantivy index.
 pub const CODE_TOKENIZER: &str = "aiex_code";
@@ -23,6 +32,13 @@ pub struct CodeToken {
     pub offset_to: usize,
     pub position: usize,
     pub text: String,
+}
+
+impl CodeToken {
+    /// Whether this is a word's stem ([`STEM_PREFIX`]) rather than the word as written.
+    pub fn is_stem(&self) -> bool {
+        self.text.starts_with(STEM_PREFIX)
+    }
 }
 
 /// Whether the whole word is emitted next to its parts (indexing) or only the parts (queries).
@@ -49,28 +65,75 @@ pub fn for_each_code_token(text: &str, mode: TokenMode, mut sink: impl FnMut(Cod
         word_parts(word, &mut parts);
         let emit_whole = mode == TokenMode::Index || parts.len() <= 1;
         if emit_whole && word.len() <= MAX_TERM_BYTES {
-            sink(CodeToken {
-                offset_from: word_start,
-                offset_to: word_start + word.len(),
-                position,
-                text: word.to_lowercase(),
-            });
+            // A word of several parts is stemmed part by part, not whole.
+            let stemmed = parts.len() <= 1;
+            emit(&mut sink, word_start, word, position, stemmed);
         }
         if parts.len() > 1 {
             for (index, &(from, to)) in parts.iter().enumerate() {
-                if to - from > MAX_TERM_BYTES {
-                    continue;
+                if to - from <= MAX_TERM_BYTES {
+                    emit(
+                        &mut sink,
+                        word_start + from,
+                        &word[from..to],
+                        position + index,
+                        true,
+                    );
                 }
-                sink(CodeToken {
-                    offset_from: word_start + from,
-                    offset_to: word_start + to,
-                    position: position + index,
-                    text: word[from..to].to_lowercase(),
-                });
             }
         }
         position += parts.len().max(1);
     }
+}
+
+/// Sends `word` lowercased, then its stem when `stemmed` and it has one.
+fn emit(
+    sink: &mut impl FnMut(CodeToken),
+    offset_from: usize,
+    word: &str,
+    position: usize,
+    stemmed: bool,
+) {
+    let text = word.to_lowercase();
+    let stem = if stemmed { stem_of(&text) } else { None };
+    let offset_to = offset_from + word.len();
+    sink(CodeToken {
+        offset_from,
+        offset_to,
+        position,
+        text,
+    });
+    if let Some(stem) = stem {
+        sink(CodeToken {
+            offset_from,
+            offset_to,
+            position,
+            text: stem,
+        });
+    }
+}
+
+/// Marks a stem token; never part of a word, so a stem is never mistaken for one.
+pub const STEM_PREFIX: char = '~';
+
+/// Shortest word that is stemmed.
+const MIN_STEMMED_BYTES: usize = 3;
+
+/// The English stem of a lowercase ASCII word, marked with [`STEM_PREFIX`]: `decodes`, `decoded`
+/// and `decoding` all give `~decod`. Words that are not plain lowercase ASCII letters (numbers,
+/// `utf8`, other scripts) have none.
+fn stem_of(word: &str) -> Option<String> {
+    thread_local! {
+        static STEMMER: rust_stemmers::Stemmer =
+            rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
+    }
+    if word.len() < MIN_STEMMED_BYTES || !word.bytes().all(|b| b.is_ascii_lowercase()) {
+        return None;
+    }
+    let mut stem = String::with_capacity(word.len() + 1);
+    stem.push(STEM_PREFIX);
+    STEMMER.with(|stemmer| stem.push_str(&stemmer.stem(word)));
+    Some(stem)
 }
 
 /// Maximal runs of alphanumeric characters and underscores, with their byte offsets.
@@ -205,11 +268,63 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The words as written, stems left out.
     fn texts(text: &str, mode: TokenMode) -> Vec<String> {
         code_tokens(text, mode)
             .into_iter()
+            .filter(|t| !t.is_stem())
             .map(|t| t.text)
             .collect()
+    }
+
+    fn stems(text: &str, mode: TokenMode) -> Vec<String> {
+        code_tokens(text, mode)
+            .into_iter()
+            .filter(CodeToken::is_stem)
+            .map(|t| t.text)
+            .collect()
+    }
+
+    #[test]
+    fn word_forms_share_a_stem_beside_their_spelling() {
+        let all: Vec<String> = code_tokens("Decodes decode_next", TokenMode::Index)
+            .into_iter()
+            .map(|t| t.text)
+            .collect();
+        assert_eq!(
+            all,
+            [
+                "decodes",
+                "~decod",
+                "decode_next",
+                "decode",
+                "~decod",
+                "next",
+                "~next"
+            ]
+        );
+        assert_eq!(
+            stems("decoding decoded", TokenMode::Query),
+            ["~decod", "~decod"]
+        );
+        // A stem stands at its word's position, over the same bytes.
+        let tokens = code_tokens("the tables", TokenMode::Query);
+        assert_eq!(tokens[3].text, "~tabl");
+        assert_eq!(
+            (
+                tokens[3].position,
+                tokens[3].offset_from,
+                tokens[3].offset_to
+            ),
+            (
+                tokens[2].position,
+                tokens[2].offset_from,
+                tokens[2].offset_to
+            )
+        );
+        // No stems for numbers, mixed words, short words or whole identifiers of several parts.
+        assert!(stems("utf8 2024 of éléments", TokenMode::Index).is_empty());
+        assert_eq!(stems("parseTables", TokenMode::Index), ["~pars", "~tabl"]);
     }
 
     #[test]
@@ -265,7 +380,9 @@ mod tests {
                 prop_assert!(token.offset_from < token.offset_to);
                 prop_assert!(text.is_char_boundary(token.offset_from));
                 prop_assert!(text.is_char_boundary(token.offset_to));
-                prop_assert_eq!(token.text.clone(), text[token.offset_from..token.offset_to].to_lowercase());
+                if !token.is_stem() {
+                    prop_assert_eq!(token.text.clone(), text[token.offset_from..token.offset_to].to_lowercase());
+                }
                 prop_assert!(!token.text.is_empty());
                 prop_assert!(!token.text.contains(' '));
             }
@@ -273,8 +390,8 @@ mod tests {
 
         #[test]
         fn query_tokens_are_a_subset_of_index_tokens(text in "[a-zA-Z0-9_ ]{0,40}") {
-            let index: std::collections::HashSet<String> = texts(&text, TokenMode::Index).into_iter().collect();
-            for token in texts(&text, TokenMode::Query) {
+            let index: std::collections::HashSet<String> = code_tokens(&text, TokenMode::Index).into_iter().map(|t| t.text).collect();
+            for token in code_tokens(&text, TokenMode::Query).into_iter().map(|t| t.text) {
                 prop_assert!(index.contains(&token));
             }
         }

@@ -24,11 +24,12 @@ pub fn is_stop_word(word: &str) -> bool {
 }
 
 /// Search tokens of `text` as the index makes them (lowercase; identifiers split into parts),
-/// without stop words.
+/// without stop words and without the index's stems (research relates word forms itself, see
+/// [`related`]).
 pub fn terms(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for_each_code_token(text, TokenMode::Index, |token| {
-        if token.text.len() > 1 && !is_stop_word(&token.text) {
+        if token.text.len() > 1 && !token.is_stem() && !is_stop_word(&token.text) {
             out.push(token.text);
         }
     });

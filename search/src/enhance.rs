@@ -64,7 +64,8 @@ pub struct Enhancement {
     pub context_from: Option<&'static str>,
     /// The query web sources send.
     pub web_query: String,
-    /// The terms a keyword search of code uses (identifiers split: `parseTable` → `parse`, `table`).
+    /// The terms a keyword search of code uses (identifiers split: `parseTable` → `parse`, `table`;
+    /// each word with its stem: `~pars`, `~tabl`).
     pub code_terms: Vec<String>,
 }
 
@@ -140,6 +141,9 @@ mod tests {
 
         let e = enhance("parseTable helper", &[], &[]);
         assert_eq!(e.context, None);
-        assert_eq!(e.code_terms, ["parse", "table", "helper"]);
+        assert_eq!(
+            e.code_terms,
+            ["parse", "~pars", "table", "~tabl", "helper", "~helper"]
+        );
     }
 }

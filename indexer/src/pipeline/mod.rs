@@ -360,12 +360,14 @@ fn chunk_options(config: &aiex_config::Config) -> ChunkOptions {
     }
 }
 
-/// Identifies how chunks are cut: a different value means every file must be chunked again.
+/// Identifies how chunks are cut and their words indexed: a different value means every file
+/// must be chunked and indexed again.
 fn chunking_fingerprint(config: &aiex_config::Config) -> String {
     let options = chunk_options(config);
     format!(
-        "v{}:{}:{}:{}:{}",
+        "v{}:t{}:{}:{}:{}:{}",
         crate::chunk::CHUNKER_VERSION,
+        crate::tokenizer::TOKENIZER_VERSION,
         options.max_tokens,
         options.min_tokens,
         options.window_lines,

@@ -140,19 +140,24 @@ const STOP_WORDS: &[&str] = &[
     "will", "with", "you",
 ];
 
-/// The distinct query terms of a search string, stop words removed (unless nothing else is left).
+/// The distinct query terms of a search string (words, identifier parts and their stems), stop
+/// words and their stems removed (unless nothing else is left).
 pub fn query_terms(query: &str) -> Vec<String> {
     let mut terms: Vec<String> = Vec::new();
+    let mut content_terms: Vec<String> = Vec::new();
+    // A stem follows its word: it is a stop word's stem when that word was one.
+    let mut stop_word = false;
     for token in code_tokens(query, TokenMode::Query) {
+        if !token.is_stem() {
+            stop_word = STOP_WORDS.contains(&token.text.as_str());
+        }
+        if !stop_word && !content_terms.contains(&token.text) {
+            content_terms.push(token.text.clone());
+        }
         if !terms.contains(&token.text) {
             terms.push(token.text);
         }
     }
-    let content_terms: Vec<String> = terms
-        .iter()
-        .filter(|term| !STOP_WORDS.contains(&String::as_str(term)))
-        .cloned()
-        .collect();
     if content_terms.is_empty() {
         terms
     } else {
@@ -576,5 +581,37 @@ mod tests {
         // is not scored as if the word were rare.
         assert_eq!(hits[0].1.path, "src/rare.rs", "{hits:?}");
         assert_eq!(hits[1].1.path, "src/named.rs", "{hits:?}");
+    }
+
+    #[test]
+    fn stop_words_and_their_stems_are_not_query_terms() {
+        assert_eq!(
+            query_terms("the tables of decoded values"),
+            ["tables", "~tabl", "decoded", "~decod", "values", "~valu"]
+        );
+        assert_eq!(query_terms("the"), ["the", "~the"]);
+    }
+
+    #[test]
+    fn another_form_of_a_word_is_found_below_its_own_spelling() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = KeywordStore::open(dir.path()).expect("open");
+        let mut writer = store.writer(1).expect("writer");
+        for (id, path, text) in [
+            (1, "src/stem.rs", "fn next() { decode(bytes) }"),
+            (2, "src/exact.rs", "fn next() { decodes(bytes) }"),
+            (3, "src/other.rs", "fn next() { encode(bytes) }"),
+        ] {
+            writer.add(&chunk(id, path, text)).expect("add");
+        }
+        writer.commit(1).expect("commit");
+        store.reload().expect("reload");
+        let paths: Vec<String> = store
+            .search(&query_terms("decodes"), &[], &[], 5)
+            .expect("search")
+            .into_iter()
+            .map(|(_, chunk)| chunk.path)
+            .collect();
+        assert_eq!(paths, ["src/exact.rs", "src/stem.rs"]);
     }
 }
