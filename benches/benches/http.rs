@@ -479,10 +479,15 @@ fn serve() {
         .build()
         .expect("runtime");
     runtime.block_on(async move {
-        let state =
-            aiex_api::server::AppState::new(config, aiex_api::server::ServerOptions { run_jobs })
-                .await
-                .expect("state");
+        let state = aiex_api::server::AppState::new(
+            config,
+            aiex_api::server::ServerOptions {
+                run_jobs,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

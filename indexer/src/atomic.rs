@@ -8,6 +8,16 @@ use std::path::{Path, PathBuf};
 /// Replaces `path` with `bytes` atomically and durably. Blocking: async callers run it on a
 /// blocking thread. On error the temporary file is removed and `path` is left as it was.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_replacing(path, bytes, false)
+}
+
+/// [`atomic_write`] for a file only its owner may read or write (mode 0600 on Unix, from the
+/// moment the temporary file is created): credentials and the like.
+pub fn atomic_write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_replacing(path, bytes, true)
+}
+
+fn write_replacing(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -18,8 +28,21 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     // Hidden and unique per process, so two writers of different files never share a temporary
     // and directory listings that skip dot files never see it.
     let temporary = directory.join(format!(".{name}.{}.tmp", std::process::id()));
+    if private {
+        // A temporary left by a crash keeps its mode when opened again: start from none.
+        let _ = std::fs::remove_file(&temporary);
+    }
     let written = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut file = options.open(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)
@@ -61,6 +84,22 @@ mod tests {
             .map(|entry| entry.expect("entry").file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_for_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret.json");
+        atomic_write(&path, b"open").expect("plain write");
+        atomic_write_private(&path, b"closed").expect("private write");
+        let mode = std::fs::metadata(&path)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read(&path).expect("read"), b"closed");
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub mod store;
 pub mod tokenizer;
 pub mod walk;
 
-pub use atomic::atomic_write;
+pub use atomic::{atomic_write, atomic_write_private};
 pub use collection::{CollectionStatus, IndexDir};
 pub use document::Chunk;
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use aiex_api::server::server_file::{self, ServerFile, ServerFileGuard};
 use aiex_api::server::{self, AppState, ServerOptions};
 
 use super::llm_args::LlmArgs;
@@ -79,19 +80,68 @@ pub fn run(config: aiex_config::Config, args: &ServeArgs) -> anyhow::Result<()> 
             .await
             .map_err(|source| server::ServerError::Bind { addr, source })?;
         let local = listener.local_addr().unwrap_or(addr);
+        let token = server_file::new_token();
+        let data_dir = config.data_dir.clone();
         let state = AppState::new(
             config,
             ServerOptions {
                 run_jobs: !args.no_jobs,
+                local_token: Some(aiex_config::Secret::new(token.clone())),
             },
         )
         .await?;
+        let advertised = advertise(&data_dir, local, token, !args.no_jobs).await;
         eprintln!("listening on http://{local} (Ctrl-C to stop)");
         let router = server::app(state.clone());
-        server::serve(state, router, listener, shutdown_signal(), DRAIN).await?;
+        let served = server::serve(state, router, listener, shutdown_signal(), DRAIN).await;
+        if let Some(guard) = advertised {
+            let _ = tokio::task::spawn_blocking(move || drop(guard)).await;
+        }
+        served?;
         eprintln!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// Writes `server.json` into the data directory so that the command line of the same data
+/// directory sends its work here; the guard removes it at the end. A server that listens on one
+/// non-loopback address only (no loopback URL reaches it) advertises nothing, and a file that
+/// cannot be written is a warning: the server works without it.
+async fn advertise(
+    data_dir: &std::path::Path,
+    local: SocketAddr,
+    token: String,
+    jobs: bool,
+) -> Option<ServerFileGuard> {
+    let Some(url) = server_file::loopback_url(local) else {
+        tracing::info!(
+            "not writing {}: no loopback address reaches {local}",
+            server_file::FILE_NAME
+        );
+        return None;
+    };
+    let file = ServerFile {
+        pid: std::process::id(),
+        url,
+        token,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        jobs,
+    };
+    let dir = data_dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || ServerFileGuard::write(&dir, &file)).await {
+        Ok(Ok(guard)) => Some(guard),
+        Ok(Err(err)) => {
+            tracing::warn!(
+                "{} not written (the command line will not send its work here): {err}",
+                server_file::path(data_dir).display()
+            );
+            None
+        }
+        Err(err) => {
+            tracing::warn!("writing {}: {err}", server_file::FILE_NAME);
+            None
+        }
+    }
 }
 
 /// Ctrl-C or SIGTERM.

@@ -5,6 +5,12 @@
 //! token ([`Auth::issue_stream_token`]), random and kept in memory for [`STREAM_TOKEN_TTL`], that
 //! stands for that caller on one session's events stream only (`?token=`), under the same rate
 //! limit.
+//!
+//! A running `serve` also accepts the local owner token it wrote into its data directory's
+//! `server.json` ([`crate::server::server_file`]): the command line of the same data directory
+//! sends its work with it. It counts as the `local` caller with every right (indexing jobs are
+//! not confined to `server.allowed_roots`: whoever can read that file can index locally anyway),
+//! and like keys it is kept as a hash only.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -58,7 +64,13 @@ pub struct Auth {
     revoked: HashSet<String>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     stream_tokens: Mutex<HashMap<String, StreamGrant>>,
+    /// The hash of the local owner token, when the server advertises one.
+    local_owner: Option<String>,
 }
+
+/// Put in a request's extensions when it carries the local owner token.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalOwner;
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,6 +78,7 @@ impl std::fmt::Debug for Auth {
             .field("keys", &self.keys.len())
             .field("revoked", &self.revoked.len())
             .field("rate_limited", &self.limiter.is_some())
+            .field("local_owner", &self.local_owner.is_some())
             .finish()
     }
 }
@@ -87,7 +100,31 @@ impl Auth {
             revoked: normalise(&server.revoked_keys),
             limiter,
             stream_tokens: Mutex::new(HashMap::new()),
+            local_owner: None,
         }
+    }
+
+    /// Accepts `token` as the local owner's credential (see the module's documentation).
+    pub fn with_local_owner(mut self, token: &str) -> Self {
+        self.local_owner = Some(hash_key(token));
+        self
+    }
+
+    /// Whether `authorization` (the header's value) carries the local owner token.
+    pub fn is_local_owner(&self, authorization: Option<&str>) -> bool {
+        let Some(expected) = &self.local_owner else {
+            return false;
+        };
+        bearer_token(authorization).is_some_and(|token| {
+            let hash = hash_key(token);
+            // Compared as hashes, byte by byte to the end: no early exit on the first difference.
+            hash.len() == expected.len()
+                && hash
+                    .bytes()
+                    .zip(expected.bytes())
+                    .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                    == 0
+        })
     }
 
     /// A new token that stands for `caller` on the events stream of `session` for
@@ -137,21 +174,15 @@ impl Auth {
 
     /// The caller presenting `authorization` (the header's value), or why it is refused.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
-        if !self.required() {
+        if !self.required() || self.is_local_owner(authorization) {
             return Ok(Caller::local());
         }
-        let token = authorization
-            .and_then(|value| {
-                let (scheme, token) = value.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "missing_api_key",
-                    "an api key is required: authorization: bearer <key>",
-                )
-            })?;
+        let token = bearer_token(authorization).ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_api_key",
+                "an api key is required: authorization: bearer <key>",
+            )
+        })?;
         let hash = hash_key(token);
         if self.revoked.contains(&hash) {
             return Err(ApiError::unauthorized(
@@ -189,6 +220,16 @@ impl Auth {
     }
 }
 
+/// The token of an `authorization: bearer <token>` header value.
+fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    authorization
+        .and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|token| !token.is_empty())
+}
+
 /// Middleware: authenticates, rate-limits, and puts the [`Caller`] in the request's extensions.
 pub async fn require_key(
     State(state): State<AppState>,
@@ -220,6 +261,9 @@ pub async fn require_key(
     };
     if let Err(retry_after) = state.auth.check_rate(&caller) {
         return ApiError::rate_limited(retry_after).into_response();
+    }
+    if state.auth.is_local_owner(authorization) {
+        request.extensions_mut().insert(LocalOwner);
     }
     request.extensions_mut().insert(caller.clone());
     let mut response = next.run(request).await;
@@ -360,6 +404,26 @@ mod tests {
         let caller = auth.authenticate(Some("bearer good")).expect("valid");
         assert_eq!(caller.0.len(), 16);
         assert!(!caller.0.contains("good"));
+    }
+
+    #[test]
+    fn the_local_owner_token_is_a_full_credential() {
+        let token = crate::server::server_file::new_token();
+        let auth = Auth::from_config(&config(&["good"], &[], 0)).with_local_owner(&token);
+        let bearer = format!("Bearer {token}");
+        assert!(auth.is_local_owner(Some(&bearer)));
+        assert_eq!(auth.authenticate(Some(&bearer)).ok(), Some(Caller::local()));
+        assert!(!auth.is_local_owner(Some("Bearer good")));
+        assert!(!auth.is_local_owner(Some(&format!("Bearer {token}x"))));
+        assert!(!auth.is_local_owner(None));
+        let code = auth
+            .authenticate(Some("Bearer lo_guess"))
+            .err()
+            .map(|e| e.code);
+        assert_eq!(code, Some("invalid_api_key"));
+        assert!(!format!("{auth:?}").contains(&token));
+        let without = Auth::from_config(&config(&[], &[], 0));
+        assert!(!without.is_local_owner(Some(&bearer)));
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! around indexing runs of this process: a vector store has one owner at a time, so while a
 //! collection of a kind is being written, that kind is searched by keywords only, and the
 //! engine that held its vector store is let go before the run starts.
+//!
+//! The comparison is by each collection's name, generation and whether its vectors are complete,
+//! from the small status records beside the manifests: a collection that another process indexed
+//! again or finished embedding is opened anew (its vector store with it), so that searches and
+//! `/v1/collections` agree.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -15,13 +20,32 @@ use crate::engine::{EngineError, EngineParts, SearchEngine};
 /// How often the collection list is compared with the engine's.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
+/// What an engine is built for: each collection's name, generation and whether its vectors are
+/// complete, sorted by name.
+pub type CollectionsSignature = Vec<(String, u64, bool)>;
+
+/// The collections on disk as [`CollectionsSignature`]; a collection whose status record cannot
+/// be read (removed a moment ago) is left out. Blocking: reads one small file per collection.
+pub fn collections_signature(
+    index_dir: &IndexDir,
+) -> Result<CollectionsSignature, aiex_indexer::Error> {
+    Ok(index_dir
+        .collection_names()?
+        .into_iter()
+        .filter_map(|name| {
+            let head = index_dir.head(&name).ok()?;
+            Some((name, head.generation, head.vectors_complete))
+        })
+        .collect())
+}
+
 /// The current engine and what it was built for.
 pub struct EngineSlot {
     config: Arc<aiex_config::Config>,
     parts: EngineParts,
     current: Mutex<Option<Arc<SearchEngine>>>,
-    /// When the collection list was last compared, and the list then.
-    checked: Mutex<(Option<Instant>, Vec<String>)>,
+    /// When the collections were last compared, and what they were then.
+    checked: Mutex<(Option<Instant>, CollectionsSignature)>,
     /// Indexing runs in progress per kind.
     writing: Mutex<HashMap<CollectionKind, usize>>,
     rebuild: tokio::sync::Mutex<()>,
@@ -78,18 +102,16 @@ impl EngineSlot {
                 Err(err) => tracing::warn!("reading the collections' registry: {err}"),
             }
         }
-        let stale = {
+        let stale = if due {
+            let index_dir = IndexDir::new(self.config.index_dir());
+            let signature =
+                tokio::task::spawn_blocking(move || collections_signature(&index_dir)).await??;
             let mut checked = self.checked.lock();
-            match checked.0 {
-                Some(at) if !force && at.elapsed() < CHECK_INTERVAL => false,
-                _ => {
-                    // A directory listing: cheap enough for an async worker once a second.
-                    let names = IndexDir::new(self.config.index_dir()).collection_names()?;
-                    let changed = names != checked.1;
-                    *checked = (Some(Instant::now()), names);
-                    changed
-                }
-            }
+            let changed = signature != checked.1;
+            *checked = (Some(Instant::now()), signature);
+            changed
+        } else {
+            false
         };
         if !stale {
             if let Some(engine) = self.current.lock().clone() {
@@ -116,23 +138,19 @@ impl EngineSlot {
             .collect();
         let config = Arc::clone(&self.config);
         let parts = self.parts.clone();
-        let built = tokio::task::spawn_blocking(move || {
-            SearchEngine::build(&config, &parts, &[], &keyword_only)
+        let (built, signature) = tokio::task::spawn_blocking(move || {
+            // Read before the build: a change during it shows at the next comparison.
+            let signature = collections_signature(&IndexDir::new(config.index_dir()));
+            SearchEngine::build(&config, &parts, &[], &keyword_only).map(|built| (built, signature))
         })
         .await??;
         let engine = Arc::new(built);
-        let names: Vec<String> = {
-            let mut names: Vec<String> =
-                engine.collections.iter().map(|(n, _)| n.clone()).collect();
-            names.sort();
-            names
-        };
         let replaced = self.current.lock().replace(Arc::clone(&engine));
         if let Some(replaced) = replaced {
             self.retire(&replaced);
         }
         let mut checked = self.checked.lock();
-        *checked = (Some(Instant::now()), names);
+        *checked = (Some(Instant::now()), signature.unwrap_or_default());
         Ok(engine)
     }
 

@@ -25,6 +25,7 @@ pub mod qdrant;
 pub mod research;
 pub mod research_stream;
 pub mod routes;
+pub mod server_file;
 pub mod stream;
 pub mod users;
 pub mod web;
@@ -75,11 +76,17 @@ pub trait ReadinessCheck: Send + Sync {
 pub struct ServerOptions {
     /// Whether indexing jobs run (false: they are accepted and stay queued).
     pub run_jobs: bool,
+    /// The local owner token advertised in `server.json` ([`server_file`]), accepted as a
+    /// credential with every right.
+    pub local_token: Option<aiex_config::Secret>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { run_jobs: true }
+        ServerOptions {
+            run_jobs: true,
+            local_token: None,
+        }
     }
 }
 
@@ -187,7 +194,10 @@ impl AppState {
             research,
             flusher: parking_lot::Mutex::new(Some(flusher)),
             metrics,
-            auth: Auth::from_config(server),
+            auth: match &options.local_token {
+                Some(token) => Auth::from_config(server).with_local_owner(token.expose()),
+                None => Auth::from_config(server),
+            },
             failed_auth: FailedAuthLimiter::new(server.failed_auth_per_minute),
             allowed_roots,
             streams: StreamContext::new(Duration::from_secs(server.keep_alive_secs), shutdown),

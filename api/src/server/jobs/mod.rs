@@ -185,6 +185,10 @@ pub struct JobRecord {
     /// Id of the last event of its stream.
     #[serde(default)]
     pub last_event_id: u64,
+    /// Submitted with the local owner token (the command line beside the server): its
+    /// directories are not confined to `server.allowed_roots`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_owner: bool,
 }
 
 /// The events of a job's stream.
@@ -394,6 +398,19 @@ impl JobManager {
         embed: bool,
         rebuild: bool,
     ) -> Result<JobRecord, JobError> {
+        self.submit_with(owner, items, embed, rebuild, false).await
+    }
+
+    /// [`JobManager::submit`] for the local owner (`local_owner`: its directories are not
+    /// confined to the allowed roots, when they run either).
+    pub async fn submit_with(
+        &self,
+        owner: &str,
+        items: Vec<(PathBuf, JobItemSpec)>,
+        embed: bool,
+        rebuild: bool,
+        local_owner: bool,
+    ) -> Result<JobRecord, JobError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let now = now_secs();
         let record = JobRecord {
@@ -419,6 +436,7 @@ impl JobManager {
             updated_at: now,
             restarts: 0,
             last_event_id: 0,
+            local_owner,
         };
         if let Some(cluster) = &self.inner.cluster {
             return self.submit_shared(cluster, record).await;

@@ -66,9 +66,9 @@ impl JobManager {
 
     /// Runs one directory; false when the shutdown interrupted it.
     pub(super) async fn run_item(&self, job: &Arc<Job>, index: usize) -> bool {
-        let (request, kind) = {
+        let (request, kind, local_owner) = {
             let mut record = job.record.lock();
-            let (embed, rebuild) = (record.embed, record.rebuild);
+            let (embed, rebuild, local_owner) = (record.embed, record.rebuild, record.local_owner);
             let item = &mut record.items[index];
             item.state = JobState::Running;
             let mut request = IndexRequest::new(item.path.clone());
@@ -76,7 +76,7 @@ impl JobManager {
             request.kind = item.kind.into();
             request.embed = embed;
             request.rebuild = rebuild;
-            (request, item.kind)
+            (request, item.kind, local_owner)
         };
         self.persist(job).await;
         job.log.push(&JobEvent::ItemStarted {
@@ -85,7 +85,7 @@ impl JobManager {
         });
         // The directory was confined when the job was submitted; it may have been swapped for a
         // link since (time of check, time of use), so it is checked again now.
-        if let Some(roots) = &self.inner.roots {
+        if let Some(roots) = self.inner.roots.as_ref().filter(|_| !local_owner) {
             let roots = roots.clone();
             let root = request.root.clone();
             let checked = tokio::task::spawn_blocking(move || roots.recheck(&root)).await;

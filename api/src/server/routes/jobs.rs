@@ -7,7 +7,7 @@ use axum::Extension;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::server::auth::Caller;
+use crate::server::auth::{Caller, LocalOwner};
 use crate::server::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::server::jobs::{JobRecord, JobSpec};
 use crate::server::stream::{resume_point, sse_response};
@@ -50,8 +50,10 @@ pub struct AfterQuery {
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    local_owner: Option<Extension<LocalOwner>>,
     ApiJson(spec): ApiJson<JobSpec>,
 ) -> Result<Response, ApiError> {
+    let local_owner = local_owner.is_some();
     if spec.items.is_empty() || spec.items.len() > MAX_ITEMS {
         return Err(ApiError::bad_request(
             "invalid_items",
@@ -67,7 +69,13 @@ pub async fn create(
     let raw: Vec<String> = spec.items.iter().map(|item| item.path.clone()).collect();
     let paths = tokio::task::spawn_blocking(move || {
         raw.iter()
-            .map(|path| roots.confine(path))
+            .map(|path| {
+                if local_owner {
+                    owner_directory(path)
+                } else {
+                    roots.confine(path)
+                }
+            })
             .collect::<Result<Vec<_>, ApiError>>()
     })
     .await
@@ -75,9 +83,28 @@ pub async fn create(
     let items = paths.into_iter().zip(spec.items).collect();
     let record = state
         .jobs
-        .submit(&caller.0, items, spec.embed, spec.rebuild)
+        .submit_with(&caller.0, items, spec.embed, spec.rebuild, local_owner)
         .await?;
     Ok((StatusCode::ACCEPTED, ApiJson(record)).into_response())
+}
+
+/// The local owner's directory: an absolute path to an existing directory, canonicalised (not
+/// confined to the allowed roots; the command line sends what it would index itself). Blocking.
+fn owner_directory(raw: &str) -> Result<std::path::PathBuf, ApiError> {
+    let path = std::path::Path::new(raw);
+    if raw.contains('\0') || !path.is_absolute() {
+        return Err(ApiError::bad_request(
+            "invalid_path",
+            "the local owner sends absolute paths",
+        ));
+    }
+    match std::fs::canonicalize(path) {
+        Ok(canonical) if canonical.is_dir() => Ok(canonical),
+        _ => Err(ApiError::bad_request(
+            "not_a_directory",
+            "the path does not exist or is not a directory",
+        )),
+    }
 }
 
 /// The caller's jobs, newest first.

@@ -40,9 +40,15 @@ pub fn server_config(
 }
 
 pub async fn state(config: aiex_config::Config, run_jobs: bool) -> AppState {
-    AppState::new(config, ServerOptions { run_jobs })
-        .await
-        .expect("state starts")
+    AppState::new(
+        config,
+        ServerOptions {
+            run_jobs,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("state starts")
 }
 
 /// A small repository: two languages, a few symbols.
