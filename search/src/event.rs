@@ -1,11 +1,11 @@
 //! The events of one search, as the CLI's `--json` and (later) the SSE endpoint print them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::hit::Hit;
 
 /// Time spent, per source and overall.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
     /// Per source: milliseconds until its results (or failure), and whether they came from cache.
     pub sources: Vec<SourceTiming>,
@@ -13,7 +13,7 @@ pub struct Timings {
     pub total_ms: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceTiming {
     pub source: String,
     pub ms: f64,
@@ -22,8 +22,9 @@ pub struct SourceTiming {
     pub hits: usize,
 }
 
-/// One event; `id` increases by one per event of a search.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One event; `id` increases by one per event of a search. Deserialized by the command line
+/// from the HTTP API's stream (the same events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SearchEvent {
     SourceStarted {
@@ -36,7 +37,7 @@ pub enum SearchEvent {
         hits: Vec<Hit>,
         took_ms: f64,
         cached: bool,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         notes: Vec<String>,
     },
     SourceFailed {

@@ -95,7 +95,7 @@ impl Locator {
 }
 
 /// One result. Local hits (code, docs) carry a collection, path and lines; web hits a URL.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hit {
     #[serde(flatten)]
     pub locator: Locator,

@@ -38,7 +38,11 @@ pub enum DocsCommand {
     Remove { name: String },
 }
 
-pub fn run(config: &aiex_config::Config, command: &DocsCommand) -> anyhow::Result<()> {
+pub fn run(
+    config: &aiex_config::Config,
+    command: &DocsCommand,
+    no_server: bool,
+) -> anyhow::Result<()> {
     let index_dir = IndexDir::new(config.index_dir());
     let server = config.vector.backend == aiex_config::VectorBackend::Server;
     if server && !matches!(command, DocsCommand::Add { .. }) {
@@ -91,7 +95,7 @@ pub fn run(config: &aiex_config::Config, command: &DocsCommand) -> anyhow::Resul
             request.name = Some(name.clone());
             request.kind = CollectionKind::Docs;
             request.embed = !no_embed;
-            super::index_cmd::run_index(config, request, *json)?;
+            super::index_cmd::run_index(config, request, *json, no_server)?;
         }
         DocsCommand::List { json } => {
             let docs: Vec<_> = index_dir

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
 
 use aiex_indexer::{index_directory, IndexDir, IndexProgress, IndexRequest, IndexSummary};
 
@@ -92,7 +93,7 @@ impl IndexArgs {
     }
 }
 
-pub fn run(config: &aiex_config::Config, args: &IndexArgs) -> anyhow::Result<()> {
+pub fn run(config: &aiex_config::Config, args: &IndexArgs, no_server: bool) -> anyhow::Result<()> {
     let index_dir = IndexDir::new(config.index_dir());
     let server = config.vector.backend == aiex_config::VectorBackend::Server;
     if server && (args.status || args.remove.is_some()) {
@@ -127,11 +128,49 @@ pub fn run(config: &aiex_config::Config, args: &IndexArgs) -> anyhow::Result<()>
     request.name = args.name.clone();
     request.rebuild = args.rebuild;
     request.embed = !args.no_embed;
-    run_index(config, request, args.json)
+    // The walk's settings are the server's own: flags that change them run here.
+    let no_server = no_server || {
+        let local = !args.overrides().is_empty();
+        if local {
+            tracing::info!(
+                "--include, --exclude, --max-file-bytes, --hidden and --threads have no HTTP API \
+                 equivalent: indexing in this process"
+            );
+        }
+        local
+    };
+    run_index(config, request, args.json, no_server)
 }
 
-/// Runs one indexing request with progress on stderr and the summary (text or JSON) on stdout.
+/// Runs one indexing request with progress on stderr and the summary (text or JSON) on stdout:
+/// as a job of the server of this data directory when one is running (see [`super::delegate`]),
+/// else here.
 pub(crate) fn run_index(
+    config: &aiex_config::Config,
+    request: IndexRequest,
+    json: bool,
+    no_server: bool,
+) -> anyhow::Result<()> {
+    if let Some(server) = super::delegate::find(config, no_server) {
+        if !server.runs_jobs() {
+            tracing::info!(
+                "the server at {} does not run indexing jobs (--no-jobs): indexing in this process",
+                server.url()
+            );
+        } else if let Some(root) = std::fs::canonicalize(&request.root)
+            .ok()
+            .filter(|root| root.is_dir())
+            .and_then(|root| root.to_str().map(str::to_string))
+        {
+            return run_index_remote(&server, &request, &root, json);
+        }
+        // A path the server cannot be sent (missing, not a directory, not UTF-8): the local run
+        // says what is wrong with it.
+    }
+    run_index_local(config, request, json)
+}
+
+fn run_index_local(
     config: &aiex_config::Config,
     request: IndexRequest,
     json: bool,
@@ -147,16 +186,110 @@ pub(crate) fn run_index(
     )
     .with_context(|| format!("indexing {}", path.display()));
     reporter.finish();
-    let summary = summary?;
+    print_summary(&summary?, json)
+}
+
+/// The summary of a run on stdout, as text or one JSON object.
+fn print_summary(summary: &IndexSummary, json: bool) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     if json {
-        serde_json::to_writer(&mut stdout, &summary)?;
+        serde_json::to_writer(&mut stdout, summary)?;
         writeln!(stdout)?;
     } else {
-        write_summary(&mut stdout, &summary)?;
+        write_summary(&mut stdout, summary)?;
     }
     stdout.flush()?;
     Ok(())
+}
+
+/// [`run_index`] as a job of `server` (`POST /v1/index/jobs` with the directory, followed over
+/// its events stream): the job's progress drives the same progress display and its summary is
+/// printed as a local run's. Ctrl-C cancels the job.
+fn run_index_remote(
+    server: &super::delegate::Server,
+    request: &IndexRequest,
+    root: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "items": [{
+            "path": root,
+            "name": request.name,
+            "kind": request.kind.name(),
+        }],
+        "embed": request.embed,
+        "rebuild": request.rebuild,
+    });
+    let shown = request.root.display().to_string();
+    let mut reporter = Reporter::new();
+    let outcome = server.block_on(async {
+        let record: serde_json::Value = server.post_json("/v1/index/jobs", &body).await?;
+        let id = record
+            .get("id")
+            .and_then(|id| id.as_str())
+            .context("the server's job has no id")?
+            .to_string();
+        let mut events = server
+            .events(&format!("/v1/index/jobs/{id}/events"))
+            .await?;
+        let interrupt = tokio::signal::ctrl_c();
+        tokio::pin!(interrupt);
+        let mut summary = None;
+        let mut failure = None;
+        loop {
+            let frame = tokio::select! {
+                frame = events.next() => frame?,
+                _ = &mut interrupt => {
+                    server.delete(&format!("/v1/index/jobs/{id}")).await;
+                    anyhow::bail!("interrupted: the server's indexing job was cancelled");
+                }
+            };
+            let Some(frame) = frame else {
+                anyhow::bail!("the server's event stream ended before the job");
+            };
+            if frame.event == "error" {
+                anyhow::bail!("{}", frame.error_message());
+            }
+            let event: serde_json::Value = serde_json::from_str(&frame.data)
+                .context("reading an event of the server's job")?;
+            match event.get("type").and_then(|kind| kind.as_str()) {
+                Some("progress") => {
+                    if let Some(progress) = event
+                        .get("progress")
+                        .and_then(|progress| IndexProgress::deserialize(progress).ok())
+                    {
+                        reporter.report(progress);
+                    }
+                }
+                Some("item_finished") => {
+                    let value = event.get("summary").cloned().unwrap_or_default();
+                    summary = Some(
+                        serde_json::from_value::<IndexSummary>(value)
+                            .context("reading the summary of the server's job")?,
+                    );
+                }
+                Some("item_failed") => {
+                    failure = Some(
+                        event
+                            .get("error")
+                            .and_then(|error| error.as_str())
+                            .unwrap_or("the server's job failed")
+                            .to_string(),
+                    );
+                }
+                Some("done") => break,
+                _ => {}
+            }
+        }
+        match (summary, failure) {
+            (Some(summary), _) => Ok(summary),
+            (None, Some(failure)) => Err(anyhow::anyhow!(failure)),
+            (None, None) => Err(anyhow::anyhow!("the server's job ended without a summary")),
+        }
+    });
+    reporter.finish();
+    let summary = outcome.with_context(|| format!("indexing {shown}"))?;
+    print_summary(&summary, json)
 }
 
 /// `index --push NAME`: the copy, progress lines on stderr, the summary (text or JSON) on stdout.

@@ -2,6 +2,7 @@
 
 mod batch_cmd;
 mod config_cmd;
+mod delegate;
 mod docs_cmd;
 mod grep_out;
 mod index_cmd;
@@ -31,6 +32,17 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug); AIEX_LOG sets a filter too.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Run `index`, `docs add`, `search` and `research` in this process even when a server of the
+    /// same data directory is running (by default they are sent to it: it owns the vector
+    /// stores).
+    #[arg(
+        long,
+        global = true,
+        env = "AIEX_NO_SERVER",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub no_server: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -156,19 +168,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Index(args) => {
             let config = load_config(&cli, args.overrides())?;
-            index_cmd::run(&config, args)
+            index_cmd::run(&config, args, cli.no_server)
         }
         Command::Search(args) => {
             let config = load_config(&cli, args.overrides())?;
-            search_cmd::run(&config, args)
+            search_cmd::run(&config, args, cli.no_server)
         }
         Command::Docs { command } => {
             let config = load_config(&cli, Vec::new())?;
-            docs_cmd::run(&config, command)
+            docs_cmd::run(&config, command, cli.no_server)
         }
         Command::Research(args) => {
             let config = load_config(&cli, Vec::new())?;
-            research_cmd::run(&config, args)
+            research_cmd::run(&config, args, cli.no_server)
         }
         Command::Sessions { command } => {
             let config = load_config(&cli, Vec::new())?;

@@ -83,10 +83,21 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-pub fn run(config: &aiex_config::Config, args: &ResearchArgs) -> anyhow::Result<()> {
+pub fn run(
+    config: &aiex_config::Config,
+    args: &ResearchArgs,
+    no_server: bool,
+) -> anyhow::Result<()> {
     let depth = args.depth.unwrap_or(config.research.depth);
     if depth == 0 || depth > 3 {
         anyhow::bail!("--depth must be 1, 2 or 3");
+    }
+    if args.output.no_llm {
+        if !no_server {
+            tracing::info!("--no-llm has no HTTP API equivalent: researching in this process");
+        }
+    } else if let Some(server) = super::delegate::find(config, no_server) {
+        return run_remote(&server, args, depth);
     }
     let engine = engine(config, &args.collections, &args.output)?;
     let request = ResearchRequest {
@@ -138,6 +149,74 @@ pub async fn drive(
     let Some(report) = report else {
         anyhow::bail!("research cancelled; continue with `aiex-research sessions resume {id}`");
     };
+    deliver(&report, output)
+}
+
+/// The session run by the server of this data directory (`POST /v1/research`, then its events
+/// stream): events shown as the local run shows them, the report of its `report_ready` event
+/// rendered and written the same way. The server's LLM settings apply. Ctrl-C cancels the
+/// session (the server keeps it for `sessions resume`).
+fn run_remote(
+    server: &super::delegate::Server,
+    args: &ResearchArgs,
+    depth: usize,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "question": args.question,
+        "collections": args.collections,
+        "sources": args.sources,
+        "depth": depth,
+        "template": args.template,
+    });
+    let output = &args.output;
+    let report = server.block_on(async {
+        let created: serde_json::Value = server.post_json("/v1/research", &body).await?;
+        let id = created
+            .get("id")
+            .and_then(|id| id.as_str())
+            .context("the server's session has no id")?
+            .to_string();
+        let mut events = server.events(&format!("/v1/research/{id}/events")).await?;
+        let interrupt = tokio::signal::ctrl_c();
+        tokio::pin!(interrupt);
+        let mut report = None;
+        loop {
+            let frame = tokio::select! {
+                frame = events.next() => frame?,
+                _ = &mut interrupt => {
+                    server.delete(&format!("/v1/research/{id}")).await;
+                    anyhow::bail!(
+                        "research cancelled; continue with `aiex-research sessions resume {id}`"
+                    );
+                }
+            };
+            let Some(frame) = frame else {
+                anyhow::bail!("the server's event stream ended before the session");
+            };
+            if frame.event == "error" {
+                anyhow::bail!("{}", frame.error_message());
+            }
+            let event: ResearchEvent = serde_json::from_str(&frame.data)
+                .context("reading an event of the server's session")?;
+            show(&event, output)?;
+            match event.kind {
+                EventKind::ReportReady { report: ready } => report = Some(*ready),
+                EventKind::Failed { error } => anyhow::bail!("{error}"),
+                EventKind::Cancelled {} => anyhow::bail!(
+                    "research cancelled; continue with `aiex-research sessions resume {id}`"
+                ),
+                EventKind::Done { .. } => break,
+                _ => {}
+            }
+        }
+        report.context("the server's session ended without a report")
+    })?;
+    deliver(&report, output)
+}
+
+/// The finished report: written to `--out`, or printed (unless `--json`), then the warning (or
+/// the failure under `--strict`) of searches that failed.
+fn deliver(report: &aiex_research::Report, output: &OutputArgs) -> anyhow::Result<()> {
     let text = report.render(output.format)?;
     match &output.out {
         Some(path) => {
@@ -153,7 +232,7 @@ pub async fn drive(
         }
         None => {}
     }
-    degraded(&report, output)
+    degraded(report, output)
 }
 
 /// A report whose searches partly failed: a warning on stderr, or the failure under `--strict`.

@@ -95,7 +95,8 @@ pub fn coordinator_options(config: &aiex_config::Config) -> CoordinatorOptions {
     aiex_search::setup::coordinator_options(config)
 }
 
-pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()> {
+pub fn run(config: &aiex_config::Config, args: &SearchArgs, no_server: bool) -> anyhow::Result<()> {
+    // Exact and regex matching read the file index only (no vector store): always here.
     if let Some(mode) = args.grep.mode(args.mode) {
         return grep_out::run(config, args, mode);
     }
@@ -105,6 +106,24 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
         args.since.as_deref(),
         args.path_glob.as_deref(),
     )?;
+    use aiex_api::server::routes::search::{MAX_LIMIT, MAX_QUERY_CHARS};
+    if args.explain {
+        if !no_server {
+            tracing::info!(
+                "--explain shows this process's query analysis and cache: searching in this process"
+            );
+        }
+    } else if config.search.limit > MAX_LIMIT || args.query.trim().chars().count() > MAX_QUERY_CHARS
+    {
+        if !no_server {
+            tracing::info!(
+                "the HTTP API takes at most {MAX_LIMIT} hits and {MAX_QUERY_CHARS} characters of \
+                 query: searching in this process"
+            );
+        }
+    } else if let Some(server) = super::delegate::find(config, no_server) {
+        return run_remote(&server, config, args);
+    }
     let local = aiex_search::setup::local_sources(config, &args.collections)?;
     let mut sources = local.sources.clone();
     let web = WebSource::from_config(config).context("configuring web search")?;
@@ -154,6 +173,79 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
         .context("starting the async runtime")?;
     let events = runtime.block_on(print_events(&coordinator, search, args))?;
     let mut stdout = std::io::stdout().lock();
+    let found = write_results(&mut stdout, &events, args)?;
+    if args.explain {
+        write_explanation(&mut stdout, &enhancement, &events, &coordinator)?;
+    }
+    stdout.flush()?;
+    if !found {
+        return Err(NoMatches.into());
+    }
+    Ok(())
+}
+
+/// The search sent to the server of this data directory (`POST /v1/search`, its events as
+/// SSE): each event shown as it comes, as the local search's, then the same results. The
+/// limit and mode are this command's (flags and configuration), sent explicitly.
+fn run_remote(
+    server: &super::delegate::Server,
+    config: &aiex_config::Config,
+    args: &SearchArgs,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "query": args.query,
+        "sources": args.sources,
+        "collections": args.collections,
+        "languages": args.languages,
+        "path": args.path_glob,
+        "limit": config.search.limit,
+        "domains": args.include_domains,
+        "exclude_domains": args.exclude_domains,
+        "since": args.since,
+        "mode": config.search.mode,
+    });
+    let events = server.block_on(async {
+        let mut stream = server.post_events("/v1/search", &body).await?;
+        let mut events = Vec::new();
+        while let Some(frame) = stream.next().await? {
+            if frame.event == "error" {
+                anyhow::bail!("{}", frame.error_message());
+            }
+            let event: SearchEvent = match serde_json::from_str(&frame.data) {
+                Ok(event) => event,
+                // The stream's own end marker (`{"type":"done"}`) after the search's `done`.
+                Err(_) if frame.event == "done" => break,
+                Err(err) => {
+                    return Err(
+                        anyhow::Error::new(err).context("reading the server's search events")
+                    )
+                }
+            };
+            show_event(&event, args)?;
+            let done = matches!(event, SearchEvent::Done { .. });
+            events.push(event);
+            if done {
+                break;
+            }
+        }
+        Ok(events)
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    let found = write_results(&mut stdout, &events, args)?;
+    stdout.flush()?;
+    if !found {
+        return Err(NoMatches.into());
+    }
+    Ok(())
+}
+
+/// The final list of a search's events (`--hits` lines, or ranked text unless `--json`);
+/// whether it has any hit.
+fn write_results(
+    stdout: &mut impl Write,
+    events: &[SearchEvent],
+    args: &SearchArgs,
+) -> anyhow::Result<bool> {
     let merged = events.iter().find_map(|event| match event {
         SearchEvent::Merged { hits, .. } => Some(hits),
         _ => None,
@@ -162,7 +254,7 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
     let merged = merged.unwrap_or(&empty);
     if args.hits {
         for hit in merged {
-            serde_json::to_writer(&mut stdout, &json_hit(hit))?;
+            serde_json::to_writer(&mut *stdout, &json_hit(hit))?;
             writeln!(stdout)?;
         }
     } else if !args.json {
@@ -170,17 +262,10 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs) -> anyhow::Result<()
             writeln!(stdout, "no results")?;
         }
         for (rank, hit) in merged.iter().enumerate() {
-            write_hit(&mut stdout, rank + 1, hit)?;
+            write_hit(stdout, rank + 1, hit)?;
         }
     }
-    if args.explain {
-        write_explanation(&mut stdout, &enhancement, &events, &coordinator)?;
-    }
-    stdout.flush()?;
-    if merged.is_empty() {
-        return Err(NoMatches.into());
-    }
-    Ok(())
+    Ok(!merged.is_empty())
 }
 
 /// `--explain`: how the query was read, each source's part, and the cache.
@@ -220,27 +305,33 @@ async fn print_events(
     let mut receiver = coordinator.search(search);
     let mut events = Vec::new();
     while let Some(event) = receiver.recv().await {
-        if args.json {
-            let mut stdout = std::io::stdout().lock();
-            serde_json::to_writer(&mut stdout, &event)?;
-            writeln!(stdout)?;
-            stdout.flush()?;
-        } else {
-            match &event {
-                SearchEvent::Results { notes, .. } => {
-                    for note in notes {
-                        eprintln!("note: {note}");
-                    }
-                }
-                SearchEvent::SourceFailed { source, error, .. } => {
-                    eprintln!("warning: source `{source}` failed: {error}");
-                }
-                _ => {}
-            }
-        }
+        show_event(&event, args)?;
         events.push(event);
     }
     Ok(events)
+}
+
+/// One event as it comes: a JSON line (`--json`), else its notes and failures on stderr.
+fn show_event(event: &SearchEvent, args: &SearchArgs) -> anyhow::Result<()> {
+    if args.json {
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer(&mut stdout, event)?;
+        writeln!(stdout)?;
+        stdout.flush()?;
+    } else {
+        match event {
+            SearchEvent::Results { notes, .. } => {
+                for note in notes {
+                    eprintln!("note: {note}");
+                }
+            }
+            SearchEvent::SourceFailed { source, error, .. } => {
+                eprintln!("warning: source `{source}` failed: {error}");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn write_hit(out: &mut impl Write, rank: usize, hit: &Hit) -> std::io::Result<()> {

@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod delegate;
 mod pdf;
 mod readme;
 mod research;

@@ -68,7 +68,7 @@ impl IndexRequest {
 }
 
 /// Progress of a run, reported as it happens.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum IndexProgress {
     Walked { files: usize, skipped: u64 },
