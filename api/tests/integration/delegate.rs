@@ -35,8 +35,13 @@ struct Server {
 
 impl Server {
     fn start(data: &Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    fn start_with(data: &Path, envs: &[(&str, &str)]) -> Server {
         let mut child = aiex(data)
             .args(["serve", "--bind", "127.0.0.1:0"])
+            .envs(envs.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -301,11 +306,18 @@ fn the_server_picks_up_vectors_another_process_finished() {
             .arg(repo.path())
             .args(["--name", "demo", "--no-embed"]),
     );
-    let server = Server::start(data.path());
+    // A server with API keys: the local owner token works beside them.
+    let keys = format!(
+        "[\"{}\"]",
+        aiex_api::server::auth::hash_key("a-key-of-this-test")
+    );
+    let server = Server::start_with(data.path(), &[("AIEX__SERVER__API_KEYS", &keys)]);
     let token = server_file(data.path())["token"]
         .as_str()
         .expect("token")
         .to_string();
+    let (refused, _) = get(&server.addr, "/v1/collections", None);
+    assert!(refused.contains("401"), "{refused}");
     let (_, body) = get(&server.addr, "/v1/collections", Some(&token));
     assert!(body.contains("\"vectors_complete\":false"), "{body}");
     // A vector search through the server now has nothing to rank by.
@@ -337,6 +349,7 @@ fn the_server_picks_up_vectors_another_process_finished() {
     loop {
         let after = aiex(data.path())
             .args([
+                "-v",
                 "search",
                 "fifo of background work",
                 "--mode",
@@ -348,6 +361,8 @@ fn the_server_picks_up_vectors_another_process_finished() {
             .output()
             .expect("run");
         if after.status.success() {
+            // Sent with the local owner token although the server requires keys.
+            assert!(sent_to_server(&String::from_utf8_lossy(&after.stderr)));
             let hit: serde_json::Value = serde_json::from_str(stdout(&after).trim()).expect("json");
             assert_eq!(hit["path"], "lib/queue.py");
             break;
@@ -413,4 +428,45 @@ fn research_goes_through_a_running_server() {
             .collect()
     };
     assert_eq!(headings(&stdout(&local)), headings(&remote_report));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_is_rebuilt_when_vectors_are_finished_elsewhere() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let repo = tempfile::tempdir().expect("tempdir");
+    small_repo(repo.path());
+    let config = crate::server::server_config(data.path(), None, &[]);
+    crate::server::index_keywords(&config, repo.path(), "demo");
+    let state = crate::server::state(config.clone(), false).await;
+    let first = state.engine.get_checked(true).await.expect("engine");
+    let unchanged = state.engine.get_checked(true).await.expect("engine");
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &unchanged),
+        "nothing changed on disk: the same engine"
+    );
+    // The vectors, written outside the slot (as another process would): same collection list,
+    // same generation, vectors now complete.
+    let writer = config.clone();
+    let repo_path = repo.path().to_path_buf();
+    let summary = tokio::task::spawn_blocking(move || {
+        let mut request = aiex_indexer::IndexRequest::new(&repo_path);
+        request.name = Some("demo".to_string());
+        aiex_indexer::index_directory(
+            &writer,
+            request,
+            &mut |_| {},
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+    })
+    .await
+    .expect("join")
+    .expect("index");
+    assert!(summary.vectors_complete);
+    let rebuilt = state.engine.get_checked(true).await.expect("engine");
+    assert!(
+        !std::sync::Arc::ptr_eq(&first, &rebuilt),
+        "the engine was not rebuilt for the finished vectors"
+    );
+    state.begin_shutdown();
+    state.wait_stopped(Duration::from_secs(5)).await;
 }
