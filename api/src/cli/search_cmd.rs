@@ -126,22 +126,9 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs, no_server: bool) -> 
     }
     let local = aiex_search::setup::local_sources(config, &args.collections)?;
     let mut sources = local.sources.clone();
-    let web = WebSource::from_config(config).context("configuring web search")?;
-    let wants_web = args.sources.is_empty() || args.sources.iter().any(|s| s.starts_with("web"));
-    let mut requested = args.sources.clone();
-    match web {
-        Some(web) => sources.push(Arc::new(web)),
-        None if wants_web && !args.sources.is_empty() => {
-            eprintln!(
-                "note: web search is not configured (set web.serper_api_key, web.tavily_api_key \
-                 or web.searxng_url)"
-            );
-            requested.retain(|s| !s.starts_with("web"));
-            if requested.is_empty() {
-                anyhow::bail!("no source left to ask");
-            }
-        }
-        None => {}
+    let (web, requested) = web_and_sources(config, args)?;
+    if let Some(web) = web {
+        sources.push(Arc::new(web));
     }
     if sources.is_empty() {
         anyhow::bail!("no collections yet: run `aiex-research index PATH` first");
@@ -184,6 +171,28 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs, no_server: bool) -> 
     Ok(())
 }
 
+/// The configured web source, and the sources to ask: those requested, less the web when it is
+/// not configured (said in a note; nothing left to ask is an error).
+fn web_and_sources(
+    config: &aiex_config::Config,
+    args: &SearchArgs,
+) -> anyhow::Result<(Option<WebSource>, Vec<String>)> {
+    let web = WebSource::from_config(config).context("configuring web search")?;
+    let wants_web = args.sources.iter().any(|s| s.starts_with("web"));
+    let mut requested = args.sources.clone();
+    if web.is_none() && wants_web {
+        eprintln!(
+            "note: web search is not configured (set web.serper_api_key, web.tavily_api_key \
+             or web.searxng_url)"
+        );
+        requested.retain(|s| !s.starts_with("web"));
+        if requested.is_empty() {
+            anyhow::bail!("no source left to ask");
+        }
+    }
+    Ok((web, requested))
+}
+
 /// The search sent to the server of this data directory (`POST /v1/search`, its events as
 /// SSE): each event shown as it comes, as the local search's, then the same results. The
 /// limit and mode are this command's (flags and configuration), sent explicitly.
@@ -192,9 +201,12 @@ fn run_remote(
     config: &aiex_config::Config,
     args: &SearchArgs,
 ) -> anyhow::Result<()> {
+    // The web's absence is handled as locally (this command's configuration names the web
+    // providers, as the server's does when they share it).
+    let (_, sources) = web_and_sources(config, args)?;
     let body = serde_json::json!({
         "query": args.query,
-        "sources": args.sources,
+        "sources": sources,
         "collections": args.collections,
         "languages": args.languages,
         "path": args.path_glob,

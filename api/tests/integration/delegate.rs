@@ -158,6 +158,43 @@ fn index_and_search_go_through_a_running_server() {
     assert_eq!(summary["unchanged"], 2);
     assert_eq!(summary["vectors_complete"], true);
 
+    // A documentation set too (`docs add`).
+    let docs = tempfile::tempdir().expect("tempdir");
+    aiex_tests::write_files(
+        docs.path(),
+        &[(
+            "guide.md",
+            "# Queues\n\nA job queue runs background jobs first in, first out.\n",
+        )],
+    );
+    let added = run_ok(
+        aiex(data.path())
+            .args(["-v", "docs", "add", "guide"])
+            .arg(docs.path()),
+    );
+    assert!(sent_to_server(&String::from_utf8_lossy(&added.stderr)));
+    assert!(
+        stdout(&added).starts_with("indexed `guide` ("),
+        "{}",
+        stdout(&added)
+    );
+
+    // The web, not configured here, is left out with the local path's note.
+    let without_web = run_ok(aiex(data.path()).args([
+        "search",
+        "job queue",
+        "--sources",
+        "code,web",
+        "--mode",
+        "keyword",
+    ]));
+    let note = String::from_utf8_lossy(&without_web.stderr);
+    assert!(
+        note.contains("note: web search is not configured"),
+        "{note}"
+    );
+    assert!(!note.contains("warning"), "{note}");
+
     // Its vectors are searchable through the server.
     let vector = run_ok(aiex(data.path()).args([
         "-v",
