@@ -8,9 +8,9 @@
 //!
 //! A running `serve` also accepts the local owner token it wrote into its data directory's
 //! `server.json` ([`crate::server::server_file`]): the command line of the same data directory
-//! sends its work with it. It counts as the `local` caller with every right (indexing jobs are
-//! not confined to `server.allowed_roots`: whoever can read that file can index locally anyway),
-//! and like keys it is kept as a hash only.
+//! sends its work with it. It counts as the `local` caller with every right (in embedded mode
+//! its indexing jobs are not confined to `server.allowed_roots`: whoever can read that file can
+//! index locally anyway), and like keys it is kept as a hash only.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};

@@ -53,7 +53,10 @@ pub async fn create(
     local_owner: Option<Extension<LocalOwner>>,
     ApiJson(spec): ApiJson<JobSpec>,
 ) -> Result<Response, ApiError> {
-    let local_owner = local_owner.is_some();
+    // In server mode any node may run the job, and the token speaks for this node only: its
+    // jobs are confined like everyone's.
+    let local_owner =
+        local_owner.is_some() && state.config.vector.backend != aiex_config::VectorBackend::Server;
     if spec.items.is_empty() || spec.items.len() > MAX_ITEMS {
         return Err(ApiError::bad_request(
             "invalid_items",
