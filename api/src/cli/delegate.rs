@@ -230,12 +230,22 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// An `error` frame's message (`{"type":"error","code","message"}`), for the user.
+    /// An `error` frame's message (`{"type":"error","code","message"}`), for the user. A
+    /// server stopping mid-way says to reconnect, which this command cannot: it says what
+    /// happens to the work instead.
     pub fn error_message(&self) -> String {
-        serde_json::from_str::<serde_json::Value>(&self.data)
-            .ok()
-            .and_then(|value| value.get("message")?.as_str().map(str::to_string))
-            .unwrap_or_else(|| self.data.clone())
+        let value = serde_json::from_str::<serde_json::Value>(&self.data).ok();
+        let field = |name: &str| {
+            value
+                .as_ref()
+                .and_then(|value| value.get(name)?.as_str().map(str::to_string))
+        };
+        if field("code").as_deref() == Some("shutting_down") {
+            return "the server stopped before the end (its indexing jobs and research sessions \
+                    resume when it starts again)"
+                .to_string();
+        }
+        field("message").unwrap_or_else(|| self.data.clone())
     }
 }
 
@@ -371,11 +381,17 @@ mod tests {
     fn error_frames_carry_their_message() {
         let frame = Frame {
             event: "error".into(),
-            data:
-                r#"{"type":"error","code":"shutting_down","message":"the server is shutting down"}"#
-                    .into(),
+            data: r#"{"type":"error","code":"events_expired","message":"the events are gone"}"#
+                .into(),
         };
-        assert_eq!(frame.error_message(), "the server is shutting down");
+        assert_eq!(frame.error_message(), "the events are gone");
+        let stopping = Frame {
+            event: "error".into(),
+            data: r#"{"type":"error","code":"shutting_down","message":"reconnect"}"#.into(),
+        };
+        assert!(stopping
+            .error_message()
+            .starts_with("the server stopped before the end"));
         let plain = Frame {
             event: "error".into(),
             data: "broken".into(),
