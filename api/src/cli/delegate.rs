@@ -35,8 +35,14 @@ impl std::fmt::Debug for Server {
 
 /// The server of `config`'s data directory to send work to, if one runs and answers. Never an
 /// error: whatever is wrong (no file, a stale or unreadable one, a server that does not answer)
-/// means running locally, said on stderr at `-v`.
-pub fn find(config: &aiex_config::Config, no_server: bool) -> Option<Server> {
+/// means running locally, said on stderr at `-v`. `stay_local` is why this command runs here
+/// even beside a server (a flag the HTTP API has no equivalent for): said at `-v` when a server
+/// is running.
+pub fn find(
+    config: &aiex_config::Config,
+    no_server: bool,
+    stay_local: Option<&str>,
+) -> Option<Server> {
     if no_server {
         tracing::info!("--no-server: running locally");
         return None;
@@ -45,7 +51,16 @@ pub fn find(config: &aiex_config::Config, no_server: bool) -> Option<Server> {
         // Vectors live in Qdrant: processes share them, nothing to hand over.
         return None;
     }
-    find_in(&config.data_dir)
+    let server = find_in(&config.data_dir)?;
+    if let Some(reason) = stay_local {
+        tracing::info!(
+            "a server runs at {}, but {reason}: running in this process",
+            server.url()
+        );
+        return None;
+    }
+    tracing::info!("sending the work to the server at {}", server.url());
+    Some(server)
 }
 
 fn find_in(data_dir: &Path) -> Option<Server> {
@@ -111,7 +126,6 @@ fn find_in(data_dir: &Path) -> Option<Server> {
         );
         return None;
     }
-    tracing::info!("sending the work to the server at {}", file.url);
     Some(Server {
         file,
         client,

@@ -95,7 +95,7 @@ pub fn run(
             request.name = Some(name.clone());
             request.kind = CollectionKind::Docs;
             request.embed = !no_embed;
-            super::index_cmd::run_index(config, request, *json, no_server)?;
+            super::index_cmd::run_index(config, request, *json, no_server, None)?;
         }
         DocsCommand::List { json } => {
             let docs: Vec<_> = index_dir

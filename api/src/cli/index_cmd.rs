@@ -129,29 +129,23 @@ pub fn run(config: &aiex_config::Config, args: &IndexArgs, no_server: bool) -> a
     request.rebuild = args.rebuild;
     request.embed = !args.no_embed;
     // The walk's settings are the server's own: flags that change them run here.
-    let no_server = no_server || {
-        let local = !args.overrides().is_empty();
-        if local {
-            tracing::info!(
-                "--include, --exclude, --max-file-bytes, --hidden and --threads have no HTTP API \
-                 equivalent: indexing in this process"
-            );
-        }
-        local
-    };
-    run_index(config, request, args.json, no_server)
+    let stay_local = (!args.overrides().is_empty()).then_some(
+        "--include, --exclude, --max-file-bytes, --hidden and --threads have no HTTP API equivalent",
+    );
+    run_index(config, request, args.json, no_server, stay_local)
 }
 
 /// Runs one indexing request with progress on stderr and the summary (text or JSON) on stdout:
 /// as a job of the server of this data directory when one is running (see [`super::delegate`]),
-/// else here.
+/// else here (`stay_local`: why not, see [`super::delegate::find`]).
 pub(crate) fn run_index(
     config: &aiex_config::Config,
     request: IndexRequest,
     json: bool,
     no_server: bool,
+    stay_local: Option<&str>,
 ) -> anyhow::Result<()> {
-    if let Some(server) = super::delegate::find(config, no_server) {
+    if let Some(server) = super::delegate::find(config, no_server, stay_local) {
         if !server.runs_jobs() {
             tracing::info!(
                 "the server at {} does not run indexing jobs (--no-jobs): indexing in this process",

@@ -92,11 +92,11 @@ pub fn run(
     if depth == 0 || depth > 3 {
         anyhow::bail!("--depth must be 1, 2 or 3");
     }
-    if args.output.no_llm {
-        if !no_server {
-            tracing::info!("--no-llm has no HTTP API equivalent: researching in this process");
-        }
-    } else if let Some(server) = super::delegate::find(config, no_server) {
+    let stay_local = args
+        .output
+        .no_llm
+        .then_some("--no-llm has no HTTP API equivalent");
+    if let Some(server) = super::delegate::find(config, no_server, stay_local) {
         return run_remote(&server, args, depth);
     }
     let engine = engine(config, &args.collections, &args.output)?;

@@ -107,21 +107,17 @@ pub fn run(config: &aiex_config::Config, args: &SearchArgs, no_server: bool) -> 
         args.path_glob.as_deref(),
     )?;
     use aiex_api::server::routes::search::{MAX_LIMIT, MAX_QUERY_CHARS};
-    if args.explain {
-        if !no_server {
-            tracing::info!(
-                "--explain shows this process's query analysis and cache: searching in this process"
-            );
-        }
+    let stay_local = if args.explain {
+        Some("--explain shows this process's query analysis and cache".to_string())
     } else if config.search.limit > MAX_LIMIT || args.query.trim().chars().count() > MAX_QUERY_CHARS
     {
-        if !no_server {
-            tracing::info!(
-                "the HTTP API takes at most {MAX_LIMIT} hits and {MAX_QUERY_CHARS} characters of \
-                 query: searching in this process"
-            );
-        }
-    } else if let Some(server) = super::delegate::find(config, no_server) {
+        Some(format!(
+            "the HTTP API takes at most {MAX_LIMIT} hits and {MAX_QUERY_CHARS} characters of query"
+        ))
+    } else {
+        None
+    };
+    if let Some(server) = super::delegate::find(config, no_server, stay_local.as_deref()) {
         return run_remote(&server, config, args);
     }
     let local = aiex_search::setup::local_sources(config, &args.collections)?;

@@ -251,6 +251,17 @@ fn index_and_search_go_through_a_running_server() {
     assert!(status.contains("200"), "{status}");
     assert!(body.contains("\"vectors_complete\":true"), "{body}");
 
+    // A flag the API has no equivalent for runs here, saying so at -v.
+    let explained =
+        run_ok(aiex(data.path()).args(["-v", "search", "table", "--mode", "keyword", "--explain"]));
+    let explained_err = String::from_utf8_lossy(&explained.stderr);
+    assert!(!sent_to_server(&explained_err), "{explained_err}");
+    assert!(
+        explained_err.contains("but --explain shows this process's query analysis"),
+        "{explained_err}"
+    );
+    assert!(stdout(&explained).contains("explain:"));
+
     // --no-server and AIEX_NO_SERVER run here.
     let forced = aiex(data.path())
         .args(["-v", "--no-server", "search", "table", "--mode", "keyword"])
