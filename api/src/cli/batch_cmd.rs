@@ -1,5 +1,6 @@
 //! `aiex-research index --batch jobs.toml`: many directories indexed in this process, a few at a
-//! time, through the same job runner as the HTTP API's indexing jobs.
+//! time, through the same job runner as the HTTP API's indexing jobs; or, beside a running server
+//! of the same data directory, as that server's jobs (see [`super::delegate`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,8 +45,27 @@ pub fn run(
     file: &Path,
     concurrency: Option<usize>,
     json: bool,
+    no_server: bool,
 ) -> anyhow::Result<()> {
     let (batch, items) = read_batch(file)?;
+    let stay_local = concurrency
+        .is_some()
+        .then_some("--concurrency has no HTTP API equivalent");
+    if let Some(server) = super::delegate::find(config, no_server, stay_local) {
+        if server.runs_jobs() {
+            if batch.concurrency.is_some() {
+                tracing::info!(
+                    "the server runs its own server.job_concurrency jobs at a time, not the file's \
+                     concurrency"
+                );
+            }
+            return run_remote(&server, items, json);
+        }
+        tracing::info!(
+            "the server at {} does not run indexing jobs (--no-jobs): indexing in this process",
+            server.url()
+        );
+    }
     let concurrency = concurrency
         .or(batch.concurrency)
         .unwrap_or(config.server.job_concurrency)
@@ -132,6 +152,61 @@ async fn run_jobs(
         .iter()
         .filter_map(|id| manager.get(id, None).ok())
         .collect())
+}
+
+/// The batch as jobs of `server`, one per directory: their final records polled from
+/// `GET /v1/index/jobs/{id}` and printed as a local batch's. Ctrl-C cancels them.
+fn run_remote(
+    server: &super::delegate::Server,
+    items: Vec<(PathBuf, BatchJob)>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let records = server.block_on(async {
+        let mut ids = Vec::new();
+        for (path, job) in &items {
+            let path = path
+                .to_str()
+                .with_context(|| format!("{} is not valid UTF-8", path.display()))?;
+            let body = serde_json::json!({
+                "items": [{"path": path, "name": job.name, "kind": job.kind}],
+                "embed": job.embed,
+                "rebuild": job.rebuild,
+            });
+            let record: JobRecord = server.post_json("/v1/index/jobs", &body).await?;
+            ids.push(record.id);
+        }
+        let interrupt = tokio::signal::ctrl_c();
+        tokio::pin!(interrupt);
+        let mut interrupted = false;
+        loop {
+            let mut records = Vec::with_capacity(ids.len());
+            for id in &ids {
+                records.push(
+                    server
+                        .get_json::<JobRecord>(&format!("/v1/index/jobs/{id}"))
+                        .await?,
+                );
+            }
+            if records.iter().all(|record| record.state.is_terminal()) {
+                return anyhow::Ok(records);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
+                _ = &mut interrupt, if !interrupted => {
+                    interrupted = true;
+                    eprintln!("interrupted: cancelling the server's jobs");
+                    for id in &ids {
+                        server.delete(&format!("/v1/index/jobs/{id}")).await;
+                    }
+                }
+            }
+        }
+    })?;
+    let failed = print_records(&records, json)?;
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} directories were not indexed", records.len());
+    }
+    Ok(())
 }
 
 /// Prints one line (or JSON object) per directory; how many were not indexed.

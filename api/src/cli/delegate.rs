@@ -185,6 +185,21 @@ impl Server {
             .with_context(|| format!("reading the answer of the server at {}", self.url()))
     }
 
+    /// `GET path`, the JSON answer.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .with_context(|| format!("sending the request to the server at {}", self.url()))?;
+        checked(response)
+            .await?
+            .json()
+            .await
+            .with_context(|| format!("reading the answer of the server at {}", self.url()))
+    }
+
     /// `POST path` with a JSON body, the answer read as a stream of server-sent events.
     pub async fn post_events(
         &self,

@@ -104,7 +104,7 @@ pub fn run(config: &aiex_config::Config, args: &IndexArgs, no_server: bool) -> a
         return print_status(config, &index_dir, args.json);
     }
     if let Some(batch) = &args.batch {
-        return super::batch_cmd::run(config, batch, args.concurrency, args.json);
+        return super::batch_cmd::run(config, batch, args.concurrency, args.json, no_server);
     }
     if let Some(name) = &args.push {
         return run_push(config, name, args.json);
