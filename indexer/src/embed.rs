@@ -1,4 +1,5 @@
-//! Dense embeddings: a local ONNX model run by fastembed on a dynamically loaded ONNX Runtime.
+//! Dense embeddings: a local ONNX model on a dynamically loaded ONNX Runtime (tokenize, run, mean
+//! pooling, unit length), or the LLM layer's embedding role.
 //!
 //! Embedding is synchronous and CPU-bound (ONNX Runtime runs its own intra-op threads); callers run
 //! it on a dedicated thread, never on async workers. The runtime and the model files are installed
@@ -7,15 +8,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use fastembed::{
-    InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
-};
-
 use crate::error::{Error, Result};
 
-/// Most texts handed to the ONNX session at once: one `embed()` call keeps the activations of all
-/// its batches alive, so callers slice their input to bound peak memory.
-pub const MAX_TEXTS_PER_CALL: usize = 256;
+mod session;
+mod tokenizer;
+
+pub use session::{SessionOptimization, SessionSource};
 
 /// Something that turns texts into unit-length vectors.
 pub trait Embedder: Send {
@@ -60,6 +58,10 @@ pub struct OnnxEmbedderOptions {
     pub batch_size: usize,
     /// ONNX Runtime intra-op threads; 0 means one per core.
     pub threads: usize,
+    /// How the session treats the graph (by default optimised once and cached).
+    pub optimization: SessionOptimization,
+    /// Where the optimised model is saved (`data_dir/cache/onnx`); None: not saved.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl OnnxEmbedderOptions {
@@ -72,6 +74,8 @@ impl OnnxEmbedderOptions {
             max_length: config.embedding.max_length,
             batch_size: config.embedding.batch_size,
             threads: config.embedding.threads,
+            optimization: SessionOptimization::Cached,
+            cache_dir: Some(config.data_dir.join("cache").join("onnx")),
         }
     }
 }
@@ -80,7 +84,8 @@ impl OnnxEmbedderOptions {
 static RUNTIME: OnceLock<std::result::Result<ort::environment::Environment, String>> =
     OnceLock::new();
 
-fn runtime(path: &Path) -> Result<ort::environment::Environment> {
+/// The ONNX Runtime environment, the library loaded from `path` on first use (once per process).
+pub fn runtime(path: &Path) -> Result<ort::environment::Environment> {
     if !path.is_file() {
         return Err(Error::SetupMissing {
             what: "ONNX Runtime library",
@@ -100,9 +105,16 @@ fn runtime(path: &Path) -> Result<ort::environment::Environment> {
     })
 }
 
-/// all-MiniLM-L6-v2 (or any BERT-like ONNX model with the same inputs) with mean pooling.
+/// all-MiniLM-L6-v2 (or any BERT-like ONNX model with the same inputs) with mean pooling: the
+/// tokenizer pads each batch to its longest text and truncates at the maximum length, the session
+/// gives one vector per token, and the vectors of a text's tokens (padding left out) are averaged
+/// and scaled to unit length.
 pub struct OnnxEmbedder {
-    model: TextEmbedding,
+    session: ort::session::Session,
+    tokenizer: tokenizers::Tokenizer,
+    /// Whether the graph takes `token_type_ids` (BERT does; some models do not).
+    token_type_ids: bool,
+    source: SessionSource,
     model_id: String,
     dimension: usize,
     batch_size: usize,
@@ -113,9 +125,14 @@ impl std::fmt::Debug for OnnxEmbedder {
         f.debug_struct("OnnxEmbedder")
             .field("model_id", &self.model_id)
             .field("dimension", &self.dimension)
+            .field("source", &self.source)
             .finish()
     }
 }
+
+/// Outputs that hold the token (or already pooled) vectors, in order of preference after a sole
+/// output.
+const OUTPUT_NAMES: [&str; 3] = ["text_embeds", "last_hidden_state", "sentence_embedding"];
 
 impl OnnxEmbedder {
     /// Loads the runtime and the model, and checks the model's output dimension.
@@ -131,34 +148,37 @@ impl OnnxEmbedder {
             }
         }
         let environment = runtime(&options.runtime_path)?;
-        let read = |file: &str| {
-            let path = options.model_dir.join(file);
-            fs_err::read(&path).map_err(Error::io(path))
-        };
-        let tokenizer_files = TokenizerFiles {
-            tokenizer_file: read("tokenizer.json")?,
-            config_file: read("config.json")?,
-            special_tokens_map_file: read("special_tokens_map.json")?,
-            tokenizer_config_file: read("tokenizer_config.json")?,
-        };
-        let model = UserDefinedEmbeddingModel::new(read("model.onnx")?, tokenizer_files)
-            .with_pooling(Pooling::Mean);
+        let tokenizer = tokenizer::load(&options.model_dir, options.max_length)?;
         let threads = if options.threads == 0 {
             std::thread::available_parallelism().map_or(1, usize::from)
         } else {
             options.threads
         };
-        let init = InitOptionsUserDefined::new()
-            .with_environment(environment)
-            .with_max_length(options.max_length)
-            .with_intra_threads(threads);
-        let model = TextEmbedding::try_new_from_user_defined(model, init).map_err(|err| {
-            Error::Embedding {
-                message: format!("loading {}: {err}", options.model_dir.display()),
-            }
+        let model = options.model_dir.join("model.onnx");
+        let (session, source) = session::open_session(&session::SessionSettings {
+            environment: &environment,
+            model: &model,
+            model_id: &options.model_id,
+            threads,
+            optimization: options.optimization,
+            cache_dir: options.cache_dir.as_deref(),
         })?;
+        tracing::debug!(model = %model.display(), ?source, "embedding model loaded");
+        let inputs: Vec<&str> = session.inputs().iter().map(|input| input.name()).collect();
+        for required in ["input_ids", "attention_mask"] {
+            if !inputs.contains(&required) {
+                return Err(Error::ModelFile {
+                    path: model,
+                    reason: format!("the graph has no `{required}` input (inputs: {inputs:?})"),
+                });
+            }
+        }
+        let token_type_ids = inputs.contains(&"token_type_ids");
         let mut embedder = OnnxEmbedder {
-            model,
+            session,
+            tokenizer,
+            token_type_ids,
+            source,
             model_id: options.model_id.clone(),
             dimension: options.dimension,
             batch_size: options.batch_size.max(1),
@@ -173,6 +193,126 @@ impl OnnxEmbedder {
         }
         Ok(embedder)
     }
+
+    /// Where the session's graph came from: optimised now, the saved optimised model, or the
+    /// original model unoptimised.
+    pub fn session_source(&self) -> &SessionSource {
+        &self.source
+    }
+
+    /// The unit vectors of one batch of texts.
+    fn embed_batch(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let failed = |message: String| Error::Embedding { message };
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
+            .map_err(|err| failed(format!("tokenizing: {err}")))?;
+        let Some(first) = encodings.first() else {
+            return Ok(Vec::new());
+        };
+        let (rows, columns) = (encodings.len(), first.len());
+        let mut ids = Vec::with_capacity(rows * columns);
+        let mut mask = Vec::with_capacity(rows * columns);
+        let mut type_ids = Vec::with_capacity(rows * columns);
+        for encoding in &encodings {
+            if encoding.len() != columns {
+                return Err(failed("the tokenizer did not pad the batch".to_string()));
+            }
+            ids.extend(encoding.get_ids().iter().map(|&id| i64::from(id)));
+            mask.extend(encoding.get_attention_mask().iter().map(|&m| i64::from(m)));
+            type_ids.extend(encoding.get_type_ids().iter().map(|&t| i64::from(t)));
+        }
+        let shape = [rows, columns];
+        let tensor = |data: Vec<i64>| {
+            ort::value::Tensor::from_array((shape, data))
+                .map_err(|err| failed(format!("building the input tensor: {err}")))
+        };
+        let mut inputs = ort::inputs![
+            "input_ids" => tensor(ids)?,
+            "attention_mask" => tensor(mask.clone())?,
+        ];
+        if self.token_type_ids {
+            inputs.push(("token_type_ids".into(), tensor(type_ids)?.into()));
+        }
+        let outputs = self
+            .session
+            .run(inputs)
+            .map_err(|err| failed(format!("running the model: {err}")))?;
+        let output = if outputs.len() == 1 {
+            Some(&outputs[0])
+        } else {
+            OUTPUT_NAMES.iter().find_map(|name| outputs.get(name))
+        };
+        let Some(output) = output else {
+            let names: Vec<&str> = outputs.keys().collect();
+            return Err(failed(format!(
+                "no output holds the embeddings (outputs: {names:?})"
+            )));
+        };
+        let (output_shape, values) = output
+            .try_extract_tensor::<f32>()
+            .map_err(|err| failed(format!("reading the output: {err}")))?;
+        let dims: Vec<usize> = output_shape
+            .iter()
+            .map(|&d| usize::try_from(d).unwrap_or(0))
+            .collect();
+        let vectors = match dims[..] {
+            [r, width] if r == rows && width > 0 => {
+                values.chunks_exact(width).map(<[f32]>::to_vec).collect()
+            }
+            [r, tokens, width] if r == rows && tokens == columns => {
+                mean_pool(values, &mask, rows, columns, width)
+            }
+            _ => {
+                return Err(failed(format!(
+                    "output of shape {dims:?} for a batch of {rows} × {columns} tokens"
+                )))
+            }
+        };
+        if vectors.len() != rows {
+            return Err(failed(format!(
+                "{} vectors for a batch of {rows} texts (output shape {dims:?})",
+                vectors.len()
+            )));
+        }
+        Ok(vectors.into_iter().map(unit_length).collect())
+    }
+}
+
+/// The mean of each text's token vectors where `mask` is set (`values` is rows × tokens × width,
+/// row-major), summed token by token in order.
+fn mean_pool(
+    values: &[f32],
+    mask: &[i64],
+    rows: usize,
+    tokens: usize,
+    width: usize,
+) -> Vec<Vec<f32>> {
+    (0..rows)
+        .map(|row| {
+            let mut sum = vec![0.0f32; width];
+            let mut count = 0.0f32;
+            for token in 0..tokens {
+                if mask[row * tokens + token] == 0 {
+                    continue;
+                }
+                count += 1.0;
+                let start = (row * tokens + token) * width;
+                for (total, value) in sum.iter_mut().zip(&values[start..start + width]) {
+                    *total += value;
+                }
+            }
+            let count = if count == 0.0 { 1.0 } else { count };
+            sum.iter_mut().for_each(|total| *total /= count);
+            sum
+        })
+        .collect()
+}
+
+/// `vector` divided by its length (a zero vector stays zero).
+fn unit_length(vector: Vec<f32>) -> Vec<f32> {
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    vector.into_iter().map(|x| x / (norm + 1e-12)).collect()
 }
 
 impl Embedder for OnnxEmbedder {
@@ -186,14 +326,8 @@ impl Embedder for OnnxEmbedder {
 
     fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let mut vectors = Vec::with_capacity(texts.len());
-        for slice in texts.chunks(MAX_TEXTS_PER_CALL) {
-            let embedded = self
-                .model
-                .embed(slice, Some(self.batch_size))
-                .map_err(|err| Error::Embedding {
-                    message: err.to_string(),
-                })?;
-            vectors.extend(embedded.into_iter().map(normalized));
+        for batch in texts.chunks(self.batch_size) {
+            vectors.extend(self.embed_batch(batch)?.into_iter().map(normalized));
         }
         Ok(vectors)
     }

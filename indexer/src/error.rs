@@ -39,6 +39,8 @@ pub enum Error {
     },
     #[error("embedding model: {message}")]
     Embedding { message: String },
+    #[error("embedding model file {path} cannot be used: {reason}")]
+    ModelFile { path: PathBuf, reason: String },
     #[error("embedding dimension mismatch: index has {expected}, model gives {got}")]
     WrongDimension { expected: usize, got: usize },
     #[error(
@@ -107,6 +109,7 @@ impl Error {
             | Error::CollectionKindMismatch { .. }
             | Error::InvalidGlob { .. }
             | Error::SetupMissing { .. }
+            | Error::ModelFile { .. }
             | Error::ModelMismatch { .. }
             | Error::SchemaVersion { .. }
             | Error::Locked { .. }

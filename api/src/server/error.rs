@@ -141,6 +141,13 @@ impl From<aiex_indexer::Error> for ApiError {
                     "the embedding model or runtime is not installed on the server",
                 )
             }
+            E::ModelFile { .. } => {
+                tracing::error!(error = %message, "embedding model file");
+                Self::unavailable(
+                    "setup_missing",
+                    "the embedding model installed on the server cannot be used",
+                )
+            }
             E::SchemaVersion { .. } => {
                 tracing::error!(error = %message, "index schema version");
                 Self::unavailable(
