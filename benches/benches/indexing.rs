@@ -3,7 +3,10 @@
 //! disk. On the public evaluation corpus (with embeddings) and on a larger corpus (the Python
 //! standard library, keyword side only: embedding it would take hours on two cores). With a Qdrant
 //! binary or server at hand, a small part of the evaluation corpus in server mode, with the time
-//! spent writing to Qdrant. `AIEX_BENCH_SECTIONS=eval,stdlib,server` picks sections.
+//! spent writing to Qdrant. The model section loads the embedding model with each way of treating
+//! its graph (optimised at every load as fastembed did, optimised once and read from the cache,
+//! not optimised) and embeds 256 chunks of the evaluation corpus with each, batched as the pipeline
+//! batches. `AIEX_BENCH_SECTIONS=eval,stdlib,server,model` picks sections.
 //!
 //! `cargo bench -p aiex-benches --bench indexing`
 
@@ -12,7 +15,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use aiex_benches::{codesearch_dir, config, count_lines, peak_rss_mib, reset_peak_rss};
-use aiex_indexer::embed::{Embedder, OnnxEmbedder, OnnxEmbedderOptions};
+use aiex_indexer::embed::{
+    Embedder, OnnxEmbedder, OnnxEmbedderOptions, SessionOptimization, SessionSource,
+};
 use aiex_indexer::{
     index_directory, IndexDir, IndexRequest, IndexSummary, SearchRequest, Searcher,
 };
@@ -60,6 +65,9 @@ fn main() {
     if section("stdlib") {
         stdlib_corpus(&scratch);
     }
+    if section("model") {
+        model_session(&scratch);
+    }
     if section("server") {
         if let Some(qdrant) =
             aiex_tests::qdrant::TestQdrant::get("the indexing benchmark's server mode")
@@ -68,6 +76,155 @@ fn main() {
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// `count` chunk texts of the indexed evaluation corpus (those a broad keyword query finds first),
+/// as the pipeline hands them to the embedder.
+fn sample_chunks(config: &aiex_config::Config, count: usize) -> Vec<String> {
+    let searcher = Searcher::open(config, &[]).expect("open");
+    searcher
+        .search(&SearchRequest::new(
+            "fn def self return value",
+            aiex_config::SearchMode::Keyword,
+            count,
+        ))
+        .expect("search")
+        .hits
+        .into_iter()
+        .filter_map(|hit| {
+            searcher
+                .get_chunk(&hit.collection, hit.chunk_id)
+                .ok()
+                .flatten()
+        })
+        .map(|chunk| chunk.embedding_text())
+        .collect()
+}
+
+/// Model load time and embedding rate for each way of treating the graph, on 256 chunks of the
+/// evaluation corpus (indexed once into the shared `data-docs` directory).
+fn model_session(scratch: &Path) {
+    const LOADS: usize = 5;
+    const ROUNDS: usize = 3;
+    const SAMPLE: usize = 256;
+    let data_dir = aiex_benches::cache_dir().join("data-docs");
+    aiex_benches::ensure_indexed(
+        &data_dir,
+        &codesearch_dir().join("corpus-docs"),
+        "codesearch-docs",
+    );
+    let config = config(&data_dir);
+    let sample = sample_chunks(&config, SAMPLE);
+    let cache_dir = scratch.join("model-cache");
+    let options = |optimization: SessionOptimization| OnnxEmbedderOptions {
+        optimization,
+        cache_dir: Some(cache_dir.clone()),
+        ..OnnxEmbedderOptions::from_config(&config)
+    };
+    println!(
+        "\nembedding model: load (median of {LOADS}, runtime library loaded before) and rate on {} chunks, batches of {}, {} threads (0: one per core)",
+        sample.len(),
+        config.embedding.batch_size,
+        config.embedding.threads
+    );
+    // The runtime library is loaded once per process: not part of any variant's figure.
+    aiex_indexer::embed::runtime(&config.runtime_path()).expect("runtime");
+    let time_load = |optimization: SessionOptimization| {
+        let started = Instant::now();
+        let embedder = OnnxEmbedder::load(&options(optimization)).expect("model");
+        (started.elapsed().as_secs_f64() * 1000.0, embedder)
+    };
+    let mut first_loads = Vec::new();
+    for _ in 0..LOADS {
+        let _ = std::fs::remove_dir_all(&cache_dir);
+        let (ms, embedder) = time_load(SessionOptimization::Cached);
+        assert!(matches!(
+            embedder.session_source(),
+            SessionSource::Optimized { saved: Some(_) }
+        ));
+        first_loads.push(ms);
+    }
+    println!(
+        "  first load, optimise and save the graph: {:.0} ms",
+        aiex_benches::percentile(&first_loads, 50.0)
+    );
+    let variants = [
+        (
+            "optimised at every load (level 3)",
+            SessionOptimization::EveryLoad,
+        ),
+        (
+            "saved optimised graph, optimisation off",
+            SessionOptimization::Cached,
+        ),
+        (
+            "original graph, optimisation off",
+            SessionOptimization::Disabled,
+        ),
+    ];
+    for (label, optimization) in &variants {
+        let loads: Vec<f64> = (0..LOADS).map(|_| time_load(*optimization).0).collect();
+        println!(
+            "  load, {label}: {:.0} ms (min {:.0} ms)",
+            aiex_benches::percentile(&loads, 50.0),
+            aiex_benches::percentile(&loads, 0.0)
+        );
+    }
+    // Rounds interleave the variants, so that other load on the machine spreads over all of them;
+    // CPU time (all threads of the process) is less disturbed by that load than wall time.
+    let mut rates = vec![Vec::new(); variants.len()];
+    let mut cpu = vec![Vec::new(); variants.len()];
+    for _ in 0..ROUNDS {
+        for (index, (_, optimization)) in variants.iter().enumerate() {
+            let (_, mut embedder) = time_load(*optimization);
+            let cpu_before = process_cpu_seconds();
+            let started = Instant::now();
+            embedder.embed(&sample).expect("embed");
+            rates[index].push(sample.len() as f64 / started.elapsed().as_secs_f64());
+            cpu[index].push(1000.0 * (process_cpu_seconds() - cpu_before) / sample.len() as f64);
+        }
+    }
+    let baseline_rate = rates[0].iter().copied().fold(0.0, f64::max);
+    let baseline_cpu = aiex_benches::percentile(&cpu[0], 50.0);
+    for (index, (label, _)) in variants.iter().enumerate() {
+        let best = rates[index].iter().copied().fold(0.0, f64::max);
+        let cpu_ms = aiex_benches::percentile(&cpu[index], 50.0);
+        println!(
+            "  embedding, {label}: {best:.1} chunks/s (best of {ROUNDS}: {}), {:.1}% of level 3 at load; CPU {cpu_ms:.1} ms per chunk (median of {ROUNDS}: {}), {:.1}% of level 3 at load",
+            rates[index]
+                .iter()
+                .map(|rate| format!("{rate:.1}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            100.0 * best / baseline_rate,
+            cpu[index]
+                .iter()
+                .map(|ms| format!("{ms:.1}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            100.0 * cpu_ms / baseline_cpu
+        );
+    }
+    let _ = std::fs::remove_dir_all(&cache_dir);
+}
+
+/// CPU time of this process so far (user and system, all threads), from `/proc/self/stat`.
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with the last ')'): utime and stime are the
+    // 12th and 13th of them, in clock ticks (100 per second on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|field| field.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Server mode on one Qdrant node: two small crates of the evaluation corpus indexed with
@@ -112,25 +269,7 @@ fn eval_corpus(scratch: &Path) {
     println!("  peak RSS while indexing: {:.0} MiB", peak_rss_mib());
 
     // The raw embedder on the same texts, same batch settings.
-    let searcher = Searcher::open(&config, &[]).expect("open");
-    let sample: Vec<String> = searcher
-        .search(&SearchRequest::new(
-            "fn def self return value",
-            aiex_config::SearchMode::Keyword,
-            512,
-        ))
-        .expect("search")
-        .hits
-        .into_iter()
-        .filter_map(|hit| {
-            searcher
-                .get_chunk(&hit.collection, hit.chunk_id)
-                .ok()
-                .flatten()
-        })
-        .map(|chunk| chunk.embedding_text())
-        .collect();
-    drop(searcher);
+    let sample = sample_chunks(&config, 512);
     let mut embedder =
         OnnxEmbedder::load(&OnnxEmbedderOptions::from_config(&config)).expect("model");
     let started = Instant::now();
