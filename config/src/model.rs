@@ -371,7 +371,7 @@ impl Default for SearchConfig {
         Self {
             mode: SearchMode::Hybrid,
             limit: 10,
-            rrf_k: 10.0,
+            rrf_k: 5.0,
             keyword_weight: 1.0,
             vector_weight: 1.0,
             budget_ms: 8_000,

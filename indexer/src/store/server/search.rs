@@ -106,8 +106,10 @@ impl ServerVectorStore {
                         .limit(as_u64(candidates)),
                 );
                 weights.push(vector_weight);
-                // Qdrant's k is an integer; the configured k is rounded.
-                let k = rrf_k.round().clamp(1.0, u32::MAX as f32) as u32;
+                // Qdrant scores a 0-based position p as 1 / (p + k) (weight 1), the embedded
+                // fusion a 1-based rank r as 1 / (k + r): Qdrant's k is the configured one plus
+                // one (and an integer: the configured k is rounded).
+                let k = (rrf_k.round() + 1.0).clamp(1.0, u32::MAX as f32) as u32;
                 request = request.query(Query::new_rrf(RrfBuilder::with_k(k).weights(weights)));
             }
         }
