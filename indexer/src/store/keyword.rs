@@ -175,7 +175,19 @@ pub struct KeywordStore {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    frequencies: parking_lot::Mutex<Frequencies>,
 }
+
+/// Terms' document frequencies over every field, as counted in one searcher generation: each
+/// costs a pass over the term's postings, and queries share most of their words (and stems).
+#[derive(Default)]
+struct Frequencies {
+    generation: u64,
+    counts: HashMap<String, u64>,
+}
+
+/// Frequencies kept at most; the cache starts again empty beyond.
+const MAX_CACHED_FREQUENCIES: usize = 100_000;
 
 impl std::fmt::Debug for KeywordStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -201,7 +213,40 @@ impl KeywordStore {
             index,
             reader,
             fields,
+            frequencies: parking_lot::Mutex::new(Frequencies::default()),
         })
+    }
+
+    /// The number of chunks holding `term` in any field (`keys`: the term in each field), counted
+    /// once per searcher generation.
+    fn frequency(&self, searcher: &tantivy::Searcher, term: &str, keys: &[Term]) -> Result<u64> {
+        let generation = searcher.generation().generation_id();
+        {
+            let frequencies = self.frequencies.lock();
+            if frequencies.generation == generation {
+                if let Some(&count) = frequencies.counts.get(term) {
+                    return Ok(count);
+                }
+            }
+        }
+        let anywhere = BooleanQuery::new(
+            keys.iter()
+                .map(|key| {
+                    let query = TermQuery::new(key.clone(), IndexRecordOption::Basic);
+                    (Occur::Should, Box::new(query) as Box<dyn Query>)
+                })
+                .collect(),
+        );
+        let count = searcher.search(&anywhere, &Count)? as u64;
+        let mut frequencies = self.frequencies.lock();
+        if frequencies.generation != generation
+            || frequencies.counts.len() >= MAX_CACHED_FREQUENCIES
+        {
+            frequencies.counts.clear();
+            frequencies.generation = generation;
+        }
+        frequencies.counts.insert(term.to_string(), count);
+        Ok(count)
     }
 
     /// Starts a writer (tantivy allows one per index; a second is an error, not a corruption).
@@ -271,15 +316,7 @@ impl KeywordStore {
             // One document frequency per term, over every field (the chunks holding it
             // anywhere), as BM25F and the server's sparse vectors weigh it: a term rare in one
             // field (a symbol) is not made rarer than it is.
-            let anywhere = BooleanQuery::new(
-                keys.iter()
-                    .map(|key| {
-                        let query = TermQuery::new(key.clone(), IndexRecordOption::Basic);
-                        (Occur::Should, Box::new(query) as Box<dyn Query>)
-                    })
-                    .collect(),
-            );
-            let shared = searcher.search(&anywhere, &Count)? as u64;
+            let shared = self.frequency(&searcher, term, &keys)?;
             if shared == 0 {
                 continue;
             }
@@ -615,5 +652,42 @@ mod tests {
             .map(|(_, chunk)| chunk.path)
             .collect();
         assert_eq!(paths, ["src/exact.rs", "src/stem.rs"]);
+    }
+
+    #[test]
+    fn frequencies_are_counted_again_after_a_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = KeywordStore::open(dir.path()).expect("open");
+        let keys: Vec<Term> = [
+            store.fields.content,
+            store.fields.symbol,
+            store.fields.parent,
+            store.fields.path_text,
+        ]
+        .iter()
+        .map(|field| Term::from_field_text(*field, "rare"))
+        .collect();
+        let frequency = |store: &KeywordStore| {
+            let searcher = store.reader.searcher();
+            store
+                .frequency(&searcher, "rare", &keys)
+                .expect("frequency")
+        };
+        let mut writer = store.writer(1).expect("writer");
+        writer
+            .add(&chunk(1, "src/a.rs", "fn a() { rare }"))
+            .expect("add");
+        writer.commit(1).expect("commit");
+        store.reload().expect("reload");
+        assert_eq!(frequency(&store), 1);
+        assert_eq!(frequency(&store), 1, "from the cache");
+        let mut writer = store.writer(1).expect("writer");
+        writer
+            .add(&chunk(2, "src/rare.rs", "fn b() {}"))
+            .expect("add");
+        writer.commit(2).expect("commit");
+        store.reload().expect("reload");
+        // The second chunk holds the word in its path only: counted, in the new generation.
+        assert_eq!(frequency(&store), 2);
     }
 }
