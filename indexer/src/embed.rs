@@ -39,7 +39,7 @@ pub fn load_embedder(config: &aiex_config::Config) -> Result<Box<dyn Embedder>> 
 }
 
 /// Files that make up a user-defined ONNX text model.
-const MODEL_FILES: [&str; 5] = [
+pub const MODEL_FILES: [&str; 5] = [
     "model.onnx",
     "tokenizer.json",
     "config.json",

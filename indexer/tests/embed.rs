@@ -10,16 +10,9 @@ use std::path::{Path, PathBuf};
 
 use aiex_indexer::embed::{
     runtime, Embedder, OnnxEmbedder, OnnxEmbedderOptions, SessionOptimization, SessionSource,
+    MODEL_FILES,
 };
 use aiex_indexer::Error;
-
-const MODEL_FILES: [&str; 5] = [
-    "model.onnx",
-    "tokenizer.json",
-    "config.json",
-    "special_tokens_map.json",
-    "tokenizer_config.json",
-];
 
 /// The installed model directory and runtime, or None (after saying why) when absent.
 fn installed(test: &str) -> Option<(PathBuf, PathBuf)> {
