@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::{run_ok, stdout};
+use crate::{event_types, run_ok, stdout};
 
 /// The binary over `data`, with local search deadlines that a cold model load on a busy machine
 /// does not overrun (the comparisons below need every source to answer).
@@ -232,13 +232,7 @@ fn index_and_search_go_through_a_running_server() {
     );
     let remote_hits = stdout(&run_ok(aiex(data.path()).args(hybrid_args).arg("--hits")));
     let events = stdout(&run_ok(aiex(data.path()).args(hybrid_args).arg("--json")));
-    let types: Vec<String> = events
-        .lines()
-        .map(|line| {
-            let event: serde_json::Value = serde_json::from_str(line).expect("json event");
-            event["type"].as_str().expect("type").to_string()
-        })
-        .collect();
+    let types = event_types(&events);
     assert_eq!(types.first().map(String::as_str), Some("source_started"));
     assert!(types.contains(&"merged".to_string()), "{types:?}");
     assert_eq!(types.last().map(String::as_str), Some("done"));
@@ -465,13 +459,7 @@ fn research_goes_through_a_running_server() {
     let events = stdout(&run_ok(
         aiex(data.path()).args(question).args(["--json", "-q"]),
     ));
-    let types: Vec<String> = events
-        .lines()
-        .map(|line| {
-            let event: serde_json::Value = serde_json::from_str(line).expect("json event");
-            event["type"].as_str().expect("type").to_string()
-        })
-        .collect();
+    let types = event_types(&events);
     assert_eq!(types.first().map(String::as_str), Some("session_started"));
     assert!(types.contains(&"report_ready".to_string()), "{types:?}");
     assert_eq!(types.last().map(String::as_str), Some("done"));

@@ -73,3 +73,18 @@ pub fn run_ok(command: &mut Command) -> Output {
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// The JSON events of a `--json` run, one per line.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON event per line"))
+        .collect()
+}
+
+/// The `type` of each JSON event of a `--json` run.
+pub fn event_types(text: &str) -> Vec<String> {
+    json_lines(text)
+        .iter()
+        .map(|event| event["type"].as_str().expect("type").to_string())
+        .collect()
+}

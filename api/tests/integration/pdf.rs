@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{aiex, run_ok, stdout};
+use crate::{aiex, json_lines, run_ok, stdout};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -81,9 +81,8 @@ fn docs_sets_index_pdf_pages_and_name_failed_pdfs() {
         "keyword",
         "--json",
     ]));
-    let merged: serde_json::Value = stdout(&events)
-        .lines()
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("event json"))
+    let merged: serde_json::Value = json_lines(&stdout(&events))
+        .into_iter()
         .find(|event| event["type"] == "merged")
         .expect("a merged event");
     let best = &merged["hits"][0];

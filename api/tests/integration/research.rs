@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use serde_json::Value;
 
-use crate::{aiex, run_ok, stdout};
+use crate::{aiex, json_lines, run_ok, stdout};
 
 const BOOK: &str = "/usr/share/doc/rust-doc/html/book";
 const PAGES: &[&str] = &[
@@ -65,12 +65,6 @@ fn fixture() -> (MutexGuard<'static, ()>, &'static Fixture) {
         }
     });
     (guard, fixture)
-}
-
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|line| serde_json::from_str(line).expect("one JSON event per line"))
-        .collect()
 }
 
 /// Every `[n]` of the report's summary and sections.
