@@ -6,7 +6,10 @@
 //! spent writing to Qdrant. The model section loads the embedding model with each way of treating
 //! its graph (optimised at every load as fastembed did, optimised once and read from the cache,
 //! not optimised) and embeds 256 chunks of the evaluation corpus with each, batched as the pipeline
-//! batches. `AIEX_BENCH_SECTIONS=eval,stdlib,server,model` picks sections.
+//! batches. The manifest section times a run's checkpoints on synthetic manifests shaped like
+//! collections of about 1M and 10M lines: the journal's append of what changed against a rewrite
+//! of the whole manifest (what each checkpoint cost before the journal), and reading it back.
+//! `AIEX_BENCH_SECTIONS=eval,stdlib,server,model,manifest` picks sections.
 //!
 //! `cargo bench -p aiex-benches --bench indexing`
 
@@ -67,6 +70,9 @@ fn main() {
     }
     if section("model") {
         model_session(&scratch);
+    }
+    if section("manifest") {
+        manifest_checkpoints(&scratch);
     }
     if section("server") {
         if let Some(qdrant) =
@@ -373,5 +379,104 @@ fn copy_dir(from: &Path, to: &Path) {
                 std::fs::copy(&path, &target).expect("copy");
             }
         }
+    }
+}
+
+/// A manifest of `files` files of 8 chunks each, none embedded (a collection just chunked).
+fn synthetic_manifest(files: usize) -> aiex_indexer::manifest::Manifest {
+    use aiex_indexer::manifest::{ChunkRecord, FileRecord, Manifest};
+    let mut manifest = Manifest::new("bench", Path::new("/src/bench"));
+    for file in 0..files {
+        let hash = blake3::hash(&file.to_le_bytes());
+        let chunks = (0..8u32)
+            .map(|chunk| ChunkRecord {
+                id: u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+                    .wrapping_add(u64::from(chunk)),
+                start_line: chunk * 16 + 1,
+                end_line: chunk * 16 + 15,
+                embedded: false,
+            })
+            .collect();
+        manifest.files.insert(
+            format!("crates/crate_{}/src/module_{file}.rs", file / 40),
+            FileRecord {
+                hash: hash.to_hex().to_string(),
+                size: 4096,
+                mtime_ns: 1_700_000_000_000_000_000 + file as u64,
+                language: aiex_indexer::Language::Rust,
+                chunks,
+            },
+        );
+    }
+    manifest
+}
+
+/// An embedding run's checkpoints (each marks the next 256 chunks embedded, 32 files) against a
+/// rewrite of the whole manifest at each, then loading the manifest and its status record.
+fn manifest_checkpoints(scratch: &Path) {
+    use aiex_indexer::manifest::{Manifest, ManifestFile};
+    const CHECKPOINTS: usize = 40;
+    println!(
+        "manifest checkpoints (synthetic: 8 chunks per file, 256 chunks embedded per checkpoint)"
+    );
+    for (label, files) in [("~1M lines", 8_000), ("~10M lines", 80_000)] {
+        let dir = scratch.join(format!("manifest-{files}"));
+        std::fs::create_dir_all(&dir).expect("scratch");
+        let path = dir.join("manifest.json");
+        let mut manifest = synthetic_manifest(files);
+        let paths: Vec<String> = manifest.files.keys().cloned().collect();
+        let embed_batch = |manifest: &mut Manifest, round: usize| {
+            for path in &paths[round * 32..(round + 1) * 32] {
+                if let Some(file) = manifest.files.get_mut(path) {
+                    for chunk in &mut file.chunks {
+                        chunk.embedded = true;
+                    }
+                }
+            }
+        };
+        let mut whole = Vec::new();
+        let mut rewrite = manifest.clone();
+        for round in 0..CHECKPOINTS {
+            embed_batch(&mut rewrite, round);
+            let started = Instant::now();
+            Manifest::save(&rewrite, &path).expect("save");
+            whole.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        let snapshot_bytes = std::fs::metadata(&path).expect("snapshot").len();
+        let _ = std::fs::remove_file(&path);
+        let mut writer = ManifestFile::fresh(&path);
+        writer.save(&manifest).expect("snapshot");
+        let mut appended = Vec::new();
+        for round in 0..CHECKPOINTS {
+            embed_batch(&mut manifest, round);
+            let started = Instant::now();
+            writer.save(&manifest).expect("checkpoint");
+            appended.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        let journal_bytes =
+            std::fs::metadata(dir.join("manifest.log")).map_or(0, |meta| meta.len());
+        let started = Instant::now();
+        let loaded = Manifest::load(&path).expect("load").expect("present");
+        let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+        assert_eq!(loaded, manifest);
+        let started = Instant::now();
+        let head = Manifest::load_head(&path).expect("head").expect("present");
+        let head_ms = started.elapsed().as_secs_f64() * 1000.0;
+        assert_eq!(head.embedded_chunks, CHECKPOINTS * 256);
+        println!(
+            "  {label}: {files} files, {} chunks; snapshot {:.1} MiB",
+            files * 8,
+            snapshot_bytes as f64 / 1048576.0
+        );
+        println!(
+            "    checkpoint p50: whole rewrite {:.1} ms, journal append {:.2} ms ({} bytes each on average)",
+            aiex_benches::percentile(&whole, 50.0),
+            aiex_benches::percentile(&appended, 50.0),
+            journal_bytes / CHECKPOINTS as u64
+        );
+        println!(
+            "    load (snapshot + {CHECKPOINTS} checkpoints) {load_ms:.1} ms; status record {head_ms:.2} ms"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -56,7 +56,7 @@ fn write_replacing(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<
 
 /// Makes directory entries (a rename, a new file) durable. Platforms that cannot open a
 /// directory for syncing have nothing to do here.
-fn sync_directory(directory: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_directory(directory: &Path) -> std::io::Result<()> {
     match std::fs::File::open(directory) {
         Ok(handle) => match handle.sync_all() {
             Ok(()) => Ok(()),

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! <data_dir>/index/collections/<name>/
-//!     manifest.json   files, chunks, generation, embedding progress
+//!     manifest.json   files, chunks, generation, embedding progress (a snapshot)
+//!     manifest.log    checkpoints since the snapshot: only the file records they changed
+//!     status.json     the manifest without its files: what searches and listings read
 //!     keyword/        tantivy index of chunks
 //!     grep/           tantivy index of whole files (trigrams + stored content), for exact and regex search
 //!     vectors/        qdrant-edge shard
@@ -242,12 +244,12 @@ impl IndexDir {
 
     /// Deletes a collection and everything in it.
     pub fn remove(&self, name: &str) -> Result<()> {
-        self.manifest(name)?;
+        self.head(name)?;
         let paths = self.collection_paths(name);
         let _lock = WriteLock::acquire(name, &paths)?;
         // The manifest goes first: a collection without one is gone for every reader, and an
         // interrupted removal leaves only stores that the next run of `index` discards.
-        fs_err::remove_file(&paths.manifest).map_err(Error::io(&paths.manifest))?;
+        Manifest::remove(&paths.manifest)?;
         fs_err::remove_dir_all(&paths.dir).map_err(Error::io(&paths.dir))
     }
 }

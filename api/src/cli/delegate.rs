@@ -1,8 +1,9 @@
 //! The command line beside a running `serve`: a data directory's embedded vector stores have one
 //! owner at a time, so when a server of the same data directory is running (its `server.json`,
-//! see [`aiex_api::server::server_file`]) and answers, `index`, `docs add`, `search` and
-//! `research` send their work to it over its HTTP API, authenticated with its local owner token,
-//! and print what the local path prints. `--no-server` (or `AIEX_NO_SERVER=1`) runs locally.
+//! see [`aiex_api::server::server_file`]) and answers, `index`, `docs add`, `search`,
+//! `research` and `sessions resume` send their work to it over its HTTP API, and `mcp` relays
+//! its stdio to the server's `/mcp`, authenticated with its local owner token, and print what
+//! the local path prints. `--no-server` (or `AIEX_NO_SERVER=1`) runs locally.
 //!
 //! This module is the transport: finding the server, requests, errors and server-sent events.
 //! The commands turn the API's answers into their own types and print them with their own code.
@@ -142,6 +143,11 @@ impl Server {
     /// Whether it runs indexing jobs (`serve --no-jobs` only queues them).
     pub fn runs_jobs(&self) -> bool {
         self.file.jobs
+    }
+
+    /// The server's MCP endpoint and the token that authenticates this process there.
+    pub fn mcp_endpoint(&self) -> (String, String) {
+        (format!("{}/mcp", self.file.url), self.file.token.clone())
     }
 
     /// Runs `future` on this client's runtime.

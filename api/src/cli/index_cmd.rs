@@ -145,12 +145,18 @@ pub(crate) fn run_index(
     no_server: bool,
     stay_local: Option<&str>,
 ) -> anyhow::Result<()> {
+    let mut why_here = if no_server {
+        Some("--no-server")
+    } else {
+        stay_local
+    };
     if let Some(server) = super::delegate::find(config, no_server, stay_local) {
         if !server.runs_jobs() {
             tracing::info!(
                 "the server at {} does not run indexing jobs (--no-jobs): indexing in this process",
                 server.url()
             );
+            why_here = Some("the server runs no indexing jobs (--no-jobs)");
         } else if let Some(root) = std::fs::canonicalize(&request.root)
             .ok()
             .filter(|root| root.is_dir())
@@ -161,7 +167,62 @@ pub(crate) fn run_index(
         // A path the server cannot be sent (missing, not a directory, not UTF-8): the local run
         // says what is wrong with it.
     }
+    refuse_if_vectors_held(config, &request, why_here)?;
     run_index_local(config, request, json)
+}
+
+/// Refuses a local run that would compute vectors into an embedded vector store another process
+/// holds open (a running `serve` of this data directory, or another `index`), before it changes
+/// anything: otherwise it would commit its keywords and then fail at the vector step. `why_here`
+/// is why this command does not go to the server.
+fn refuse_if_vectors_held(
+    config: &aiex_config::Config,
+    request: &IndexRequest,
+    why_here: Option<&str>,
+) -> anyhow::Result<()> {
+    if config.vector.backend != aiex_config::VectorBackend::Edge || !request.wants_vectors(config) {
+        return Ok(());
+    }
+    // A root or name that cannot be used: the run itself says what is wrong.
+    let Ok(root) = request.root.canonicalize() else {
+        return Ok(());
+    };
+    let name = request
+        .name
+        .clone()
+        .unwrap_or_else(|| aiex_indexer::collection::default_name(&root));
+    if aiex_indexer::collection::validate_name(&name).is_err() {
+        return Ok(());
+    }
+    let vectors = IndexDir::new(config.index_dir())
+        .collection_paths(&name)
+        .vectors;
+    if !aiex_indexer::store::vector::held_by_another_process(&vectors) {
+        return Ok(());
+    }
+    let server = aiex_api::server::server_file::ServerFile::read(&config.data_dir)
+        .ok()
+        .flatten()
+        .filter(|file| !file.process_gone());
+    let (holder, remedy) = match &server {
+        Some(file) => (
+            format!("the server at {} (process {})", file.url, file.pid),
+            match why_here {
+                Some(why) => format!(
+                    "this command runs in this process ({why}): drop that to send it to the server, "
+                ),
+                None => String::new(),
+            },
+        ),
+        None => (
+            "another process (an indexing run or a server)".to_string(),
+            "wait for it to finish, ".to_string(),
+        ),
+    };
+    anyhow::bail!(
+        "the vector store of collection `{name}` is held by {holder}; nothing was indexed. \
+         To index it, {remedy}add --no-embed to index its keywords only, or stop the other process"
+    )
 }
 
 fn run_index_local(

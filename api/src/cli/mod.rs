@@ -184,7 +184,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sessions { command } => {
             let config = load_config(&cli, Vec::new())?;
-            sessions_cmd::run(&config, command)
+            sessions_cmd::run(&config, command, cli.no_server)
         }
         Command::Templates { command } => templates_cmd::run(command),
         Command::Serve(args) => {
@@ -193,7 +193,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Mcp(args) => {
             let config = load_config(&cli, args.overrides())?;
-            mcp_cmd::run(config)
+            mcp_cmd::run(config, args, cli.no_server)
         }
         Command::Llm { command } => {
             let config = load_config(&cli, command.overrides())?;

@@ -168,49 +168,78 @@ fn run_remote(
         "depth": depth,
         "template": args.template,
     });
-    let output = &args.output;
-    let report = server.block_on(async {
+    server.block_on(async {
         let created: serde_json::Value = server.post_json("/v1/research", &body).await?;
         let id = created
             .get("id")
             .and_then(|id| id.as_str())
             .context("the server's session has no id")?
             .to_string();
-        let mut events = server.events(&format!("/v1/research/{id}/events")).await?;
-        let interrupt = tokio::signal::ctrl_c();
-        tokio::pin!(interrupt);
-        let mut report = None;
-        loop {
-            let frame = tokio::select! {
-                frame = events.next() => frame?,
-                _ = &mut interrupt => {
-                    server.delete(&format!("/v1/research/{id}")).await;
-                    anyhow::bail!(
-                        "research cancelled; continue with `aiex-research sessions resume {id}`"
-                    );
-                }
-            };
-            let Some(frame) = frame else {
-                anyhow::bail!("the server's event stream ended before the session");
-            };
-            if frame.event == "error" {
-                anyhow::bail!("{}", frame.error_message());
-            }
-            let event: ResearchEvent = serde_json::from_str(&frame.data)
-                .context("reading an event of the server's session")?;
-            show(&event, output)?;
-            match event.kind {
-                EventKind::ReportReady { report: ready } => report = Some(*ready),
-                EventKind::Failed { error } => anyhow::bail!("{error}"),
-                EventKind::Cancelled {} => anyhow::bail!(
+        follow_remote(server, &id, 0, &args.output).await
+    })
+}
+
+/// Resumes session `id` in the server of this data directory (`POST
+/// /v1/research/{id}/resume`) and follows it from its next event, as [`run_remote`] does.
+pub fn resume_remote(
+    server: &super::delegate::Server,
+    id: &str,
+    after: u64,
+    output: &OutputArgs,
+) -> anyhow::Result<()> {
+    server.block_on(async {
+        let _: serde_json::Value = server
+            .post_json(&format!("/v1/research/{id}/resume"), &serde_json::json!({}))
+            .await?;
+        follow_remote(server, id, after, output).await
+    })
+}
+
+/// Follows the server's session `id` from after event `after` to its end: events shown as the
+/// local run shows them, the report of its `report_ready` event delivered the same way. Ctrl-C
+/// cancels the session (the server keeps it for `sessions resume`).
+async fn follow_remote(
+    server: &super::delegate::Server,
+    id: &str,
+    after: u64,
+    output: &OutputArgs,
+) -> anyhow::Result<()> {
+    let mut events = server
+        .events(&format!("/v1/research/{id}/events?after={after}"))
+        .await?;
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+    let mut report = None;
+    loop {
+        let frame = tokio::select! {
+            frame = events.next() => frame?,
+            _ = &mut interrupt => {
+                server.delete(&format!("/v1/research/{id}")).await;
+                anyhow::bail!(
                     "research cancelled; continue with `aiex-research sessions resume {id}`"
-                ),
-                EventKind::Done { .. } => break,
-                _ => {}
+                );
             }
+        };
+        let Some(frame) = frame else {
+            anyhow::bail!("the server's event stream ended before the session");
+        };
+        if frame.event == "error" {
+            anyhow::bail!("{}", frame.error_message());
         }
-        report.context("the server's session ended without a report")
-    })?;
+        let event: ResearchEvent = serde_json::from_str(&frame.data)
+            .context("reading an event of the server's session")?;
+        show(&event, output)?;
+        match event.kind {
+            EventKind::ReportReady { report: ready } => report = Some(*ready),
+            EventKind::Failed { error } => anyhow::bail!("{error}"),
+            EventKind::Cancelled {} => anyhow::bail!(
+                "research cancelled; continue with `aiex-research sessions resume {id}`"
+            ),
+            EventKind::Done { .. } => break,
+            _ => {}
+        }
+    }
+    let report = report.context("the server's session ended without a report")?;
     deliver(&report, output)
 }
 

@@ -1,11 +1,12 @@
-//! `sessions list|show|resume`: research sessions stored under the data directory.
+//! `sessions list|show|resume`: research sessions stored under the data directory. `resume`
+//! goes to a running server of the same data directory, as `research` does.
 
 use clap::Subcommand;
 use std::io::Write;
 
 use aiex_research::{Format, SessionStore};
 
-use super::research_cmd::{drive, engine, runtime, OutputArgs};
+use super::research_cmd::{drive, engine, resume_remote, runtime, OutputArgs};
 
 #[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
@@ -46,7 +47,11 @@ fn parse_format(text: &str) -> Result<Format, String> {
     text.parse()
 }
 
-pub fn run(config: &aiex_config::Config, command: &SessionsCommand) -> anyhow::Result<()> {
+pub fn run(
+    config: &aiex_config::Config,
+    command: &SessionsCommand,
+    no_server: bool,
+) -> anyhow::Result<()> {
     let store = SessionStore::new(&config.data_dir);
     let mut stdout = std::io::stdout().lock();
     match command {
@@ -118,6 +123,14 @@ pub fn run(config: &aiex_config::Config, command: &SessionsCommand) -> anyhow::R
         SessionsCommand::Resume { id, output } => {
             drop(stdout);
             let state = store.state(id)?;
+            // Beside a running server of this data directory, the server resumes it (it owns the
+            // vector stores the session searches).
+            let stay_local = output
+                .no_llm
+                .then_some("--no-llm has no HTTP API equivalent");
+            if let Some(server) = super::delegate::find(config, no_server, stay_local) {
+                return resume_remote(&server, id, state.last_id, output);
+            }
             let collections = state
                 .request
                 .as_ref()

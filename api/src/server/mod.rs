@@ -330,6 +330,7 @@ fn protected_routes(state: &AppState) -> Router<AppState> {
             "/v1/research/{id}",
             get(research::get).delete(research::cancel),
         )
+        .route("/v1/research/{id}/resume", post(research::resume))
         .route("/v1/research/{id}/events", get(research::events))
         .route(
             "/v1/research/{id}/stream-token",

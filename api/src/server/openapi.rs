@@ -154,6 +154,7 @@ impl ToSchema for SearchEventPayload {}
         routes::research::create,
         routes::research::get,
         routes::research::cancel,
+        routes::research::resume,
         routes::research::events,
         routes::research::stream_token,
         routes::research::sessions,

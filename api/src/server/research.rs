@@ -257,9 +257,9 @@ impl ResearchManager {
                 };
                 let cancelled = manager.meta(&meta.id).is_some_and(|m| m.cancel_requested);
                 let resumed = if cancelled {
-                    Ok(())
+                    Ok(true)
                 } else {
-                    manager.resume(&meta, slot).await
+                    manager.resume(&meta, Some(slot)).await
                 };
                 manager.queued.lock().remove(&meta.id);
                 // Cancelled by its owner while it was being started.
@@ -269,8 +269,8 @@ impl ResearchManager {
                     }
                 }
                 match resumed {
-                    Ok(()) if cancelled => {}
-                    Ok(()) => tracing::info!(session = %meta.id, "research session resumed"),
+                    Ok(_) if cancelled => {}
+                    Ok(_) => tracing::info!(session = %meta.id, "research session resumed"),
                     Err(err) => {
                         tracing::warn!(session = %meta.id, code = err.code, message = %err.message, "research session not resumed")
                     }
@@ -451,12 +451,13 @@ impl ResearchManager {
         Ok(id)
     }
 
-    /// Takes a session of this server up again; it keeps `slot` while it runs.
+    /// Takes a session of this server up again; a resumed-at-start-up one keeps `slot` while it
+    /// runs. False when the session had already ended (nothing to resume).
     async fn resume(
         self: &Arc<Self>,
         meta: &SessionMeta,
-        slot: ResumeSlot,
-    ) -> Result<(), ApiError> {
+        slot: Option<ResumeSlot>,
+    ) -> Result<bool, ApiError> {
         let store = self.store.clone();
         let id = meta.id.clone();
         let collections = tokio::task::spawn_blocking(move || store.state(&id))
@@ -469,15 +470,70 @@ impl ResearchManager {
         let engine = self.engine_for(&meta.budgets, &collections).await?;
         match engine.resume(&meta.id) {
             Ok(handle) => {
-                self.watch(handle, Some(slot));
-                Ok(())
+                self.watch(handle, slot);
+                Ok(true)
             }
             Err(aiex_research::Error::SessionComplete { .. }) => {
                 self.mark(&meta.id, |meta| meta.finished = true).await;
-                Ok(())
+                Ok(false)
             }
             Err(err) => Err(research_error(err)),
         }
+    }
+
+    /// Resumes session `id` now, at `owner`'s request (`POST /v1/research/{id}/resume`): one this
+    /// server started and that was interrupted or cancelled, or one a command line of this data
+    /// directory started (it becomes `owner`'s). The caller checked that `owner` may.
+    pub async fn resume_now(self: &Arc<Self>, owner: &str, id: &str) -> Result<(), ApiError> {
+        if self.shutdown.is_cancelled() {
+            return Err(ApiError::unavailable(
+                "shutting_down",
+                "the server is shutting down",
+            ));
+        }
+        if self.is_running(id) || self.is_queued(id) {
+            return Err(ApiError::conflict(
+                "session_running",
+                "the session is already running in this server",
+            ));
+        }
+        let previous = self.meta(id);
+        let meta = match previous.clone() {
+            Some(meta) => SessionMeta {
+                finished: false,
+                cancel_requested: false,
+                ..meta
+            },
+            None => SessionMeta {
+                id: id.to_string(),
+                owner: owner.to_string(),
+                format: "md".to_string(),
+                budgets: BudgetOverrides::default(),
+                created_at: crate::server::users::now_secs(),
+                finished: false,
+                cancel_requested: false,
+            },
+        };
+        // Recorded before it runs, so that its end finds the record to mark.
+        self.metas.lock().insert(id.to_string(), meta.clone());
+        let resumed = match self.resume(&meta, None).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ApiError::conflict(
+                "session_complete",
+                "the session has already ended",
+            )),
+            Err(err) => Err(err),
+        };
+        if resumed.is_err() {
+            let mut metas = self.metas.lock();
+            match previous {
+                Some(previous) => metas.insert(id.to_string(), previous),
+                None => metas.remove(id),
+            };
+            return resumed;
+        }
+        self.save(meta).await;
+        Ok(())
     }
 
     /// Registers a running session and waits for its end in the background; a resumed session's

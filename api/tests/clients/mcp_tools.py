@@ -4,7 +4,9 @@ arguments too. Run by api/tests/integration/server/mcp.rs:
 
     python mcp_tools.py CONFIG_JSON
 
-CONFIG_JSON: {"binary", "data_dir", "env", "url", "key", "version"}. Over HTTP both protocol
+CONFIG_JSON: {"binary", "data_dir", "env", "url", "key", "version", "relay_data_dir"?}. With
+`relay_data_dir` (a data directory that a running `serve` owns), the stdio run is repeated there,
+where the `mcp` command relays to that server. Over HTTP both protocol
 generations run: the `initialize` handshake with a session, and 2026-07-28's `server/discover`. Every check is an assertion
 (a failure exits non-zero with the reason); on success the summary is printed as JSON.
 """
@@ -207,10 +209,10 @@ async def exercise(session, version, modern=False):
     return {"tools": tools, **research}
 
 
-async def over_stdio(config):
+async def over_stdio(config, data_dir):
     server = StdioServerParameters(
         command=config["binary"],
-        args=["--data-dir", config["data_dir"], "mcp"],
+        args=["--data-dir", data_dir, "-v", "mcp"],
         env=config["env"],
     )
     async with stdio_client(server) as (read, write):
@@ -256,7 +258,12 @@ async def over_http(config):
 
 async def main():
     config = json.loads(sys.argv[1])
-    summary = {"stdio": await over_stdio(config), "http": await over_http(config)}
+    summary = {
+        "stdio": await over_stdio(config, config["data_dir"]),
+        "http": await over_http(config),
+    }
+    if config.get("relay_data_dir"):
+        summary["relay"] = await over_stdio(config, config["relay_data_dir"])
     print(json.dumps(summary))
 
 

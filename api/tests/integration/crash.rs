@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use aiex_indexer::manifest::Manifest;
+
 use crate::{aiex, run_ok, stdout};
 
 /// A repository big enough that embedding takes several seconds.
@@ -18,25 +20,15 @@ pub(crate) fn synthetic_repo(root: &Path, files: usize) {
     }
 }
 
-fn manifest(data: &Path) -> serde_json::Value {
-    let path = data.join("index/collections/crashy/manifest.json");
-    std::fs::read(&path)
+/// The manifest as a reader sees it while the run writes it (snapshot and journal).
+fn manifest(data: &Path) -> Option<Manifest> {
+    Manifest::load(&data.join("index/collections/crashy/manifest.json"))
         .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or(serde_json::Value::Null)
+        .flatten()
 }
 
-pub(crate) fn embedded_in(manifest: &serde_json::Value) -> usize {
-    manifest["files"]
-        .as_object()
-        .map(|files| {
-            files
-                .values()
-                .flat_map(|file| file["chunks"].as_array().cloned().unwrap_or_default())
-                .filter(|chunk| chunk["embedded"] == true)
-                .count()
-        })
-        .unwrap_or(0)
+pub(crate) fn embedded_in(manifest: Option<&Manifest>) -> usize {
+    manifest.map_or(0, Manifest::embedded_count)
 }
 
 pub(crate) fn summary(output: &std::process::Output) -> serde_json::Value {
@@ -60,7 +52,7 @@ fn kill_during_embedding_then_resume() {
     let started = Instant::now();
     let mut embedded_at_kill = 0;
     while started.elapsed() < Duration::from_secs(300) {
-        embedded_at_kill = embedded_in(&manifest(data.path()));
+        embedded_at_kill = embedded_in(manifest(data.path()).as_ref());
         if embedded_at_kill > 0 || child.try_wait().expect("poll").is_some() {
             break;
         }
@@ -68,18 +60,13 @@ fn kill_during_embedding_then_resume() {
     }
     child.kill().expect("kill -9");
     child.wait().expect("reap");
-    let at_kill = manifest(data.path());
-    let total: usize = at_kill["files"]
-        .as_object()
-        .expect("keyword generation committed before embedding")
-        .values()
-        .map(|file| file["chunks"].as_array().map_or(0, Vec::len))
-        .sum();
+    let at_kill = manifest(data.path()).expect("keyword generation committed before embedding");
+    let total = at_kill.chunk_count();
     assert!(
         embedded_at_kill > 0 && embedded_at_kill < total,
         "killed mid-embedding: {embedded_at_kill}/{total}"
     );
-    assert_eq!(at_kill["generation"], 1);
+    assert_eq!(at_kill.generation, 1);
 
     // The committed generation is searchable while vectors are incomplete.
     let hits =

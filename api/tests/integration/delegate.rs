@@ -40,14 +40,14 @@ fn small_repo(root: &Path) {
 
 /// A `serve` over a data directory, its stderr drained on a thread (so that its log never
 /// blocks it).
-struct Server {
+pub(crate) struct Server {
     child: Child,
     addr: String,
     stderr: Option<JoinHandle<String>>,
 }
 
 impl Server {
-    fn start(data: &Path) -> Server {
+    pub(crate) fn start(data: &Path) -> Server {
         Server::start_with(data, &[])
     }
 
@@ -72,7 +72,7 @@ impl Server {
     }
 
     /// SIGTERM, then the exit and everything it wrote on stderr.
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) fn stop(mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();
         let killed = std::process::Command::new("kill")
             .args(["-TERM", &pid])
@@ -125,7 +125,7 @@ fn server_file(data: &Path) -> serde_json::Value {
     serde_json::from_slice(&bytes).expect("server.json is JSON")
 }
 
-fn sent_to_server(stderr: &str) -> bool {
+pub(crate) fn sent_to_server(stderr: &str) -> bool {
     stderr.contains("sending the work to the server at")
 }
 
@@ -429,6 +429,47 @@ fn the_server_picks_up_vectors_another_process_finished() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    // The server now holds the vector store: a run forced here that would embed is refused
+    // before it changes anything, saying why and what to do; keywords alone may still be indexed.
+    let status = |data: &Path| -> serde_json::Value {
+        let out = run_ok(aiex(data).args(["--no-server", "index", "--status", "--json"]));
+        serde_json::from_slice(&out.stdout).expect("json status")
+    };
+    let generation = status(data.path())[0]["generation"].clone();
+    std::fs::write(
+        repo.path().join("lib/extra.py"),
+        "def extra():\n    return 1\n",
+    )
+    .expect("write");
+    let refused = aiex(data.path())
+        .args(["--no-server", "index"])
+        .arg(repo.path())
+        .args(["--name", "demo"])
+        .output()
+        .expect("run");
+    assert_eq!(refused.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains(&format!("held by the server at http://{}", server.addr))
+            && message.contains("--no-server")
+            && message.contains("--no-embed")
+            && message.contains("nothing was indexed"),
+        "{message}"
+    );
+    assert_eq!(status(data.path())[0]["generation"], generation);
+    let keywords = run_ok(
+        aiex(data.path())
+            .args(["--no-server", "index"])
+            .arg(repo.path())
+            .args(["--name", "demo", "--no-embed"]),
+    );
+    assert!(
+        stdout(&keywords).contains("1 changed (1 added"),
+        "{}",
+        stdout(&keywords)
+    );
+
     let (exit, _) = server.stop();
     assert!(exit.success());
 }

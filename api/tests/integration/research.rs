@@ -223,10 +223,10 @@ fn research_cites_only_real_passages_and_replays() {
     );
 }
 
-#[test]
-fn kill_during_search_then_resume_repeats_nothing() {
-    let (_guard, fixture) = fixture();
-    let mut child = aiex(&fixture.data)
+/// A session of `QUESTION` killed (`kill -9`) after its first search completed: its id and the
+/// events it wrote.
+fn interrupted_session(data: &Path) -> (String, Vec<Value>) {
+    let mut child = aiex(data)
         .args([
             "research",
             QUESTION,
@@ -253,11 +253,57 @@ fn kill_during_search_then_resume_repeats_nothing() {
     }
     child.wait().expect("reap");
     assert!(!id.is_empty());
-    let before = session_events(&fixture.data, &id);
+    let before = session_events(data, &id);
     assert!(
         before.iter().all(|e| e["type"] != "done"),
         "killed before the end"
     );
+    (id, before)
+}
+
+#[cfg(unix)]
+#[test]
+fn an_interrupted_session_resumes_in_a_running_server() {
+    let (_guard, fixture) = fixture();
+    let (id, before) = interrupted_session(&fixture.data);
+    let server = crate::delegate::Server::start(&fixture.data);
+    let resumed =
+        run_ok(aiex(&fixture.data).args(["-v", "sessions", "resume", &id, "--json", "-q"]));
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(crate::delegate::sent_to_server(&stderr), "{stderr}");
+    let events = json_lines(&stdout(&resumed));
+    assert_eq!(events[0]["type"], "resumed", "{events:?}");
+    let last_before = before.last().expect("events")["id"].as_u64().expect("id");
+    assert_eq!(
+        events[0]["id"].as_u64(),
+        Some(last_before + 1),
+        "ids continue"
+    );
+    assert!(events.iter().any(|e| e["type"] == "report_ready"));
+    assert_eq!(events.last().expect("events")["type"], "done");
+
+    // It has ended: resuming it again is refused, through the server as locally.
+    let again = aiex(&fixture.data)
+        .args(["sessions", "resume", &id])
+        .output()
+        .expect("run");
+    assert_eq!(again.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&again.stderr);
+    assert!(message.contains("already ended"), "{message}");
+    let (exit, _) = server.stop();
+    assert!(exit.success());
+    let listed = stdout(&run_ok(aiex(&fixture.data).args(["sessions", "list"])));
+    let line = listed
+        .lines()
+        .find(|line| line.starts_with(&id))
+        .expect("listed");
+    assert!(line.contains("complete"), "{line}");
+}
+
+#[test]
+fn kill_during_search_then_resume_repeats_nothing() {
+    let (_guard, fixture) = fixture();
+    let (id, before) = interrupted_session(&fixture.data);
     let finished: HashSet<(u64, String)> = before
         .iter()
         .filter(|e| e["type"] == "search_completed")

@@ -59,11 +59,10 @@ fn server_kill_9_mid_embedding_then_another_node_converges() {
         .expect("spawn");
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(300) {
-        let manifest = std::fs::read(&cached)
+        let manifest = aiex_indexer::manifest::Manifest::load(&cached)
             .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or(serde_json::Value::Null);
-        if embedded_in(&manifest) > 0 || child.try_wait().expect("poll").is_some() {
+            .flatten();
+        if embedded_in(manifest.as_ref()) > 0 || child.try_wait().expect("poll").is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));

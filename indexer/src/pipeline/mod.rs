@@ -31,7 +31,7 @@ use crate::collection::{default_name, validate_name, CollectionPaths, IndexDir, 
 use crate::document::Chunk;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
-use crate::manifest::{ChunkRecord, CollectionKind, LastRun, Manifest};
+use crate::manifest::{ChunkRecord, CollectionKind, LastRun, Manifest, ManifestFile};
 use crate::walk::{SkipCounts, SkipReason};
 
 /// What to index.
@@ -62,7 +62,7 @@ impl IndexRequest {
     }
 
     /// Whether this run computes vectors.
-    fn wants_vectors(&self, config: &aiex_config::Config) -> bool {
+    pub fn wants_vectors(&self, config: &aiex_config::Config) -> bool {
         config.embedding.enabled && self.embed
     }
 }
@@ -175,6 +175,8 @@ struct IndexRun<'a> {
     /// The manifest this run writes: from the walk on, the previous manifest's unchanged files,
     /// then the chunk phase's changes.
     manifest: Manifest,
+    /// Writes `manifest` to the data directory, only what changed at each checkpoint.
+    manifest_file: ManifestFile,
     /// Whether nothing on disk can be trusted (a rebuild, or no manifest): the walk phase drops the
     /// stores before anything is written.
     start_over: bool,
@@ -211,15 +213,21 @@ impl<'a> IndexRun<'a> {
         validate_name(&name)?;
         let paths = IndexDir::new(config.index_dir()).collection_paths(&name);
         let lock = WriteLock::acquire(&name, &paths)?;
-        let (cluster, loaded, local_current) = match config.vector.backend {
+        let (cluster, loaded, local_current, manifest_file) = match config.vector.backend {
             aiex_config::VectorBackend::Server => {
                 let (cluster, loaded) = cluster::ClusterState::open(config, &name)?;
                 let current = loaded
                     .as_ref()
                     .is_some_and(|loaded| cluster::working_copy_current(&paths, loaded));
-                (Some(cluster), loaded, current)
+                // The local manifest is a cache here: one that cannot be read is rewritten.
+                let file = ManifestFile::open(&paths.manifest)
+                    .map_or_else(|_| ManifestFile::fresh(&paths.manifest), |(file, _)| file);
+                (Some(cluster), loaded, current, file)
             }
-            aiex_config::VectorBackend::Edge => (None, Manifest::load(&paths.manifest)?, true),
+            aiex_config::VectorBackend::Edge => {
+                let (file, loaded) = ManifestFile::open(&paths.manifest)?;
+                (None, loaded, true, file)
+            }
         };
         let start_over = request.rebuild || loaded.is_none();
         let loaded_from_cluster = cluster.is_some() && loaded.is_some();
@@ -236,6 +244,7 @@ impl<'a> IndexRun<'a> {
             },
             previous: loaded.unwrap_or_else(|| empty.clone()),
             manifest: empty,
+            manifest_file,
             start_over,
             name,
             root,
@@ -297,7 +306,7 @@ impl<'a> IndexRun<'a> {
         if let Some(cluster) = &mut self.cluster {
             cluster.save(&mut self.manifest, true)?;
         }
-        self.manifest.save(&self.paths.manifest)
+        self.manifest_file.save(&self.manifest)
     }
 
     /// Records the run as finished in the manifest and completes the summary.
@@ -309,7 +318,7 @@ impl<'a> IndexRun<'a> {
         if let Some(cluster) = &mut self.cluster {
             cluster.save(&mut self.manifest, false)?;
         }
-        self.manifest.save(&self.paths.manifest)?;
+        self.manifest_file.save(&self.manifest)?;
         if self.cluster.is_some() {
             cluster::record_working_copy(&self.paths, &self.manifest)?;
         }

@@ -54,9 +54,8 @@ impl IndexRun<'_> {
     /// previous manifest.
     fn drop_stores(&mut self) -> Result<()> {
         let paths = &self.paths;
-        if paths.manifest.exists() {
-            fs_err::remove_file(&paths.manifest).map_err(Error::io(&paths.manifest))?;
-        }
+        Manifest::remove(&paths.manifest)?;
+        self.manifest_file.forget();
         for dir in [&paths.keyword, &paths.grep, &paths.vectors] {
             if dir.exists() {
                 fs_err::remove_dir_all(dir).map_err(Error::io(dir))?;

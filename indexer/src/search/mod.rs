@@ -27,7 +27,7 @@ use crate::document::Chunk;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::lang::Language;
-use crate::manifest::{Manifest, ManifestHead};
+use crate::manifest::{Manifest, ManifestHead, ManifestStamp};
 use crate::snippet::make_snippet;
 use crate::store::keyword::{query_terms, KeywordStore};
 use crate::store::server::ServerVectorStore;
@@ -111,11 +111,11 @@ struct OpenCollection {
     /// The status record (the manifest without its file list: searches never parse the whole
     /// manifest).
     manifest: RwLock<ManifestHead>,
-    /// When the manifest file was last seen modified (server mode: the refresh signal).
-    manifest_modified: Mutex<Option<std::time::SystemTime>>,
+    /// The manifest's files as last seen (server mode: the refresh signal).
+    manifest_modified: Mutex<Option<ManifestStamp>>,
     /// The file list with each file's language, read from the manifest for path globs only, with
-    /// the manifest's modification time when read.
-    files: Mutex<Option<(Option<std::time::SystemTime>, FileList)>>,
+    /// the manifest's stamp when read.
+    files: Mutex<Option<(Option<ManifestStamp>, FileList)>>,
     /// The local keyword index; None in server mode, where Qdrant answers keywords too.
     keyword: Option<KeywordStore>,
     vectors_dir: std::path::PathBuf,
@@ -168,9 +168,9 @@ impl OpenCollection {
         }
     }
 
-    /// Reads the manifest again when its file changed since it was last read (or when `force`);
-    /// the file's modification time.
-    fn follow_manifest(&self, force: bool) -> Result<Option<std::time::SystemTime>> {
+    /// Reads the manifest's status again when its files changed since it was last read (or when
+    /// `force`); the files' stamp.
+    fn follow_manifest(&self, force: bool) -> Result<Option<ManifestStamp>> {
         let stamp = self.manifest_stamp();
         let mut seen = self.manifest_modified.lock();
         if force || stamp != *seen {
@@ -206,11 +206,9 @@ impl OpenCollection {
         Ok(files)
     }
 
-    /// The manifest file's modification time, if it can be read.
-    fn manifest_stamp(&self) -> Option<std::time::SystemTime> {
-        fs_err::metadata(&self.manifest_path)
-            .and_then(|meta| meta.modified())
-            .ok()
+    /// The stamp of the manifest's files, if they can be read.
+    fn manifest_stamp(&self) -> Option<ManifestStamp> {
+        ManifestStamp::of(&self.manifest_path).ok().flatten()
     }
 }
 
@@ -421,11 +419,13 @@ impl Searcher {
             if new_generation {
                 keyword.reload()?;
             }
-            let stamp = collection.follow_manifest(new_generation)?;
-            let written = stamp
-                .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |since| since.as_nanos());
-            token.push_str(&format!("{}:{committed}:{written};", collection.name));
+            let stamp = collection
+                .follow_manifest(new_generation)?
+                .unwrap_or_default();
+            token.push_str(&format!(
+                "{}:{committed}:{}:{}:{};",
+                collection.name, stamp.snapshot_len, stamp.snapshot_modified_ns, stamp.journal_len
+            ));
         }
         *last = Some((Instant::now(), token.clone()));
         Ok(token)

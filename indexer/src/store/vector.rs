@@ -129,6 +129,18 @@ impl std::fmt::Debug for EdgeVectorStore {
 
 const KEYWORD_FIELDS: [&str; 4] = ["collection", "path", "language", "kind"];
 
+/// Whether the embedded vector store at `dir` is open in another process (the lock on its
+/// write-ahead log is held: a running `serve` of the data directory, or another indexing run).
+/// A probe for commands about to write it, so they can refuse before doing any work; false
+/// when the store does not exist yet. Not for a process that may hold the store itself (a
+/// server's own jobs), which would see its own lock.
+pub fn held_by_another_process(dir: &Path) -> bool {
+    let Ok(wal) = std::fs::File::open(dir.join("wal")) else {
+        return false;
+    };
+    matches!(wal.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
 impl EdgeVectorStore {
     /// Opens the shard at `dir`, creating it (with payload indexes) when absent.
     pub fn open(dir: &Path, options: EdgeStoreOptions) -> Result<Self> {

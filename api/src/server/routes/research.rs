@@ -14,7 +14,7 @@ use axum::Extension;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::server::auth::Caller;
+use crate::server::auth::{Caller, LocalOwner};
 use crate::server::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::server::research::{research_error, BudgetOverrides, ResearchManager};
 use crate::server::stream::resume_point;
@@ -446,6 +446,67 @@ pub async fn cancel(
             links: SessionLinks::of(&id),
             id,
             status: "cancelling".to_string(),
+        }),
+    )
+        .into_response())
+}
+
+/// Takes an interrupted or cancelled session up again from its last completed stage, in this
+/// server: one it started, or (for the local owner, or anyone when the server runs without keys)
+/// one that a command line of this data directory started, which then becomes the caller's.
+/// Follow it on its events stream from the id it had (`?after=`); with `Accept:
+/// text/event-stream` the answer is that stream, from its next event.
+#[utoipa::path(
+    post,
+    path = "/v1/research/{id}/resume",
+    operation_id = "resume_research",
+    tag = "research",
+    params(("id" = String, Path, description = "Session id")),
+    responses(
+        (status = 202, description = "Running again", body = ResearchCreated),
+        (status = 401, description = "Missing, invalid or revoked key", body = crate::server::error::ErrorBody),
+        (status = 404, description = "No such session", body = crate::server::error::ErrorBody),
+        (status = 409, description = "Already running (here or in another process), or ended", body = crate::server::error::ErrorBody),
+        (status = 429, description = "Rate limited", body = crate::server::error::ErrorBody),
+        (status = 503, description = "Shutting down, or the index is not ready", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn resume(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    local_owner: Option<Extension<LocalOwner>>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    // A session without a record here was started by a command line: its owner is whoever owns
+    // the data directory.
+    let known = state.research.meta(&id).is_some();
+    if known || local_owner.is_none() {
+        check_visible(&state, &caller, &id)?;
+    }
+    let store = state.research.store().clone();
+    let session_id = id.clone();
+    let session = tokio::task::spawn_blocking(move || store.state(&session_id))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(research_error)?;
+    if session.status().is_ended() {
+        return Err(ApiError::conflict(
+            "session_complete",
+            "the session has already ended",
+        ));
+    }
+    state.research.resume_now(&caller.0, &id).await?;
+    if wants_event_stream(&headers) {
+        return Ok(state.research.sse(&id, session.last_id, &state.streams));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(ResearchCreated {
+            links: SessionLinks::of(&id),
+            id,
+            status: "running".to_string(),
         }),
     )
         .into_response())

@@ -54,6 +54,26 @@ async fn the_mcp_python_sdk_calls_every_tool_over_stdio_and_http() {
     );
     let state = state(config, false).await;
     let (base, _server) = start(&state).await;
+    // A third data directory owned by a running `serve`: there the stdio command relays to it.
+    let relay_data = tempfile::tempdir().expect("tempdir");
+    research_config(relay_data.path(), repo.path(), None, &[]);
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_aiex-research"))
+        .arg("--data-dir")
+        .arg(relay_data.path())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .envs(
+            stdio_env(relay_data.path())
+                .as_object()
+                .expect("env")
+                .iter()
+                .map(|(key, value)| (key.clone(), value.as_str().unwrap_or_default().to_string())),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let (_addr, serve_log, _) = crate::listening(&mut serve);
+    let drain = std::thread::spawn(move || std::io::copy(&mut { serve_log }, &mut std::io::sink()));
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/mcp_tools.py");
     let arguments = serde_json::json!({
         "binary": env!("CARGO_BIN_EXE_aiex-research"),
@@ -62,6 +82,7 @@ async fn the_mcp_python_sdk_calls_every_tool_over_stdio_and_http() {
         "url": format!("{base}/mcp"),
         "key": "mcp-key",
         "version": env!("CARGO_PKG_VERSION"),
+        "relay_data_dir": relay_data.path(),
     });
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python)
@@ -72,13 +93,25 @@ async fn the_mcp_python_sdk_calls_every_tool_over_stdio_and_http() {
     })
     .await
     .expect("join");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let _ = drain.join();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     let summary: serde_json::Value =
         serde_json::from_str(stdout.trim()).unwrap_or_else(|err| panic!("{err}: {stdout}"));
+    // Each `mcp` command said where it ran (`-v`): the second one relayed to the server.
+    assert_eq!(
+        stderr
+            .matches("sending the work to the server at http://")
+            .count(),
+        1,
+        "{stderr}"
+    );
     let runs = [
         &summary["stdio"],
+        &summary["relay"],
         &summary["http"]["legacy"],
         &summary["http"]["modern"],
     ];

@@ -63,17 +63,10 @@ pub fn sync_cache(config: &aiex_config::Config) -> Result<()> {
     Ok(())
 }
 
-/// The registry revision and the generation a cached manifest reflects (read without its file
-/// list).
+/// The registry revision and the generation a cached manifest reflects (from its status record).
 fn cached_state(path: &Path) -> Option<(u64, u64)> {
-    #[derive(serde::Deserialize)]
-    struct StateOnly {
-        #[serde(default)]
-        revision: u64,
-        generation: u64,
-    }
-    let bytes = std::fs::read(path).ok()?;
-    serde_json::from_slice::<StateOnly>(&bytes)
+    crate::manifest::Manifest::load_head(path)
         .ok()
-        .map(|only| (only.revision, only.generation))
+        .flatten()
+        .map(|head| (head.revision, head.generation))
 }

@@ -1,8 +1,16 @@
 //! The manifest of a collection: what is indexed (files, their hashes, their chunks), at which
 //! generation, and how far embedding got.
 //!
-//! It is written atomically (temporary file, fsync, rename, fsync of the directory), so a crash
-//! leaves either the previous or the new manifest, never a torn one.
+//! On disk it is a snapshot, `manifest.json`, written atomically (temporary file, fsync, rename,
+//! fsync of the directory), and a journal beside it, `manifest.log`, to which each checkpoint of
+//! an indexing run appends only the file records it changed ([`ManifestFile`]). A crash leaves
+//! the last complete checkpoint, never a torn one; the journal is folded into a new snapshot once
+//! it outgrows the snapshot. Searches read neither: they read `status.json`, the few hundred bytes
+//! of [`ManifestHead`].
+
+mod journal;
+
+pub use journal::{ManifestFile, ManifestStamp};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,14 +25,31 @@ use crate::walk::SkipCounts;
 /// indexes cannot be read with bumps it.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// One chunk of a file, as the manifest tracks it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One chunk of a file, as the manifest tracks it. Written as the array `[id, start_line,
+/// end_line, embedded]`, the bulk of a manifest; read from that or from an object with those
+/// fields (manifests written before).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ChunkRecord {
     pub id: u64,
     pub start_line: u32,
     pub end_line: u32,
     /// Whether the vector store holds this chunk's vector with its current payload.
     pub embedded: bool,
+}
+
+impl Serialize for ChunkRecord {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut tuple = serializer.serialize_tuple(4)?;
+        tuple.serialize_element(&self.id)?;
+        tuple.serialize_element(&self.start_line)?;
+        tuple.serialize_element(&self.end_line)?;
+        tuple.serialize_element(&self.embedded)?;
+        tuple.end()
+    }
 }
 
 /// One indexed file.
@@ -110,67 +135,43 @@ impl Manifest {
         }
     }
 
-    /// Loads the manifest at `path`; `Ok(None)` when there is none yet.
+    /// Loads the manifest at `path` (its snapshot and the journal's complete checkpoints);
+    /// `Ok(None)` when there is none yet.
     pub fn load(path: &Path) -> Result<Option<Self>> {
-        let bytes = match fs_err::read(path) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => {
-                return Err(Error::Io {
-                    path: path.to_path_buf(),
-                    source: err,
-                })
-            }
-        };
-        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|err| Error::Manifest {
-            path: path.to_path_buf(),
-            message: err.to_string(),
-        })?;
-        if manifest.schema_version != SCHEMA_VERSION {
-            return Err(Error::SchemaVersion {
-                path: path.to_path_buf(),
-                found: manifest.schema_version,
-                expected: SCHEMA_VERSION,
-            });
-        }
-        Ok(Some(manifest))
+        Ok(journal::load(path)?.map(|(manifest, _)| manifest))
     }
 
-    /// Writes the manifest atomically to `path`, then its status record beside it
-    /// ([`ManifestHead`], what searches read).
+    /// Writes the manifest to `path` whole, as a new snapshot (the journal beside it is dropped),
+    /// then its status record. An indexing run saves through a [`ManifestFile`] instead, which
+    /// writes only what changed.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = serde_json::to_vec(self).map_err(|err| Error::Manifest {
-            path: path.to_path_buf(),
-            message: err.to_string(),
-        })?;
-        write_atomically(path, &bytes)?;
-        let stamp = fs_err::metadata(path)
-            .map(|meta| file_stamp(&meta))
-            .map_err(Error::io(path))?;
-        let head = ManifestHead::of(self, stamp);
-        let status = status_path(path);
-        let head = serde_json::to_vec(&head).map_err(|err| Error::Manifest {
-            path: status.clone(),
-            message: err.to_string(),
-        })?;
-        write_atomically(&status, &head)
+        ManifestFile::fresh(path).save(self)
+    }
+
+    /// Removes the manifest at `path`: snapshot first (a collection without one has no manifest
+    /// for any reader), then its journal and status record.
+    pub fn remove(path: &Path) -> Result<()> {
+        for file in [
+            path.to_path_buf(),
+            journal::journal_path(path),
+            status_path(path),
+        ] {
+            match fs_err::remove_file(&file) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(Error::io(&file)(err)),
+            }
+        }
+        Ok(())
     }
 
     /// The status record of the manifest at `path`: read from `status.json` beside it when that
-    /// describes the manifest as it is (same length and modification time), else made from the
-    /// manifest itself (a
-    /// collection written before status records, or a save interrupted between the two files).
-    /// None when there is no manifest.
+    /// describes the manifest as it is (the snapshot's length and modification time and the
+    /// journal's length), else made from the manifest itself (a collection written before status
+    /// records, or a save interrupted between the files). None when there is no manifest.
     pub fn load_head(path: &Path) -> Result<Option<ManifestHead>> {
-        let stamp = match fs_err::metadata(path) {
-            Ok(meta) => file_stamp(&meta),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => {
-                return Err(Error::Io {
-                    path: path.to_path_buf(),
-                    source: err,
-                })
-            }
+        let Some(stamp) = ManifestStamp::of(path)? else {
+            return Ok(None);
         };
         let recorded = fs_err::read(status_path(path))
             .ok()
@@ -179,7 +180,25 @@ impl Manifest {
         if let Some(head) = recorded {
             return Ok(Some(head));
         }
-        Ok(Self::load(path)?.map(|manifest| ManifestHead::of(&manifest, stamp)))
+        Ok(journal::load(path)?.map(|(manifest, stamp)| ManifestHead::of(&manifest, stamp)))
+    }
+
+    /// The manifest without its file list.
+    pub fn without_files(&self) -> Manifest {
+        Manifest {
+            schema_version: self.schema_version,
+            collection: self.collection.clone(),
+            kind: self.kind,
+            root: self.root.clone(),
+            generation: self.generation,
+            chunking: self.chunking.clone(),
+            model_id: self.model_id.clone(),
+            dimension: self.dimension,
+            pending_vector_deletes: self.pending_vector_deletes.clone(),
+            files: BTreeMap::new(),
+            last_run: self.last_run.clone(),
+            revision: self.revision,
+        }
     }
 
     pub fn chunk_count(&self) -> usize {
@@ -243,27 +262,19 @@ pub struct ManifestHead {
     pub vectors_complete: bool,
     /// Chunks per language.
     pub languages: BTreeMap<Language, usize>,
-    /// The manifest file this record describes: its length and modification time (ns).
-    pub manifest: (u64, u64),
-}
-
-/// A file's length and modification time in nanoseconds.
-fn file_stamp(meta: &std::fs::Metadata) -> (u64, u64) {
-    let modified = meta
-        .modified()
-        .ok()
-        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |since| {
-            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
-        });
-    (meta.len(), modified)
+    /// The manifest files this record describes.
+    pub manifest: ManifestStamp,
 }
 
 impl ManifestHead {
-    fn of(manifest: &Manifest, stamp: (u64, u64)) -> Self {
+    fn of(manifest: &Manifest, stamp: ManifestStamp) -> Self {
+        // One pass over the files (a checkpoint of a large collection pays for each).
         let mut languages: BTreeMap<Language, usize> = BTreeMap::new();
+        let (mut chunks, mut embedded) = (0, 0);
         for file in manifest.files.values() {
             *languages.entry(file.language).or_default() += file.chunks.len();
+            chunks += file.chunks.len();
+            embedded += file.chunks.iter().filter(|chunk| chunk.embedded).count();
         }
         ManifestHead {
             schema_version: manifest.schema_version,
@@ -276,9 +287,9 @@ impl ManifestHead {
             last_run: manifest.last_run.clone(),
             revision: manifest.revision,
             files: manifest.files.len(),
-            chunks: manifest.chunk_count(),
-            embedded_chunks: manifest.embedded_count(),
-            vectors_complete: manifest.vectors_complete(),
+            chunks,
+            embedded_chunks: embedded,
+            vectors_complete: embedded == chunks && manifest.pending_vector_deletes.is_empty(),
             languages,
             manifest: stamp,
         }
