@@ -411,6 +411,7 @@ async fn openapi_lists_every_route() {
         ("delete", "/v1/research/{id}"),
         ("get", "/v1/research/{id}/events"),
         ("post", "/v1/research/{id}/stream-token"),
+        ("post", "/v1/research/{id}/resume"),
         ("get", "/v1/sessions"),
         ("get", "/v1/history"),
         ("delete", "/v1/history"),
