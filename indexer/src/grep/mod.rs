@@ -38,7 +38,7 @@ use crate::store::server::files::FileRef;
 use crate::store::server::{ServerFiles, ServerVectorStore};
 use store::{FileStore, StoredFile};
 use trigrams::TrigramQuery;
-use verify::{matching_lines, with_context, LineHits};
+use verify::{count_matching_lines, matching_lines, with_context, LineHits};
 
 /// Candidates verified per parallel batch, between checks of the limits.
 const BATCH: usize = 256;
@@ -336,8 +336,26 @@ impl Compiled {
             && !self.exclude_repos.iter().any(|re| re.is_match(name))
     }
 
+    /// The one pattern a file must match, when the query is just that (no alternatives, no
+    /// negated patterns): its lines need no merging.
+    fn single_pattern(&self) -> Option<&Regex> {
+        match self.alternatives.as_slice() {
+            [Alternative { positive, negative }] if negative.is_empty() => {
+                match positive.as_slice() {
+                    [index] => Some(&self.patterns[*index].regex),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// The matching lines of `content` (at most `max_lines`), or `None` when no alternative holds.
     fn file_hits(&self, content: &str, max_lines: usize, first_only: bool) -> Option<LineHits> {
+        if let Some(regex) = self.single_pattern() {
+            let hits = matching_lines(content, regex, max_lines, first_only);
+            return (!hits.is_empty()).then_some(hits);
+        }
         let mut hits_by_pattern: HashMap<usize, LineHits> = HashMap::new();
         let mut merged: Option<LineHits> = None;
         for alternative in &self.alternatives {
@@ -440,6 +458,24 @@ impl Compiled {
             return Ok(None);
         }
         let bytes = file.content.len() as u64;
+        // Counts only (`--count`, `--files-with-matches`): the lines need not be kept.
+        if let Some(regex) = self
+            .single_pattern()
+            .filter(|_| symbols.is_none() && !request.with_lines)
+        {
+            let (matched_lines, submatches) =
+                count_matching_lines(&file.content, regex, remaining, !request.all_submatches);
+            let found = (matched_lines > 0).then(|| FileMatches {
+                collection: collection.name.clone(),
+                root: collection.root.clone(),
+                path: file.path,
+                language: file.language,
+                lines: Vec::new(),
+                matched_lines,
+                submatches,
+            });
+            return Ok(Some((bytes, found)));
+        }
         // With `sym:`, lines outside the symbols are dropped before the cap.
         let cap = if symbols.is_some() {
             usize::MAX
@@ -498,16 +534,30 @@ impl Candidates<'_> {
         }
     }
 
-    /// Reads candidates `range` back (those gone since are left out).
-    fn read(&self, range: std::ops::Range<usize>) -> Result<Vec<StoredFile>, GrepError> {
-        Ok(match self {
+    /// Reads candidates `range` back and hands each to `verify`, in parallel; a local file is
+    /// read and verified by the same thread, while its content is in cache. Files gone since are
+    /// left out, and so are those `verify` answers `None` for.
+    fn verify_each<T: Send>(
+        &self,
+        range: std::ops::Range<usize>,
+        verify: impl Fn(StoredFile) -> Result<Option<T>, GrepError> + Sync + Send,
+    ) -> Result<Vec<T>, GrepError> {
+        match self {
             Candidates::Local(store, addresses) => addresses[range]
                 .par_iter()
-                .map(|&address| store.file(address))
+                .map(|&address| match store.file(address)? {
+                    Some(file) => verify(file),
+                    None => Ok(None),
+                })
                 .filter_map(Result::transpose)
-                .collect::<crate::Result<Vec<_>>>()?,
-            Candidates::Server(files, refs) => files.read(&refs[range])?,
-        })
+                .collect(),
+            Candidates::Server(files, refs) => files
+                .read(&refs[range])?
+                .into_par_iter()
+                .map(verify)
+                .filter_map(Result::transpose)
+                .collect(),
+        }
     }
 }
 
@@ -645,15 +695,11 @@ impl GrepSearcher {
                     results.truncated = true;
                     break;
                 }
-                let batch = candidates.read(start..end)?;
+                let verified = candidates.verify_each(start..end, |file| {
+                    compiled.verify(request, collection, symbols.as_ref(), file, remaining)
+                })?;
                 start = end;
-                let mut batch_found: Vec<FileMatches> = batch
-                    .into_par_iter()
-                    .map(|file| {
-                        compiled.verify(request, collection, symbols.as_ref(), file, remaining)
-                    })
-                    .filter_map(|item: Result<_, GrepError>| item.transpose())
-                    .collect::<Result<Vec<_>, _>>()?
+                let mut batch_found: Vec<FileMatches> = verified
                     .into_iter()
                     .filter_map(|(bytes, file)| {
                         results.bytes_searched += bytes;

@@ -12,8 +12,9 @@ use std::path::Path;
 
 use tantivy::collector::DocSetCollector;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::document::{DeserializeError, DocumentDeserialize, DocumentDeserializer};
 use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING,
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, STORED, STRING,
 };
 use tantivy::store::Compressor;
 use tantivy::tokenizer::{PreTokenizedString, Token};
@@ -61,6 +62,45 @@ pub struct StoredFile {
     pub path: String,
     pub language: Option<Language>,
     pub content: String,
+}
+
+/// A stored document's fields, read straight into strings: a scan reads every file back, and
+/// going through a [`TantivyDocument`] would copy each content once more.
+#[derive(Default)]
+struct StoredFields(Vec<(Field, String)>);
+
+impl DocumentDeserialize for StoredFields {
+    fn deserialize<'de, D>(mut deserializer: D) -> std::result::Result<Self, DeserializeError>
+    where
+        D: DocumentDeserializer<'de>,
+    {
+        // Every stored field of the schema is a string.
+        let mut fields = Vec::with_capacity(deserializer.size_hint());
+        while let Some(entry) = deserializer.next_field::<String>()? {
+            fields.push(entry);
+        }
+        Ok(StoredFields(fields))
+    }
+}
+
+impl StoredFields {
+    fn into_file(self, fields: &Fields) -> Option<StoredFile> {
+        let (mut path, mut language, mut content) = (None, None, None);
+        for (field, value) in self.0 {
+            if field == fields.path {
+                path = Some(value);
+            } else if field == fields.language {
+                language = Language::from_name(&value);
+            } else if field == fields.content {
+                content = Some(value);
+            }
+        }
+        Some(StoredFile {
+            path: path?,
+            language,
+            content: content.unwrap_or_default(),
+        })
+    }
 }
 
 /// The file index of a collection.
@@ -153,21 +193,8 @@ impl FileStore {
 
     /// Reads one file back.
     pub fn file(&self, address: DocAddress) -> Result<Option<StoredFile>> {
-        let document: TantivyDocument = self.reader.searcher().doc(address)?;
-        let text = |field: Field| {
-            document
-                .get_first(field)
-                .and_then(|value| value.as_str())
-                .map(str::to_string)
-        };
-        let Some(path) = text(self.fields.path) else {
-            return Ok(None);
-        };
-        Ok(Some(StoredFile {
-            path,
-            language: text(self.fields.language).and_then(|name| Language::from_name(&name)),
-            content: text(self.fields.content).unwrap_or_default(),
-        }))
+        let stored: StoredFields = self.reader.searcher().doc(address)?;
+        Ok(stored.into_file(&self.fields))
     }
 
     /// Reads back the file stored under `path` (relative to the collection root), if any.

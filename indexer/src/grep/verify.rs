@@ -40,6 +40,61 @@ pub(super) fn matching_lines(
     first_only: bool,
 ) -> LineHits {
     let mut hits = LineHits::new();
+    for_each_match(content, regex, first_only, |found| {
+        if !hits.contains_key(&found.line_index) && hits.len() == max_lines {
+            return false;
+        }
+        let entry = hits
+            .entry(found.line_index)
+            .or_insert_with(|| (found.line_start, found.line_end, Vec::new()));
+        entry.2.push(found.submatch);
+        true
+    });
+    hits
+}
+
+/// What [`matching_lines`] would find, counted without keeping the lines: the number of matching
+/// lines (at most `max_lines`) and of their submatches.
+pub(super) fn count_matching_lines(
+    content: &str,
+    regex: &Regex,
+    max_lines: usize,
+    first_only: bool,
+) -> (usize, usize) {
+    let (mut lines, mut submatches) = (0usize, 0usize);
+    let mut last_line = None;
+    for_each_match(content, regex, first_only, |found| {
+        if last_line != Some(found.line_index) {
+            if lines == max_lines {
+                return false;
+            }
+            lines += 1;
+            last_line = Some(found.line_index);
+        }
+        submatches += 1;
+        true
+    });
+    (lines, submatches)
+}
+
+/// One match, with its line.
+struct Found {
+    /// 0-based.
+    line_index: usize,
+    line_start: usize,
+    line_end: usize,
+    /// The match's byte range in its line.
+    submatch: (usize, usize),
+}
+
+/// Calls `each` with the matches of `regex` in `content`, in order (with `first_only` the first
+/// of each line), until it answers false.
+fn for_each_match(
+    content: &str,
+    regex: &Regex,
+    first_only: bool,
+    mut each: impl FnMut(Found) -> bool,
+) {
     let bytes = content.as_bytes();
     let mut line_index = 0usize;
     let mut line_start = 0usize;
@@ -69,19 +124,19 @@ pub(super) fn matching_lines(
             line_end = next_line_end(content, line_start);
             line_index += 1;
         }
-        let entry = hits
-            .entry(line_index)
-            .or_insert_with(|| (line_start, line_end, Vec::new()));
-        entry.2.push((start - line_start, found.end() - line_start));
-        if hits.len() > max_lines {
-            hits.remove(&line_index);
+        let more = each(Found {
+            line_index,
+            line_start,
+            line_end,
+            submatch: (start - line_start, found.end() - line_start),
+        });
+        if !more {
             break;
         }
         if first_only {
             from = from.max(line_end + 1);
         }
     }
-    hits
 }
 
 fn next_line_end(content: &str, from: usize) -> usize {
@@ -158,6 +213,26 @@ mod tests {
         let hits = matching_lines("foo\nbar\nboo boo\n", &regex, 100, false);
         let lines: Vec<_> = hits.iter().map(|(i, hit)| (*i, hit.2.clone())).collect();
         assert_eq!(lines, vec![(0, vec![(1, 3)]), (2, vec![(1, 3), (5, 7)])]);
+    }
+
+    #[test]
+    fn counting_agrees_with_the_lines_found() {
+        let content = "foo foo\nbar\n\nboo\nfoo\nxfoo foofoo\n";
+        for pattern in ["o+", "foo", "(?m)^", "(?m)$", "x?", "b", "zzz", r"\bfoo\b"] {
+            let regex = Regex::new(pattern).expect("valid");
+            for first_only in [false, true] {
+                for max_lines in [0, 1, 2, 3, 100] {
+                    let hits = matching_lines(content, &regex, max_lines, first_only);
+                    let submatches = hits.values().map(|hit| hit.2.len()).sum();
+                    assert_eq!(
+                        count_matching_lines(content, &regex, max_lines, first_only),
+                        (hits.len(), submatches),
+                        "{pattern} first_only={first_only} max={max_lines}"
+                    );
+                    assert!(hits.len() <= max_lines);
+                }
+            }
+        }
     }
 
     #[test]

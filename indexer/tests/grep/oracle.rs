@@ -2,7 +2,7 @@
 //! from the cargo registry), random literals and generated regexes return exactly the lines that
 //! `rg` returns on the files the index holds.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use aiex_indexer::grep::{CaseMode, GrepMode};
@@ -218,6 +218,26 @@ fn exact_and_regex_match_ripgrep_line_for_line() {
         let expected = ripgrep(&root, &query.rg_args(), &query.pattern, &files);
         if !expected.is_empty() {
             nonempty += 1;
+        }
+        // Counts only (`--count`): the same number of lines per file, counted without the lines.
+        request.with_lines = false;
+        let counted: BTreeMap<String, usize> = search(&config, &request)
+            .files
+            .into_iter()
+            .map(|file| (file.path, file.matched_lines))
+            .collect();
+        let mut expected_counts: BTreeMap<String, usize> = BTreeMap::new();
+        for (path, _) in &expected {
+            *expected_counts.entry(path.clone()).or_default() += 1;
+        }
+        if counted != expected_counts {
+            failures.push(format!(
+                "{:?} {:?} counting: rg {} files, aiex {}",
+                query.pattern,
+                query.rg_args(),
+                expected_counts.len(),
+                counted.len()
+            ));
         }
         if ours != expected {
             let missing: Vec<_> = expected.difference(&ours).take(3).collect();
