@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aiex_research::{ResearchEngine, ResearchEvent, ResearchRequest, SessionHandle, SessionStore};
+use aiex_research::{
+    ResearchEngine, ResearchEvent, ResearchRequest, SessionHandle, SessionState, SessionStore,
+};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
@@ -458,12 +460,9 @@ impl ResearchManager {
         meta: &SessionMeta,
         slot: Option<ResumeSlot>,
     ) -> Result<bool, ApiError> {
-        let store = self.store.clone();
-        let id = meta.id.clone();
-        let collections = tokio::task::spawn_blocking(move || store.state(&id))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(research_error)?
+        let collections = self
+            .session_state(&meta.id)
+            .await?
             .request
             .map(|request| request.collections)
             .unwrap_or_default();
@@ -534,6 +533,16 @@ impl ResearchManager {
         }
         self.save(meta).await;
         Ok(())
+    }
+
+    /// Session `id` as its log tells it (read on a blocking thread).
+    pub async fn session_state(&self, id: &str) -> Result<SessionState, ApiError> {
+        let store = self.store.clone();
+        let id = id.to_string();
+        tokio::task::spawn_blocking(move || store.state(&id))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(research_error)
     }
 
     /// Registers a running session and waits for its end in the background; a resumed session's

@@ -356,12 +356,7 @@ pub async fn get(
             .or(stored_format.as_deref())
             .unwrap_or("md"),
     )?;
-    let store = state.research.store().clone();
-    let session_id = id.clone();
-    let session = tokio::task::spawn_blocking(move || store.state(&session_id))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(research_error)?;
+    let session = state.research.session_state(&id).await?;
     let report_text = match &session.report {
         Some(report) => Some(report.render(format).map_err(research_error)?),
         None => None,
@@ -419,13 +414,7 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     check_visible(&state, &caller, &id)?;
     // The log decides first: a session that has ended may still be winding down in this server.
-    let store = state.research.store().clone();
-    let session_id = id.clone();
-    let status = tokio::task::spawn_blocking(move || store.state(&session_id))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(research_error)?
-        .status();
+    let status = state.research.session_state(&id).await?.status();
     let here = state.research.is_running(&id) || state.research.is_queued(&id);
     if status.is_ended() || (status == SessionStatus::Cancelled && !here) {
         return Err(ApiError::conflict(
@@ -485,12 +474,7 @@ pub async fn resume(
     if known || local_owner.is_none() {
         check_visible(&state, &caller, &id)?;
     }
-    let store = state.research.store().clone();
-    let session_id = id.clone();
-    let session = tokio::task::spawn_blocking(move || store.state(&session_id))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(research_error)?;
+    let session = state.research.session_state(&id).await?;
     if session.status().is_ended() {
         return Err(ApiError::conflict(
             "session_complete",
@@ -566,12 +550,7 @@ pub async fn events(
     // A client that already has the final event of a session that ended gets 204, which stops
     // a browser's `EventSource` instead of reconnecting forever.
     if after > 0 {
-        let store = state.research.store().clone();
-        let session_id = id.clone();
-        let session = tokio::task::spawn_blocking(move || store.state(&session_id))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(research_error)?;
+        let session = state.research.session_state(&id).await?;
         // A cancelled session is over unless it still runs here (winding down, or resumed).
         let status = session.status();
         let ended = status.is_ended()
