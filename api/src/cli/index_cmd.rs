@@ -175,7 +175,7 @@ pub(crate) fn run_index(
 /// holds open (a running `serve` of this data directory, or another `index`), before it changes
 /// anything: otherwise it would commit its keywords and then fail at the vector step. `why_here`
 /// is why this command does not go to the server.
-fn refuse_if_vectors_held(
+pub(crate) fn refuse_if_vectors_held(
     config: &aiex_config::Config,
     request: &IndexRequest,
     why_here: Option<&str>,

@@ -458,6 +458,26 @@ fn the_server_picks_up_vectors_another_process_finished() {
         "{message}"
     );
     assert_eq!(status(data.path())[0]["generation"], generation);
+    // A batch run here is refused the same way, before any of its directories starts.
+    let work = tempfile::tempdir().expect("tempdir");
+    let batch = work.path().join("jobs.toml");
+    std::fs::write(
+        &batch,
+        format!(
+            "[[job]]\npath = {:?}\nname = \"demo\"\n",
+            repo.path().display().to_string()
+        ),
+    )
+    .expect("write");
+    let refused = aiex(data.path())
+        .args(["--no-server", "index", "--batch"])
+        .arg(&batch)
+        .output()
+        .expect("run");
+    assert_eq!(refused.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("held by the server at"), "{message}");
+    assert_eq!(status(data.path())[0]["generation"], generation);
     let keywords = run_ok(
         aiex(data.path())
             .args(["--no-server", "index"])
