@@ -73,16 +73,41 @@ fn citations(report: &Value) -> BTreeSet<u64> {
     for section in report["sections"].as_array().expect("sections") {
         texts.push(section["body"].as_str().unwrap_or_default().to_string());
     }
+    // What a reader takes for a citation: a bracketed number in prose, not in code (a fenced
+    // block or a backtick span, where `list[5]` or `[5]` is code) and not indexing or a link.
     let mut out = BTreeSet::new();
     for text in texts {
-        let mut rest = text.as_str();
-        while let Some(open) = rest.find('[') {
-            let after = &rest[open + 1..];
-            let Some(close) = after.find(']') else { break };
-            if let Ok(n) = after[..close].parse::<u64>() {
-                out.insert(n);
+        let mut in_fence = false;
+        for line in text.lines() {
+            if line.trim_start().starts_with("```") {
+                in_fence = !in_fence;
+                continue;
             }
-            rest = &after[close..];
+            if in_fence {
+                continue;
+            }
+            for (index, prose) in line.split('`').enumerate() {
+                if index % 2 == 1 {
+                    continue;
+                }
+                let mut rest = prose;
+                let mut previous = None;
+                while let Some(open) = rest.find('[') {
+                    previous = rest[..open].chars().last().or(previous);
+                    let after = &rest[open + 1..];
+                    let Some(close) = after.find(']') else { break };
+                    let indexing = previous
+                        .is_some_and(|c: char| c.is_alphanumeric() || matches!(c, '_' | ')'));
+                    let link = after[close + 1..].starts_with('(');
+                    if let Ok(n) = after[..close].parse::<u64>() {
+                        if !indexing && !link {
+                            out.insert(n);
+                        }
+                    }
+                    previous = Some(']');
+                    rest = &after[close + 1..];
+                }
+            }
         }
     }
     out
@@ -547,7 +572,8 @@ fn llm_synthesis_streams_and_its_citations_are_checked() {
     for n in citations(&report) {
         assert!(
             n >= 1 && n <= count,
-            "citation [{n}] survived with {count} passages"
+            "citation [{n}] survived with {count} passages: {}",
+            report["sections"]
         );
     }
     let removed = events
