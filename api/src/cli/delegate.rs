@@ -227,6 +227,43 @@ impl Server {
         Ok(EventStream::new(checked(response).await?))
     }
 
+    /// Follows the server-sent events of `events_path` (a `job` or a `session`: `what`), each
+    /// `data` read as a `T` and handed to `each` until it breaks the loop. Ctrl-C deletes
+    /// `cancel_path` on the server and ends with `interrupted`; an error frame, a stream that
+    /// ends first or an event that cannot be read end with an error.
+    pub async fn follow<T: DeserializeOwned>(
+        &self,
+        events_path: &str,
+        what: &str,
+        cancel_path: &str,
+        interrupted: &str,
+        mut each: impl FnMut(T) -> anyhow::Result<std::ops::ControlFlow<()>>,
+    ) -> anyhow::Result<()> {
+        let mut events = self.events(events_path).await?;
+        let interrupt = tokio::signal::ctrl_c();
+        tokio::pin!(interrupt);
+        loop {
+            let frame = tokio::select! {
+                frame = events.next() => frame?,
+                _ = &mut interrupt => {
+                    self.delete(cancel_path).await;
+                    anyhow::bail!("{interrupted}");
+                }
+            };
+            let Some(frame) = frame else {
+                anyhow::bail!("the server's event stream ended before the {what}");
+            };
+            if frame.event == "error" {
+                anyhow::bail!("{}", frame.error_message());
+            }
+            let event: T = serde_json::from_str(&frame.data)
+                .with_context(|| format!("reading an event of the server's {what}"))?;
+            if each(event)?.is_break() {
+                return Ok(());
+            }
+        }
+    }
+
     /// `DELETE path`, its outcome ignored (a best effort, such as cancelling on Ctrl-C).
     pub async fn delete(&self, path: &str) {
         let _ = self

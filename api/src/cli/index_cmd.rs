@@ -1,4 +1,5 @@
 use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -284,58 +285,47 @@ fn run_index_remote(
             .and_then(|id| id.as_str())
             .context("the server's job has no id")?
             .to_string();
-        let mut events = server
-            .events(&format!("/v1/index/jobs/{id}/events"))
-            .await?;
-        let interrupt = tokio::signal::ctrl_c();
-        tokio::pin!(interrupt);
         let mut summary = None;
         let mut failure = None;
-        loop {
-            let frame = tokio::select! {
-                frame = events.next() => frame?,
-                _ = &mut interrupt => {
-                    server.delete(&format!("/v1/index/jobs/{id}")).await;
-                    anyhow::bail!("interrupted: the server's indexing job was cancelled");
-                }
-            };
-            let Some(frame) = frame else {
-                anyhow::bail!("the server's event stream ended before the job");
-            };
-            if frame.event == "error" {
-                anyhow::bail!("{}", frame.error_message());
-            }
-            let event: serde_json::Value = serde_json::from_str(&frame.data)
-                .context("reading an event of the server's job")?;
-            match event.get("type").and_then(|kind| kind.as_str()) {
-                Some("progress") => {
-                    if let Some(progress) = event
-                        .get("progress")
-                        .and_then(|progress| IndexProgress::deserialize(progress).ok())
-                    {
-                        reporter.report(progress);
+        server
+            .follow(
+                &format!("/v1/index/jobs/{id}/events"),
+                "job",
+                &format!("/v1/index/jobs/{id}"),
+                "interrupted: the server's indexing job was cancelled",
+                |event: serde_json::Value| {
+                    match event.get("type").and_then(|kind| kind.as_str()) {
+                        Some("progress") => {
+                            if let Some(progress) = event
+                                .get("progress")
+                                .and_then(|progress| IndexProgress::deserialize(progress).ok())
+                            {
+                                reporter.report(progress);
+                            }
+                        }
+                        Some("item_finished") => {
+                            let value = event.get("summary").cloned().unwrap_or_default();
+                            summary = Some(
+                                serde_json::from_value::<IndexSummary>(value)
+                                    .context("reading the summary of the server's job")?,
+                            );
+                        }
+                        Some("item_failed") => {
+                            failure = Some(
+                                event
+                                    .get("error")
+                                    .and_then(|error| error.as_str())
+                                    .unwrap_or("the server's job failed")
+                                    .to_string(),
+                            );
+                        }
+                        Some("done") => return Ok(ControlFlow::Break(())),
+                        _ => {}
                     }
-                }
-                Some("item_finished") => {
-                    let value = event.get("summary").cloned().unwrap_or_default();
-                    summary = Some(
-                        serde_json::from_value::<IndexSummary>(value)
-                            .context("reading the summary of the server's job")?,
-                    );
-                }
-                Some("item_failed") => {
-                    failure = Some(
-                        event
-                            .get("error")
-                            .and_then(|error| error.as_str())
-                            .unwrap_or("the server's job failed")
-                            .to_string(),
-                    );
-                }
-                Some("done") => break,
-                _ => {}
-            }
-        }
+                    Ok(ControlFlow::Continue(()))
+                },
+            )
+            .await?;
         match (summary, failure) {
             (Some(summary), _) => Ok(summary),
             (None, Some(failure)) => Err(anyhow::anyhow!(failure)),

@@ -2,6 +2,7 @@
 //! as a JSON line on stdout with `--json`). Also the shared session runner of `sessions resume`.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -204,41 +205,28 @@ async fn follow_remote(
     after: u64,
     output: &OutputArgs,
 ) -> anyhow::Result<()> {
-    let mut events = server
-        .events(&format!("/v1/research/{id}/events?after={after}"))
-        .await?;
-    let interrupt = tokio::signal::ctrl_c();
-    tokio::pin!(interrupt);
     let mut report = None;
-    loop {
-        let frame = tokio::select! {
-            frame = events.next() => frame?,
-            _ = &mut interrupt => {
-                server.delete(&format!("/v1/research/{id}")).await;
-                anyhow::bail!(
-                    "research cancelled; continue with `aiex-research sessions resume {id}`"
-                );
-            }
-        };
-        let Some(frame) = frame else {
-            anyhow::bail!("the server's event stream ended before the session");
-        };
-        if frame.event == "error" {
-            anyhow::bail!("{}", frame.error_message());
-        }
-        let event: ResearchEvent = serde_json::from_str(&frame.data)
-            .context("reading an event of the server's session")?;
-        show(&event, output)?;
-        match event.kind {
-            EventKind::ReportReady { report: ready } => report = Some(*ready),
-            EventKind::Failed { error } => anyhow::bail!("{error}"),
-            EventKind::Cancelled {} => anyhow::bail!(
-                "research cancelled; continue with `aiex-research sessions resume {id}`"
-            ),
-            EventKind::Done { .. } => break,
-            _ => {}
-        }
-    }
+    let resume_hint =
+        format!("research cancelled; continue with `aiex-research sessions resume {id}`");
+    server
+        .follow(
+            &format!("/v1/research/{id}/events?after={after}"),
+            "session",
+            &format!("/v1/research/{id}"),
+            &resume_hint,
+            |event: ResearchEvent| {
+                show(&event, output)?;
+                match event.kind {
+                    EventKind::ReportReady { report: ready } => report = Some(*ready),
+                    EventKind::Failed { error } => anyhow::bail!("{error}"),
+                    EventKind::Cancelled {} => anyhow::bail!("{resume_hint}"),
+                    EventKind::Done { .. } => return Ok(ControlFlow::Break(())),
+                    _ => {}
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )
+        .await?;
     let report = report.context("the server's session ended without a report")?;
     deliver(&report, output)
 }
