@@ -309,8 +309,8 @@ fn mean_pool(
         .collect()
 }
 
-/// `vector` divided by its length (a zero vector stays zero).
-fn unit_length(vector: Vec<f32>) -> Vec<f32> {
+/// `vector` divided by its length (a zero vector stays zero); remote embedders' vectors too.
+pub(crate) fn unit_length(vector: Vec<f32>) -> Vec<f32> {
     let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
     vector.into_iter().map(|x| x / (norm + 1e-12)).collect()
 }
@@ -327,17 +327,9 @@ impl Embedder for OnnxEmbedder {
     fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.batch_size) {
-            vectors.extend(self.embed_batch(batch)?.into_iter().map(normalized));
+            // `embed_batch` gives unit vectors already.
+            vectors.extend(self.embed_batch(batch)?);
         }
         Ok(vectors)
     }
-}
-
-/// Scales a vector to unit length (the model already does; this guards other models).
-pub(crate) fn normalized(mut vector: Vec<f32>) -> Vec<f32> {
-    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 && (norm - 1.0).abs() > 1e-4 {
-        vector.iter_mut().for_each(|x| *x /= norm);
-    }
-    vector
 }

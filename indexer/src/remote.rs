@@ -12,7 +12,7 @@ use std::thread;
 
 use aiex_llm::{Llm, LlmError};
 
-use crate::embed::{normalized, Embedder};
+use crate::embed::{unit_length, Embedder};
 use crate::error::{Error, Result};
 
 /// Most texts sent in one embeddings request.
@@ -115,7 +115,7 @@ impl RemoteEmbedder {
                 bad.len()
             )));
         }
-        Ok(vectors.into_iter().map(normalized).collect())
+        Ok(vectors.into_iter().map(unit_length).collect())
     }
 }
 

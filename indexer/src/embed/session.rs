@@ -261,9 +261,8 @@ fn publish(temporary: &Path, cache: &Path) -> std::io::Result<()> {
     drop(file);
     std::fs::rename(temporary, cache)?;
     if let Some(dir) = cache.parent() {
-        if let Ok(dir) = std::fs::File::open(dir) {
-            let _ = dir.sync_all();
-        }
+        // A cache: a rename lost to a power cut only costs one more optimisation.
+        let _ = crate::atomic::sync_directory(dir);
     }
     Ok(())
 }
