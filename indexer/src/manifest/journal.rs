@@ -181,13 +181,7 @@ fn replay(path: &Path, snapshot_hash: &str, manifest: &mut Manifest) -> Result<u
             break;
         };
         check_schema(&journal, checkpoint.head.schema_version)?;
-        let mut files = std::mem::take(&mut manifest.files);
-        for path in checkpoint.del {
-            files.remove(&path);
-        }
-        files.extend(checkpoint.set);
-        *manifest = checkpoint.head;
-        manifest.files = files;
+        apply(manifest, checkpoint.head, &checkpoint.del, checkpoint.set);
         valid += line.len() as u64;
     }
     Ok(valid)
@@ -252,16 +246,12 @@ impl ManifestFile {
             return Ok(());
         }
         let checkpoint = CheckpointOut { head, set, del };
-        let mut line =
-            serde_json::to_vec(&checkpoint).map_err(|err| manifest_error(&self.path, err))?;
-        line.push(b'\n');
+        let line = journal_line(&self.path, &checkpoint)?;
         let header = if self.journal_len == 0 {
-            let mut header = serde_json::to_vec(&JournalHeader {
+            let header = JournalHeader {
                 snapshot: self.snapshot_hash.clone(),
-            })
-            .map_err(|err| manifest_error(&self.path, err))?;
-            header.push(b'\n');
-            header
+            };
+            journal_line(&self.path, &header)?
         } else {
             Vec::new()
         };
@@ -273,15 +263,10 @@ impl ManifestFile {
         self.journal_len = grown;
         let CheckpointOut { head, set, del } = checkpoint;
         if let Some(saved) = &mut self.saved {
-            let mut files = std::mem::take(&mut saved.files);
-            for path in &del {
-                files.remove(path);
-            }
-            for (path, record) in set {
-                files.insert(path.to_string(), record.clone());
-            }
-            *saved = head;
-            saved.files = files;
+            let set = set
+                .into_iter()
+                .map(|(path, record)| (path.to_string(), record.clone()));
+            apply(saved, head, &del, set);
         }
         write_status(&self.path, manifest)
     }
@@ -322,14 +307,41 @@ impl ManifestFile {
         self.snapshot_hash = blake3::hash(&bytes).to_hex().to_string();
         self.snapshot_len = bytes.len() as u64;
         self.journal_len = 0;
-        let journal = journal_path(&self.path);
-        match fs_err::remove_file(&journal) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(Error::io(&journal)(err)),
-        }
+        remove_if_present(&journal_path(&self.path))?;
         self.saved = Some(manifest.clone());
         write_status(&self.path, manifest)
+    }
+}
+
+/// `value` as one line of the journal.
+fn journal_line(path: &Path, value: &impl Serialize) -> Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(value).map_err(|err| manifest_error(path, err))?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// Applies one checkpoint to `manifest`: the files of `del` removed, those of `set` written,
+/// every other field taken from `head`.
+fn apply(
+    manifest: &mut Manifest,
+    head: Manifest,
+    del: &[String],
+    set: impl IntoIterator<Item = (String, FileRecord)>,
+) {
+    let mut files = std::mem::take(&mut manifest.files);
+    for path in del {
+        files.remove(path);
+    }
+    files.extend(set);
+    *manifest = head;
+    manifest.files = files;
+}
+
+/// Removes `path`; a file already gone is no error.
+pub(super) fn remove_if_present(path: &Path) -> Result<()> {
+    match fs_err::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path)(err)),
+        _ => Ok(()),
     }
 }
 

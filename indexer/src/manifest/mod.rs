@@ -151,18 +151,9 @@ impl Manifest {
     /// Removes the manifest at `path`: snapshot first (a collection without one has no manifest
     /// for any reader), then its journal and status record.
     pub fn remove(path: &Path) -> Result<()> {
-        for file in [
-            path.to_path_buf(),
-            journal::journal_path(path),
-            status_path(path),
-        ] {
-            match fs_err::remove_file(&file) {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(Error::io(&file)(err)),
-            }
-        }
-        Ok(())
+        journal::remove_if_present(path)?;
+        journal::remove_if_present(&journal::journal_path(path))?;
+        journal::remove_if_present(&status_path(path))
     }
 
     /// The status record of the manifest at `path`: read from `status.json` beside it when that
@@ -170,9 +161,14 @@ impl Manifest {
     /// journal's length), else made from the manifest itself (a collection written before status
     /// records, or a save interrupted between the files). None when there is no manifest.
     pub fn load_head(path: &Path) -> Result<Option<ManifestHead>> {
-        let Some(stamp) = ManifestStamp::of(path)? else {
-            return Ok(None);
-        };
+        match ManifestStamp::of(path)? {
+            Some(stamp) => Self::load_head_at(path, stamp),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Manifest::load_head`] for a caller that has just taken the files' `stamp`.
+    pub fn load_head_at(path: &Path, stamp: ManifestStamp) -> Result<Option<ManifestHead>> {
         let recorded = fs_err::read(status_path(path))
             .ok()
             .and_then(|bytes| serde_json::from_slice::<ManifestHead>(&bytes).ok())

@@ -174,7 +174,11 @@ impl OpenCollection {
         let stamp = self.manifest_stamp();
         let mut seen = self.manifest_modified.lock();
         if force || stamp != *seen {
-            if let Some(head) = Manifest::load_head(&self.manifest_path)? {
+            let head = match stamp {
+                Some(stamp) => Manifest::load_head_at(&self.manifest_path, stamp)?,
+                None => None,
+            };
+            if let Some(head) = head {
                 *self.manifest.write() = head;
             }
             *seen = stamp;
