@@ -458,23 +458,45 @@ impl Compiled {
             return Ok(None);
         }
         let bytes = file.content.len() as u64;
-        // Counts only (`--count`, `--files-with-matches`): the lines need not be kept.
+        let Some((lines, matched_lines, submatches)) =
+            self.file_matches(request, symbols, &file, remaining)?
+        else {
+            return Ok(Some((bytes, None)));
+        };
+        Ok(Some((
+            bytes,
+            Some(FileMatches {
+                collection: collection.name.clone(),
+                root: collection.root.clone(),
+                path: file.path,
+                language: file.language,
+                lines,
+                matched_lines,
+                submatches,
+            }),
+        )))
+    }
+
+    /// The matching lines of `file` (at most `remaining`, with context; none kept when the
+    /// request wants counts only), with how many lines and submatches matched; None when
+    /// nothing matches.
+    fn file_matches(
+        &self,
+        request: &GrepRequest,
+        symbols: Option<&Symbols>,
+        file: &StoredFile,
+        remaining: usize,
+    ) -> Result<Option<(Vec<GrepLine>, usize, usize)>, GrepError> {
+        let first_only = !request.all_submatches;
+        // Counts only (`--count`, `--files-with-matches`) of one pattern: lines are counted
+        // without being kept.
         if let Some(regex) = self
             .single_pattern()
             .filter(|_| symbols.is_none() && !request.with_lines)
         {
             let (matched_lines, submatches) =
-                count_matching_lines(&file.content, regex, remaining, !request.all_submatches);
-            let found = (matched_lines > 0).then(|| FileMatches {
-                collection: collection.name.clone(),
-                root: collection.root.clone(),
-                path: file.path,
-                language: file.language,
-                lines: Vec::new(),
-                matched_lines,
-                submatches,
-            });
-            return Ok(Some((bytes, found)));
+                count_matching_lines(&file.content, regex, remaining, first_only);
+            return Ok((matched_lines > 0).then(|| (Vec::new(), matched_lines, submatches)));
         }
         // With `sym:`, lines outside the symbols are dropped before the cap.
         let cap = if symbols.is_some() {
@@ -482,12 +504,12 @@ impl Compiled {
         } else {
             remaining
         };
-        let Some(hits) = self.file_hits(&file.content, cap, !request.all_submatches) else {
-            return Ok(Some((bytes, None)));
+        let Some(hits) = self.file_hits(&file.content, cap, first_only) else {
+            return Ok(None);
         };
         let mut hits = self.symbol_lines(symbols, &file.path, hits)?;
         if hits.is_empty() {
-            return Ok(Some((bytes, None)));
+            return Ok(None);
         }
         while hits.len() > remaining {
             hits.pop_last();
@@ -498,18 +520,7 @@ impl Compiled {
             Vec::new()
         };
         let submatches = hits.values().map(|hit| hit.2.len()).sum();
-        Ok(Some((
-            bytes,
-            Some(FileMatches {
-                collection: collection.name.clone(),
-                root: collection.root.clone(),
-                path: file.path,
-                language: file.language,
-                lines,
-                matched_lines: hits.len(),
-                submatches,
-            }),
-        )))
+        Ok(Some((lines, hits.len(), submatches)))
     }
 }
 

@@ -66,7 +66,6 @@ pub struct StoredFile {
 
 /// A stored document's fields, read straight into strings: a scan reads every file back, and
 /// going through a [`TantivyDocument`] would copy each content once more.
-#[derive(Default)]
 struct StoredFields(Vec<(Field, String)>);
 
 impl DocumentDeserialize for StoredFields {
