@@ -51,11 +51,6 @@ pub fn run(
     let stay_local = concurrency
         .is_some()
         .then_some("--concurrency has no HTTP API equivalent");
-    let mut why_here = if no_server {
-        Some("--no-server")
-    } else {
-        stay_local
-    };
     if let Some(server) = super::delegate::find(config, no_server, stay_local) {
         if server.runs_jobs() {
             if batch.concurrency.is_some() {
@@ -70,14 +65,13 @@ pub fn run(
             "the server at {} does not run indexing jobs (--no-jobs): indexing in this process",
             server.url()
         );
-        why_here = Some("the server runs no indexing jobs (--no-jobs)");
     }
     // As `index PATH`: nothing starts when a directory's vectors are held by another process.
     for (path, job) in &items {
         let mut request = aiex_indexer::IndexRequest::new(path);
         request.name = job.name.clone();
         request.embed = job.embed;
-        super::index_cmd::refuse_if_vectors_held(config, &request, why_here)?;
+        super::index_cmd::refuse_if_vectors_held(config, &request, no_server, stay_local)?;
     }
     let concurrency = concurrency
         .or(batch.concurrency)

@@ -146,18 +146,12 @@ pub(crate) fn run_index(
     no_server: bool,
     stay_local: Option<&str>,
 ) -> anyhow::Result<()> {
-    let mut why_here = if no_server {
-        Some("--no-server")
-    } else {
-        stay_local
-    };
     if let Some(server) = super::delegate::find(config, no_server, stay_local) {
         if !server.runs_jobs() {
             tracing::info!(
                 "the server at {} does not run indexing jobs (--no-jobs): indexing in this process",
                 server.url()
             );
-            why_here = Some("the server runs no indexing jobs (--no-jobs)");
         } else if let Some(root) = std::fs::canonicalize(&request.root)
             .ok()
             .filter(|root| root.is_dir())
@@ -168,18 +162,19 @@ pub(crate) fn run_index(
         // A path the server cannot be sent (missing, not a directory, not UTF-8): the local run
         // says what is wrong with it.
     }
-    refuse_if_vectors_held(config, &request, why_here)?;
+    refuse_if_vectors_held(config, &request, no_server, stay_local)?;
     run_index_local(config, request, json)
 }
 
 /// Refuses a local run that would compute vectors into an embedded vector store another process
 /// holds open (a running `serve` of this data directory, or another `index`), before it changes
-/// anything: otherwise it would commit its keywords and then fail at the vector step. `why_here`
-/// is why this command does not go to the server.
+/// anything: otherwise it would commit its keywords and then fail at the vector step.
+/// `no_server` and `stay_local` are what kept this command here (see [`super::delegate::find`]).
 pub(crate) fn refuse_if_vectors_held(
     config: &aiex_config::Config,
     request: &IndexRequest,
-    why_here: Option<&str>,
+    no_server: bool,
+    stay_local: Option<&str>,
 ) -> anyhow::Result<()> {
     if config.vector.backend != aiex_config::VectorBackend::Edge || !request.wants_vectors(config) {
         return Ok(());
@@ -206,15 +201,22 @@ pub(crate) fn refuse_if_vectors_held(
         .flatten()
         .filter(|file| !file.process_gone());
     let (holder, remedy) = match &server {
-        Some(file) => (
-            format!("the server at {} (process {})", file.url, file.pid),
-            match why_here {
-                Some(why) => format!(
-                    "this command runs in this process ({why}): drop that to send it to the server, "
-                ),
-                None => String::new(),
-            },
-        ),
+        Some(file) => {
+            let why_here = match (no_server, stay_local) {
+                (true, _) => Some("--no-server"),
+                (false, Some(why)) => Some(why),
+                (false, None) => {
+                    (!file.jobs).then_some("the server runs no indexing jobs (--no-jobs)")
+                }
+            };
+            let remedy = why_here.map_or_else(String::new, |why| {
+                format!("this command runs in this process ({why}): drop that to send it to the server, ")
+            });
+            (
+                format!("the server at {} (process {})", file.url, file.pid),
+                remedy,
+            )
+        }
         None => (
             "another process (an indexing run or a server)".to_string(),
             "wait for it to finish, ".to_string(),
