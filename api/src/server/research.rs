@@ -261,7 +261,10 @@ impl ResearchManager {
                 let resumed = if cancelled {
                     Ok(true)
                 } else {
-                    manager.resume(&meta, Some(slot)).await
+                    match manager.session_state(&meta.id).await {
+                        Ok(session) => manager.resume(&meta, Some(slot), session).await,
+                        Err(err) => Err(err),
+                    }
                 };
                 manager.queued.lock().remove(&meta.id);
                 // Cancelled by its owner while it was being started.
@@ -453,16 +456,16 @@ impl ResearchManager {
         Ok(id)
     }
 
-    /// Takes a session of this server up again; a resumed-at-start-up one keeps `slot` while it
-    /// runs. False when the session had already ended (nothing to resume).
+    /// Takes a session of this server up again (`session`: its state as read from its log); a
+    /// resumed-at-start-up one keeps `slot` while it runs. False when the session had already
+    /// ended (nothing to resume).
     async fn resume(
         self: &Arc<Self>,
         meta: &SessionMeta,
         slot: Option<ResumeSlot>,
+        session: SessionState,
     ) -> Result<bool, ApiError> {
-        let collections = self
-            .session_state(&meta.id)
-            .await?
+        let collections = session
             .request
             .map(|request| request.collections)
             .unwrap_or_default();
@@ -482,8 +485,14 @@ impl ResearchManager {
 
     /// Resumes session `id` now, at `owner`'s request (`POST /v1/research/{id}/resume`): one this
     /// server started and that was interrupted or cancelled, or one a command line of this data
-    /// directory started (it becomes `owner`'s). The caller checked that `owner` may.
-    pub async fn resume_now(self: &Arc<Self>, owner: &str, id: &str) -> Result<(), ApiError> {
+    /// directory started (it becomes `owner`'s). The caller checked that `owner` may, and read
+    /// the session's state from its log.
+    pub async fn resume_now(
+        self: &Arc<Self>,
+        owner: &str,
+        id: &str,
+        session: SessionState,
+    ) -> Result<(), ApiError> {
         if self.shutdown.is_cancelled() {
             return Err(ApiError::unavailable(
                 "shutting_down",
@@ -515,7 +524,7 @@ impl ResearchManager {
         };
         // Recorded before it runs, so that its end finds the record to mark.
         self.metas.lock().insert(id.to_string(), meta.clone());
-        let resumed = match self.resume(&meta, None).await {
+        let resumed = match self.resume(&meta, None, session).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(ApiError::conflict(
                 "session_complete",

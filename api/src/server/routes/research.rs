@@ -481,9 +481,10 @@ pub async fn resume(
             "the session has already ended",
         ));
     }
-    state.research.resume_now(&caller.0, &id).await?;
+    let last_id = session.last_id;
+    state.research.resume_now(&caller.0, &id, session).await?;
     if wants_event_stream(&headers) {
-        return Ok(state.research.sse(&id, session.last_id, &state.streams));
+        return Ok(state.research.sse(&id, last_id, &state.streams));
     }
     Ok((
         StatusCode::ACCEPTED,
