@@ -148,11 +148,12 @@ fn run_set(
             continue;
         }
         // How fusion parameters move hybrid quality (the defaults are the first row).
-        println!("  hybrid fusion sweep (rrf_k, keyword_weight, vector_weight):");
-        for (k, keyword_weight, vector_weight) in FUSION_SWEEP {
+        println!("  hybrid fusion sweep (fusion, rrf_k, keyword_weight, vector_weight):");
+        for (fusion, k, keyword_weight, vector_weight) in FUSION_SWEEP {
             let config = aiex_tests::config(
                 &data_dir,
                 &[
+                    ("search.fusion", fusion),
                     ("search.rrf_k", k),
                     ("search.keyword_weight", keyword_weight),
                     ("search.vector_weight", vector_weight),
@@ -166,7 +167,7 @@ fn run_set(
                 scores.add(rank_of_answer(query, &results.hits));
             }
             println!(
-                "    k={k:<3} kw={keyword_weight:<4} vec={vector_weight:<4} {}",
+                "    {fusion:<8} k={k:<3} kw={keyword_weight:<4} vec={vector_weight:<4} {}",
                 scores.row()
             );
         }
@@ -242,13 +243,14 @@ fn compare_server(
     }
 }
 
-const FUSION_SWEEP: [(&str, &str, &str); 6] = [
-    ("5", "1.0", "1.0"),
-    ("10", "1.0", "1.0"),
-    ("60", "1.0", "1.0"),
-    ("5", "1.25", "1.0"),
-    ("5", "1.5", "1.0"),
-    ("10", "1.5", "1.0"),
+const FUSION_SWEEP: [(&str, &str, &str, &str); 7] = [
+    ("relative", "5", "1.5", "1.0"),
+    ("relative", "5", "1.0", "1.0"),
+    ("relative", "5", "1.25", "1.0"),
+    ("relative", "5", "2.0", "1.0"),
+    ("rrf", "5", "1.0", "1.0"),
+    ("rrf", "10", "1.0", "1.0"),
+    ("rrf", "5", "1.5", "1.0"),
 ];
 
 /// 1-based rank of the first hit that contains the answer line in the answer file.

@@ -22,7 +22,7 @@ pub use error::{ConfigError, Problem, Result, Source};
 pub use llm::{LlmConfig, LlmPrice, LlmProviderConfig, LlmProviderKind};
 pub use load::LoadOptions;
 pub use model::{
-    default_data_dir, ChunkConfig, Config, EmbeddingConfig, EmbeddingProvider, FetchConfig,
+    default_data_dir, ChunkConfig, Config, EmbeddingConfig, EmbeddingProvider, FetchConfig, Fusion,
     IndexConfig, ResearchConfig, SearchConfig, SearchMode, ServerConfig, VectorBackend,
     VectorConfig, WebConfig, APP_DIR, CONFIG_VERSION, DEFAULT_MODEL_ID, DEFAULT_RUNTIME_FILE,
     FALLBACK_DATA_DIR,

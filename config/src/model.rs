@@ -323,7 +323,7 @@ pub enum SearchMode {
     Keyword,
     /// Nearest-neighbour search on embeddings only.
     Vector,
-    /// Both, fused with reciprocal rank fusion.
+    /// Both, fused (`search.fusion`).
     #[default]
     Hybrid,
 }
@@ -342,6 +342,32 @@ impl SearchMode {
     }
 }
 
+/// How hybrid search fuses its keyword and vector rankings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fusion {
+    /// Each side's scores scaled to 0..1 between its worst and best candidate, then summed by
+    /// weight: a side whose best hit stands far above the rest (a verbatim match) counts for
+    /// more than one whose candidates score alike.
+    #[default]
+    Relative,
+    /// Reciprocal rank: `weight / (rrf_k + rank)` per side, scores ignored.
+    Rrf,
+}
+
+impl Fusion {
+    /// Every method, in declaration order.
+    pub const ALL: [Self; 2] = [Self::Relative, Self::Rrf];
+
+    /// The lowercase name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Relative => "relative",
+            Self::Rrf => "rrf",
+        }
+    }
+}
+
 /// Query defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -350,7 +376,9 @@ pub struct SearchConfig {
     pub mode: SearchMode,
     /// Default number of results, 1..=1000.
     pub limit: usize,
-    /// Reciprocal rank fusion constant, > 0.
+    /// How hybrid search fuses keyword and vector rankings.
+    pub fusion: Fusion,
+    /// Reciprocal rank fusion constant, > 0 (with `fusion = "rrf"`).
     pub rrf_k: f32,
     /// Weight of the keyword ranking in fusion, >= 0.
     pub keyword_weight: f32,
@@ -371,8 +399,9 @@ impl Default for SearchConfig {
         Self {
             mode: SearchMode::Hybrid,
             limit: 10,
+            fusion: Fusion::Relative,
             rrf_k: 5.0,
-            keyword_weight: 1.0,
+            keyword_weight: 1.5,
             vector_weight: 1.0,
             budget_ms: 8_000,
             local_deadline_ms: 2_000,
@@ -591,6 +620,7 @@ macro_rules! lowercase_enum_text {
 lowercase_enum_text!(EmbeddingProvider, "embedding provider");
 lowercase_enum_text!(VectorBackend, "vector backend");
 lowercase_enum_text!(SearchMode, "search mode");
+lowercase_enum_text!(Fusion, "fusion method");
 
 /// `${XDG_DATA_HOME:-$HOME/.local/share}/aiex` (the platform data directory elsewhere),
 /// or `./.aiex-data` when there is no home directory.

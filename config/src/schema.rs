@@ -94,6 +94,7 @@ pub(crate) const FIELDS: &[Field] = &[
         Kind::Choice(&["keyword", "vector", "hybrid"]),
     ),
     req("search.limit", USIZE),
+    req("search.fusion", Kind::Choice(&["relative", "rrf"])),
     req("search.rrf_k", Kind::Float),
     req("search.keyword_weight", Kind::Float),
     req("search.vector_weight", Kind::Float),

@@ -33,7 +33,10 @@ use crate::store::keyword::{query_terms, KeywordStore};
 use crate::store::server::ServerVectorStore;
 use crate::store::vector::{open_store, VectorFilter, VectorStore};
 use crate::walk::compile_glob;
+pub use fusion::rrf_scores;
+use fusion::FusionParams;
 
+mod fusion;
 mod literal;
 mod query_embedder;
 mod server;
@@ -226,8 +229,8 @@ enum VectorsState {
 /// tried again.
 const VECTOR_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Added to a hybrid hit's fused score when its symbol holds every query term, as a share of a
-/// first rank's reciprocal-rank score on the keyword side.
+/// Added to a hybrid hit's fused score when its symbol holds every query term, as a share of
+/// what a first place on the keyword side adds ([`FusionParams::keyword_first_place`]).
 const SYMBOL_BONUS: f32 = 0.5;
 
 /// Most results a search returns.
@@ -246,9 +249,7 @@ pub struct Searcher {
     query_embedder: Arc<QueryEmbedder>,
     /// The last generation token and when it was computed.
     last_refresh: Mutex<Option<(Instant, String)>>,
-    rrf_k: f32,
-    keyword_weight: f32,
-    vector_weight: f32,
+    fusion: FusionParams,
     /// Whether Qdrant answers every mode (`vector.backend = "server"`).
     server_mode: bool,
     /// Server mode: when the manifests were last brought in line with the registry in Qdrant.
@@ -315,9 +316,7 @@ impl Searcher {
             collections,
             query_embedder: Arc::new(QueryEmbedder::from_config(config)),
             last_refresh: Mutex::new(None),
-            rrf_k: config.search.rrf_k,
-            keyword_weight: config.search.keyword_weight,
-            vector_weight: config.search.vector_weight,
+            fusion: FusionParams::from_config(&config.search),
             server_mode,
             last_sync: Mutex::new(Instant::now()),
         })
@@ -524,7 +523,7 @@ impl Searcher {
                         }
                         Vec::new()
                     });
-                let mut fused = self.fuse(keyword, vector, candidates);
+                let mut fused = self.fusion.fuse(keyword, vector, candidates);
                 self.boost_literals(&mut fused, &request.query);
                 fused
             }
@@ -721,40 +720,13 @@ impl Searcher {
         Ok(ranked)
     }
 
-    fn fuse(
-        &self,
-        keyword: Vec<(f32, Chunk, String)>,
-        vector: Vec<(f32, Chunk, String)>,
-        limit: usize,
-    ) -> Vec<(f32, Chunk, String)> {
-        let lists = [(keyword, self.keyword_weight), (vector, self.vector_weight)];
-        let mut fused: HashMap<(String, u64), (f32, Chunk)> = HashMap::new();
-        for (list, weight) in lists {
-            let ranked = list
-                .into_iter()
-                .map(|(_, chunk, collection)| (collection, chunk));
-            for ((collection, chunk), score) in
-                ranked.zip(rrf_scores(usize::MAX, self.rrf_k, weight))
-            {
-                fused
-                    .entry((collection, chunk.id))
-                    .and_modify(|entry| entry.0 += score)
-                    .or_insert((score, chunk));
-            }
-        }
-        let mut fused: Vec<(f32, Chunk, String)> = fused
-            .into_iter()
-            .map(|((collection, _), (score, chunk))| (score, chunk, collection))
-            .collect();
-        fused.sort_by(by_rank);
-        fused.truncate(limit);
-        fused
-    }
-
     /// The literal-match boost of a hybrid search ([`literal`]).
     fn boost_literals(&self, ranked: &mut [(f32, Chunk, String)], query: &str) {
-        let bonus = literal::LITERAL_BONUS * self.keyword_weight / (self.rrf_k + 1.0);
-        literal::boost(ranked, &literal::query_literals(query), bonus);
+        literal::boost(
+            ranked,
+            &literal::query_literals(query),
+            self.fusion.literal_bonus(),
+        );
     }
 }
 
@@ -836,11 +808,6 @@ fn join_continuations(chunk: Chunk, siblings: &[Chunk]) -> Chunk {
         text,
         ..chunk
     }
-}
-
-/// Reciprocal-rank scores `weight / (k + rank)` for ranks 1, 2, … (at most `n`).
-pub fn rrf_scores(n: usize, k: f32, weight: f32) -> impl Iterator<Item = f32> {
-    (1..=n).map(move |rank| weight / (k + rank as f32))
 }
 
 /// Whether `symbol`'s code tokens include every one of `terms`.

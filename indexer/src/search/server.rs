@@ -1,15 +1,16 @@
-//! Server mode: every search mode answered by Qdrant, one query per collection (its tenant),
-//! merged by score. The phases: which collections can use their dense vectors, the query's
+//! Server mode: every search mode answered by Qdrant, one query per collection (its tenant; two
+//! for a hybrid search fused by relative scores, one per side), merged by score. The phases: which collections can use their dense vectors, the query's
 //! vector (embedded once), one query per collection, then the symbol boost and the final order.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use aiex_config::SearchMode;
+use aiex_config::{Fusion, SearchMode};
 
+use super::fusion::Ranked;
 use super::{
-    candidate_count, rrf_scores, symbol_holds_terms, OpenCollection, SearchRequest, SearchResults,
-    Searcher, MAX_LIMIT, SYMBOL_BONUS,
+    candidate_count, symbol_holds_terms, OpenCollection, SearchRequest, SearchResults, Searcher,
+    MAX_LIMIT, SYMBOL_BONUS,
 };
 use crate::document::Chunk;
 use crate::error::Result;
@@ -17,9 +18,6 @@ use crate::store::keyword::query_terms;
 use crate::store::server::search::ServerQuery;
 use crate::store::server::{ServerStoreOptions, ServerVectorStore};
 use crate::store::vector::VectorFilter;
-
-/// Scored chunks with their collection's name.
-type Ranked = Vec<(f32, Chunk, String)>;
 
 impl Searcher {
     /// Server mode: the collection's tenant in Qdrant, connected on first use, or why not.
@@ -80,9 +78,9 @@ impl Searcher {
                 (SearchMode::Vector, _) => continue,
                 (SearchMode::Hybrid, Some(vector)) if vectors => ServerQuery::Hybrid {
                     vector,
-                    rrf_k: self.rrf_k,
-                    keyword_weight: self.keyword_weight,
-                    vector_weight: self.vector_weight,
+                    rrf_k: self.fusion.rrf_k,
+                    keyword_weight: self.fusion.keyword_weight,
+                    vector_weight: self.fusion.vector_weight,
                     candidates: candidate_count(limit),
                 },
                 // Hybrid without vectors: the keyword side alone, ranked as the fusion would.
@@ -97,7 +95,7 @@ impl Searcher {
             )?);
         }
         if request.mode == SearchMode::Hybrid {
-            let bonus = SYMBOL_BONUS * self.keyword_weight / (self.rrf_k + 1.0);
+            let bonus = SYMBOL_BONUS * self.fusion.keyword_first_place();
             for (score, chunk, _) in &mut ranked {
                 if symbol_holds_terms(chunk.symbol.as_deref(), &terms) {
                     *score += bonus;
@@ -197,23 +195,33 @@ impl Searcher {
                 .collect(),
             paths: paths.unwrap_or_default(),
         };
-        let keyword_only_hybrid =
-            request.mode == SearchMode::Hybrid && matches!(query, ServerQuery::Keyword);
-        let hits = store.search_chunks(&request.query, query, &filter, limit)?;
-        let named = |(score, mut chunk): (f32, Chunk)| {
-            chunk.collection = collection.name.clone();
-            (score, chunk, collection.name.clone())
+        let named = |hits: Vec<(f32, Chunk)>| -> Ranked {
+            hits.into_iter()
+                .map(|(score, mut chunk)| {
+                    chunk.collection = collection.name.clone();
+                    (score, chunk, collection.name.clone())
+                })
+                .collect()
         };
-        if keyword_only_hybrid {
-            // Scored as the keyword side of the fusion would score them.
-            let weights = rrf_scores(usize::MAX, self.rrf_k, self.keyword_weight);
-            Ok(hits
-                .into_iter()
-                .zip(weights)
-                .map(|((_, chunk), score)| named((score, chunk)))
-                .collect())
-        } else {
-            Ok(hits.into_iter().map(named).collect())
+        let text = &request.query;
+        match query {
+            // Hybrid without vectors: the keyword side alone, scored as its part of the fusion.
+            ServerQuery::Keyword if request.mode == SearchMode::Hybrid => {
+                let hits = store.search_chunks(text, query, &filter, candidate_count(limit))?;
+                Ok(self.fusion.keyword_alone(named(hits)))
+            }
+            // Relative fusion reads both sides' scores: each side's candidates are fetched and
+            // fused here, as in embedded mode (the server fuses reciprocal ranks itself).
+            ServerQuery::Hybrid {
+                vector, candidates, ..
+            } if self.fusion.method == Fusion::Relative => {
+                let keyword =
+                    store.search_chunks(text, ServerQuery::Keyword, &filter, candidates)?;
+                let vector =
+                    store.search_chunks(text, ServerQuery::Vector(vector), &filter, candidates)?;
+                Ok(self.fusion.fuse(named(keyword), named(vector), candidates))
+            }
+            _ => Ok(named(store.search_chunks(text, query, &filter, limit)?)),
         }
     }
 }
