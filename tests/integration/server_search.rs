@@ -59,31 +59,20 @@ fn server_keyword_and_hybrid_match_embedded() {
             .keyword,
     )
     .expect("remove the local keyword index");
-    let local = Searcher::open(&embedded, &[]).expect("open");
-    // The collection by name: a shared server (QDRANT_URL) lists other tests' collections too.
-    let remote = Searcher::open(&server, std::slice::from_ref(&name)).expect("open");
-    for query in QUERIES {
-        for mode in [SearchMode::Keyword, SearchMode::Hybrid] {
-            let expected = top10(&local, query, mode);
-            let got = top10(&remote, query, mode);
-            assert!(!got.is_empty(), "{mode} {query}");
-            // The best hit is among the embedded two best; the rest of the top-10 mostly the
-            // same. Qdrant's BM25 statistics differ from tantivy's (averages and idf per Qdrant
-            // shard, not per field), and its idf counts a replaced point's old version until its
-            // segment is optimised (a chunk's keyword-only point is replaced by the full one), so
-            // close scores can swap from one run to the next.
-            assert!(
-                expected.iter().take(2).any(|hit| *hit == got[0]),
-                "{mode} `{query}`: {got:?} vs {expected:?}"
-            );
-            let expected: HashSet<_> = expected.into_iter().collect();
-            let shared = got.iter().filter(|hit| expected.contains(hit)).count();
-            assert!(
-                shared * 10 >= got.len() * 7,
-                "{mode} `{query}`: {got:?} vs {expected:?}"
-            );
-        }
+    // Both fusion methods: relative scores (both sides fetched in one batch, fused by the node)
+    // and reciprocal rank (fused by the server).
+    for fusion in ["relative", "rrf"] {
+        let fused = |config: &aiex_config::Config| {
+            let mut config = config.clone();
+            config.search.fusion = fusion.parse().expect("a fusion method");
+            config
+        };
+        let local = Searcher::open(&fused(&embedded), &[]).expect("open");
+        // The collection by name: a shared server (QDRANT_URL) lists other tests' collections.
+        let remote = Searcher::open(&fused(&server), std::slice::from_ref(&name)).expect("open");
+        assert_server_matches_embedded(&local, &remote, fusion);
     }
+    let remote = Searcher::open(&server, std::slice::from_ref(&name)).expect("open");
 
     // Filters: language, and a path glob resolved through the manifest.
     let mut request = SearchRequest::new("text words", SearchMode::Keyword, 10);
@@ -200,4 +189,30 @@ fn server_keyword_only_runs_are_searchable_then_embedded() {
             .1,
         0
     );
+}
+
+/// The server's top 10 against the embedded one for each of [`QUERIES`], keyword and hybrid.
+fn assert_server_matches_embedded(local: &Searcher, remote: &Searcher, fusion: &str) {
+    for query in QUERIES {
+        for mode in [SearchMode::Keyword, SearchMode::Hybrid] {
+            let expected = top10(local, query, mode);
+            let got = top10(remote, query, mode);
+            assert!(!got.is_empty(), "{fusion} {mode} {query}");
+            // The best hit is among the embedded two best; the rest of the top-10 mostly the
+            // same. Qdrant's BM25 statistics differ from tantivy's (averages and idf per Qdrant
+            // shard, not per field), and its idf counts a replaced point's old version until its
+            // segment is optimised (a chunk's keyword-only point is replaced by the full one), so
+            // close scores can swap from one run to the next.
+            assert!(
+                expected.iter().take(2).any(|hit| *hit == got[0]),
+                "{fusion} {mode} `{query}`: {got:?} vs {expected:?}"
+            );
+            let expected: HashSet<_> = expected.into_iter().collect();
+            let shared = got.iter().filter(|hit| expected.contains(hit)).count();
+            assert!(
+                shared * 10 >= got.len() * 7,
+                "{fusion} {mode} `{query}`: {got:?} vs {expected:?}"
+            );
+        }
+    }
 }

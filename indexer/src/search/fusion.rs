@@ -37,13 +37,18 @@ impl FusionParams {
     }
 
     /// What each entry of one side's ranking (its scores, best first) adds to the entry's fused
-    /// score, for a side of weight `weight`.
-    pub(crate) fn contributions(&self, scores: &[f32], weight: f32) -> Vec<f32> {
+    /// score, for a side of weight `weight` that was asked for `requested` candidates. A side that
+    /// gave fewer has no other match: the chunks it left out score nothing on it, so its scale
+    /// starts at 0 rather than at its worst candidate.
+    pub(crate) fn contributions(&self, scores: &[f32], weight: f32, requested: usize) -> Vec<f32> {
         match self.method {
             Fusion::Rrf => rrf_scores(scores.len(), self.rrf_k, weight).collect(),
             Fusion::Relative => {
                 let finite = || scores.iter().copied().filter(|score| score.is_finite());
-                let low = finite().fold(f32::INFINITY, f32::min);
+                let mut low = finite().fold(f32::INFINITY, f32::min);
+                if scores.len() < requested {
+                    low = low.min(0.0);
+                }
                 let high = finite().fold(f32::NEG_INFINITY, f32::max);
                 scores
                     .iter()
@@ -73,33 +78,30 @@ impl FusionParams {
     }
 
     /// What a hybrid hit gains per literal of the query (a quoted phrase, an identifier) it holds
-    /// ([`super::literal`]). With relative fusion, the whole span of a fused score: a chunk that
-    /// holds the text asked for verbatim ranks above every chunk that does not. With reciprocal
-    /// rank, a share of a keyword first place, as places lie close together.
+    /// ([`super::literal`]): half of a keyword first place, with either method.
     pub(crate) fn literal_bonus(&self) -> f32 {
-        match self.method {
-            Fusion::Rrf => LITERAL_BONUS * self.keyword_first_place(),
-            Fusion::Relative => self.keyword_weight + self.vector_weight,
-        }
+        LITERAL_BONUS * self.keyword_first_place()
     }
 
-    /// The keyword side alone, scored as its part of a fusion (a hybrid search without vectors).
-    pub(crate) fn keyword_alone(&self, keyword: Ranked) -> Ranked {
+    /// The keyword side alone (asked for `requested` candidates), scored as its part of a fusion:
+    /// a hybrid search without vectors.
+    pub(crate) fn keyword_alone(&self, keyword: Ranked, requested: usize) -> Ranked {
         let scores: Vec<f32> = keyword.iter().map(|(score, _, _)| *score).collect();
         keyword
             .into_iter()
-            .zip(self.contributions(&scores, self.keyword_weight))
+            .zip(self.contributions(&scores, self.keyword_weight, requested))
             .map(|((_, chunk, collection), score)| (score, chunk, collection))
             .collect()
     }
 
-    /// `keyword` and `vector` (each best first) fused, the best `limit` kept.
+    /// `keyword` and `vector` (each best first, each asked for `limit` candidates) fused, the
+    /// best `limit` kept.
     pub(crate) fn fuse(&self, keyword: Ranked, vector: Ranked, limit: usize) -> Ranked {
         let sides = [(keyword, self.keyword_weight), (vector, self.vector_weight)];
         let mut fused: HashMap<(String, u64), (f32, Chunk)> = HashMap::new();
         for (side, weight) in sides {
             let scores: Vec<f32> = side.iter().map(|(score, _, _)| *score).collect();
-            let contributions = self.contributions(&scores, weight);
+            let contributions = self.contributions(&scores, weight, limit);
             for ((_, chunk, collection), contribution) in side.into_iter().zip(contributions) {
                 fused
                     .entry((collection, chunk.id))
@@ -167,15 +169,21 @@ mod tests {
     #[test]
     fn relative_scores_span_each_side_between_its_worst_and_best() {
         let fusion = params(Fusion::Relative, 1.0);
-        assert_eq!(fusion.contributions(&[9.0, 5.0, 1.0], 2.0), [2.0, 1.0, 0.0]);
-        // One candidate, or candidates alike: each is the side's best.
-        assert_eq!(fusion.contributions(&[3.0], 1.0), [1.0]);
-        assert_eq!(fusion.contributions(&[0.5, 0.5], 1.5), [1.5, 1.5]);
-        assert!(fusion.contributions(&[], 1.0).is_empty());
         assert_eq!(
-            fusion.contributions(&[f32::NAN, 2.0, 1.0], 1.0),
+            fusion.contributions(&[9.0, 5.0, 1.0], 2.0, 3),
+            [2.0, 1.0, 0.0]
+        );
+        // Candidates alike: each is the side's best.
+        assert_eq!(fusion.contributions(&[0.5, 0.5], 1.5, 2), [1.5, 1.5]);
+        assert!(fusion.contributions(&[], 1.0, 3).is_empty());
+        assert_eq!(
+            fusion.contributions(&[f32::NAN, 2.0, 1.0], 1.0, 3),
             [0.0, 1.0, 0.0]
         );
+        // Fewer candidates than asked for: the scale starts at 0, as every chunk left out scores
+        // nothing on this side.
+        assert_eq!(fusion.contributions(&[8.0, 2.0], 1.0, 50), [1.0, 0.25]);
+        assert_eq!(fusion.contributions(&[3.0], 1.0, 50), [1.0]);
     }
 
     #[test]
@@ -211,14 +219,12 @@ mod tests {
         );
         assert_eq!(params(Fusion::Relative, 1.5).keyword_first_place(), 1.5);
         assert!((params(Fusion::Rrf, 1.5).keyword_first_place() - 0.25).abs() < 1e-6);
-        // A literal's holder outranks any other chunk under relative fusion: the bonus is the
-        // span of a fused score.
-        assert_eq!(params(Fusion::Relative, 1.5).literal_bonus(), 2.5);
+        assert_eq!(params(Fusion::Relative, 1.5).literal_bonus(), 0.75);
         assert!((params(Fusion::Rrf, 1.5).literal_bonus() - 0.125).abs() < 1e-6);
-        let alone = params(Fusion::Relative, 1.5).keyword_alone(ranked(&[(4.0, 1), (2.0, 2)]));
+        let alone = params(Fusion::Relative, 1.5).keyword_alone(ranked(&[(4.0, 1), (2.0, 2)]), 50);
         assert_eq!(
             alone.iter().map(|(s, _, _)| *s).collect::<Vec<_>>(),
-            [1.5, 0.0]
+            [1.5, 0.75]
         );
     }
 }

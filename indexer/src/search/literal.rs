@@ -6,9 +6,8 @@
 
 use crate::document::Chunk;
 
-/// Added to a hybrid hit's fused score (reciprocal-rank fusion) per literal of the query its text
-/// holds, as a share of a first rank's score on the keyword side; relative fusion adds the whole
-/// span of a fused score instead ([`super::fusion::FusionParams::literal_bonus`]).
+/// Added to a hybrid hit's fused score per literal of the query its text holds, as a share of what
+/// a first place on the keyword side adds ([`super::fusion::FusionParams::keyword_first_place`]).
 pub(super) const LITERAL_BONUS: f32 = 0.5;
 
 /// Text a query asks for verbatim.

@@ -207,18 +207,17 @@ impl Searcher {
         match query {
             // Hybrid without vectors: the keyword side alone, scored as its part of the fusion.
             ServerQuery::Keyword if request.mode == SearchMode::Hybrid => {
-                let hits = store.search_chunks(text, query, &filter, candidate_count(limit))?;
-                Ok(self.fusion.keyword_alone(named(hits)))
+                let candidates = candidate_count(limit);
+                let hits = store.search_chunks(text, query, &filter, candidates)?;
+                Ok(self.fusion.keyword_alone(named(hits), candidates))
             }
-            // Relative fusion reads both sides' scores: each side's candidates are fetched and
-            // fused here, as in embedded mode (the server fuses reciprocal ranks itself).
+            // Relative fusion reads both sides' scores: each side's candidates are fetched (one
+            // batch request) and fused here, as in embedded mode; the server fuses reciprocal
+            // ranks itself.
             ServerQuery::Hybrid {
                 vector, candidates, ..
             } if self.fusion.method == Fusion::Relative => {
-                let keyword =
-                    store.search_chunks(text, ServerQuery::Keyword, &filter, candidates)?;
-                let vector =
-                    store.search_chunks(text, ServerQuery::Vector(vector), &filter, candidates)?;
+                let (keyword, vector) = store.search_sides(text, vector, &filter, candidates)?;
                 Ok(self.fusion.fuse(named(keyword), named(vector), candidates))
             }
             _ => Ok(named(store.search_chunks(text, query, &filter, limit)?)),

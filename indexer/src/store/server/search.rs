@@ -1,12 +1,13 @@
 //! Searching a tenant in the server: keyword (the BM25 sparse vector), vector (the dense vector)
-//! and hybrid (one Query API call: a dense and a sparse prefetch fused by the server with weighted
-//! reciprocal rank). Hits come back as chunks read from the payload, so nothing local is needed.
+//! and hybrid: one Query API call, a dense and a sparse prefetch fused by the server with weighted
+//! reciprocal rank, or both sides in one batch for the caller to fuse by their scores. Hits come back as chunks read from the payload, so nothing local is needed.
 
 use std::collections::HashMap;
 
 use qdrant_client::qdrant::{
-    Condition, GetPointsBuilder, PrefetchQueryBuilder, Query, QueryPointsBuilder, RrfBuilder,
-    ScoredPoint, ScrollPointsBuilder, SearchParamsBuilder, VectorInput,
+    Condition, GetPointsBuilder, PrefetchQueryBuilder, Query, QueryBatchPoints, QueryPoints,
+    QueryPointsBuilder, RrfBuilder, ScoredPoint, ScrollPointsBuilder, SearchParamsBuilder,
+    VectorInput,
 };
 
 use super::meta::int_field;
@@ -15,6 +16,9 @@ use super::{chunk_of, point_uuid, sparse, ServerVectorStore, ID_BATCH};
 use crate::document::Chunk;
 use crate::error::Result;
 use crate::store::vector::{VectorFilter, DENSE_VECTOR};
+
+/// Chunks with the server's score, best first.
+pub type Scored = Vec<(f32, Chunk)>;
 
 /// What a server-side search ranks by.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +52,61 @@ impl ServerVectorStore {
         filter: &VectorFilter,
         limit: usize,
     ) -> Result<Vec<(f32, Chunk)>> {
+        let Some(request) = self.query_request(text, query, filter, limit) else {
+            return Ok(Vec::new());
+        };
+        let response = self
+            .call(move |client| {
+                let request = request.clone();
+                async move { client.query(request).await }
+            })
+            .map_err(|err| self.error("searching", &err))?;
+        Ok(scored_chunks(response.result))
+    }
+
+    /// Each side of a hybrid search on its own, in one request: the best `limit` chunks by
+    /// keywords and by `vector`, each best first with its own score (fused by the caller).
+    pub fn search_sides(
+        &self,
+        text: &str,
+        vector: &[f32],
+        filter: &VectorFilter,
+        limit: usize,
+    ) -> Result<(Scored, Scored)> {
+        let keyword = self.query_request(text, ServerQuery::Keyword, filter, limit);
+        let has_terms = keyword.is_some();
+        let dense = self.query_request(text, ServerQuery::Vector(vector), filter, limit);
+        let batch = QueryBatchPoints {
+            collection_name: self.collection.clone(),
+            query_points: keyword.into_iter().chain(dense).collect(),
+            ..Default::default()
+        };
+        let response = self
+            .call(move |client| {
+                let batch = batch.clone();
+                async move { client.query_batch(batch).await }
+            })
+            .map_err(|err| self.error("searching", &err))?;
+        let mut sides = response
+            .result
+            .into_iter()
+            .map(|side| scored_chunks(side.result));
+        let keyword = if has_terms {
+            sides.next().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Ok((keyword, sides.next().unwrap_or_default()))
+    }
+
+    /// The Query API request for `query`, or `None` for a keyword query without terms.
+    fn query_request(
+        &self,
+        text: &str,
+        query: ServerQuery<'_>,
+        filter: &VectorFilter,
+        limit: usize,
+    ) -> Option<QueryPoints> {
         let mut must = Vec::new();
         if !filter.languages.is_empty() {
             must.push(Condition::matches("language", filter.languages.clone()));
@@ -67,7 +126,7 @@ impl ServerVectorStore {
         match query {
             ServerQuery::Keyword => {
                 if !has_terms {
-                    return Ok(Vec::new());
+                    return None;
                 }
                 request = request
                     .query(Query::new_nearest(sparse_input))
@@ -113,18 +172,7 @@ impl ServerVectorStore {
                 request = request.query(Query::new_rrf(RrfBuilder::with_k(k).weights(weights)));
             }
         }
-        let request = request.build();
-        let response = self
-            .call(move |client| {
-                let request = request.clone();
-                async move { client.query(request).await }
-            })
-            .map_err(|err| self.error("searching", &err))?;
-        Ok(response
-            .result
-            .into_iter()
-            .filter_map(scored_chunk)
-            .collect())
+        Some(request.build())
     }
 
     /// The chunks of `ids` this tenant holds, read from their payloads.
@@ -182,6 +230,11 @@ impl ServerVectorStore {
             })
             .collect())
     }
+}
+
+/// The chunks of a query's points, in the server's order.
+fn scored_chunks(points: Vec<ScoredPoint>) -> Scored {
+    points.into_iter().filter_map(scored_chunk).collect()
 }
 
 fn scored_chunk(point: ScoredPoint) -> Option<(f32, Chunk)> {
