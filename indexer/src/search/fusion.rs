@@ -83,19 +83,9 @@ impl FusionParams {
         LITERAL_BONUS * self.keyword_first_place()
     }
 
-    /// The keyword side alone (asked for `requested` candidates), scored as its part of a fusion:
-    /// a hybrid search without vectors.
-    pub(crate) fn keyword_alone(&self, keyword: Ranked, requested: usize) -> Ranked {
-        let scores: Vec<f32> = keyword.iter().map(|(score, _, _)| *score).collect();
-        keyword
-            .into_iter()
-            .zip(self.contributions(&scores, self.keyword_weight, requested))
-            .map(|((_, chunk, collection), score)| (score, chunk, collection))
-            .collect()
-    }
-
     /// `keyword` and `vector` (each best first, each asked for `limit` candidates) fused, the
-    /// best `limit` kept.
+    /// best `limit` kept. A hybrid search without vectors passes an empty `vector`: the keyword
+    /// side is then scored as its part of the fusion.
     pub(crate) fn fuse(&self, keyword: Ranked, vector: Ranked, limit: usize) -> Ranked {
         let sides = [(keyword, self.keyword_weight), (vector, self.vector_weight)];
         let mut fused: HashMap<(String, u64), (f32, Chunk)> = HashMap::new();
@@ -120,7 +110,7 @@ impl FusionParams {
 }
 
 /// Reciprocal-rank scores `weight / (k + rank)` for ranks 1, 2, … (at most `n`).
-pub fn rrf_scores(n: usize, k: f32, weight: f32) -> impl Iterator<Item = f32> {
+fn rrf_scores(n: usize, k: f32, weight: f32) -> impl Iterator<Item = f32> {
     (1..=n).map(move |rank| weight / (k + rank as f32))
 }
 
@@ -221,7 +211,9 @@ mod tests {
         assert!((params(Fusion::Rrf, 1.5).keyword_first_place() - 0.25).abs() < 1e-6);
         assert_eq!(params(Fusion::Relative, 1.5).literal_bonus(), 0.75);
         assert!((params(Fusion::Rrf, 1.5).literal_bonus() - 0.125).abs() < 1e-6);
-        let alone = params(Fusion::Relative, 1.5).keyword_alone(ranked(&[(4.0, 1), (2.0, 2)]), 50);
+        // Without vectors, the keyword side scored as its part of the fusion.
+        let alone =
+            params(Fusion::Relative, 1.5).fuse(ranked(&[(4.0, 1), (2.0, 2)]), Vec::new(), 50);
         assert_eq!(
             alone.iter().map(|(s, _, _)| *s).collect::<Vec<_>>(),
             [1.5, 0.75]

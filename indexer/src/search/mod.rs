@@ -33,7 +33,6 @@ use crate::store::keyword::{query_terms, KeywordStore};
 use crate::store::server::ServerVectorStore;
 use crate::store::vector::{open_store, VectorFilter, VectorStore};
 use crate::walk::compile_glob;
-pub use fusion::rrf_scores;
 use fusion::FusionParams;
 
 mod fusion;

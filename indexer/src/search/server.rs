@@ -1,6 +1,7 @@
-//! Server mode: every search mode answered by Qdrant, one query per collection (its tenant; two
-//! for a hybrid search fused by relative scores, one per side), merged by score. The phases: which collections can use their dense vectors, the query's
-//! vector (embedded once), one query per collection, then the symbol boost and the final order.
+//! Server mode: every search mode answered by Qdrant, one query per collection (its tenant; for a
+//! hybrid search fused by relative scores, one batch of a query per side), merged by score. The
+//! phases: which collections can use their dense vectors, the query's vector (embedded once), one
+//! query per collection, then the symbol boost and the final order.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -209,7 +210,7 @@ impl Searcher {
             ServerQuery::Keyword if request.mode == SearchMode::Hybrid => {
                 let candidates = candidate_count(limit);
                 let hits = store.search_chunks(text, query, &filter, candidates)?;
-                Ok(self.fusion.keyword_alone(named(hits), candidates))
+                Ok(self.fusion.fuse(named(hits), Ranked::new(), candidates))
             }
             // Relative fusion reads both sides' scores: each side's candidates are fetched (one
             // batch request) and fused here, as in embedded mode; the server fuses reciprocal

@@ -1,6 +1,7 @@
 //! Searching a tenant in the server: keyword (the BM25 sparse vector), vector (the dense vector)
 //! and hybrid: one Query API call, a dense and a sparse prefetch fused by the server with weighted
-//! reciprocal rank, or both sides in one batch for the caller to fuse by their scores. Hits come back as chunks read from the payload, so nothing local is needed.
+//! reciprocal rank, or both sides in one batch for the caller to fuse by their scores. Hits come
+//! back as chunks read from the payload, so nothing local is needed.
 
 use std::collections::HashMap;
 
@@ -51,7 +52,7 @@ impl ServerVectorStore {
         query: ServerQuery<'_>,
         filter: &VectorFilter,
         limit: usize,
-    ) -> Result<Vec<(f32, Chunk)>> {
+    ) -> Result<Scored> {
         let Some(request) = self.query_request(text, query, filter, limit) else {
             return Ok(Vec::new());
         };
