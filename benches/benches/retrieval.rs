@@ -7,10 +7,11 @@
 //! BM25 sparse vectors) and MRR@10 of each mode in server mode is printed beside the embedded
 //! figure, with the difference.
 //!
-//! Two sets: the public one (`../shared/eval`) and a second one built the same way from other code
-//! (`benches/eval/build-second-set.sh`), so that a change is seen on both. `AIEX_EVAL_SETS`
-//! (`public,second`, the default) picks sets and `AIEX_BENCH_MODES` (`keyword,vector,hybrid`)
-//! modes: with keyword alone nothing is embedded.
+//! Three sets: the public one (`../shared/eval`), a second one built the same way from other code
+//! (`benches/eval/build-set.sh second`), so that a change is seen on both, and a third, held out
+//! (`build-set.sh third`), on which what was chosen on the first two is checked. `AIEX_EVAL_SETS`
+//! (`public,second,third`, the default) picks sets and `AIEX_BENCH_MODES`
+//! (`keyword,vector,hybrid`) modes: with keyword alone nothing is embedded.
 //!
 //! `cargo bench -p aiex-benches --bench retrieval` (indexes are cached under ~/.cache/aiex/bench).
 
@@ -69,11 +70,11 @@ fn main() {
         aiex_tests::qdrant::TestQdrant::get("the retrieval benchmark's server mode")
     };
     println!("retrieval; machine: {}", aiex_benches::machine());
-    for set in aiex_benches::picked("AIEX_EVAL_SETS", &["public", "second"]) {
+    for set in aiex_benches::picked("AIEX_EVAL_SETS", &["public", "second", "third"]) {
         let (corpus, prefix) = match set.as_str() {
             "public" => (codesearch_dir(), "codesearch"),
-            "second" => (aiex_benches::second_set_dir(), "second"),
-            other => panic!("unknown evaluation set {other}: public or second"),
+            "second" | "third" => (aiex_benches::own_set_dir(&set), set.as_str()),
+            other => panic!("unknown evaluation set {other}: public, second or third"),
         };
         let queries = aiex_benches::queries_in(&corpus);
         println!("\n== {set} set: {} queries ==", queries.len());

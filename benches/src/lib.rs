@@ -65,19 +65,21 @@ pub fn queries_in(dir: &Path) -> Vec<EvalQuery> {
         .collect()
 }
 
-/// The second evaluation set (`benches/eval/build-second-set.sh`: other crates and other Python
-/// packages, built the same way), built once into the cache.
-pub fn second_set_dir() -> PathBuf {
-    let out = cache_dir().join("codesearch-second");
+/// One of our own evaluation sets (`benches/eval/build-set.sh`: other crates and other Python
+/// packages, built the same way as the public one): `second` or `third`, built once into the
+/// cache.
+pub fn own_set_dir(set: &str) -> PathBuf {
+    let out = cache_dir().join(format!("codesearch-{set}"));
     if !out.join("queries.jsonl").is_file() {
-        eprintln!("building the second evaluation set into {}", out.display());
+        eprintln!("building the {set} evaluation set into {}", out.display());
         let status = Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/build-second-set.sh"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/build-set.sh"))
+            .arg(set)
             .arg(&out)
             .env("AIEX_EVAL_DIR", eval_dir())
             .status()
-            .expect("run build-second-set.sh");
-        assert!(status.success(), "build-second-set.sh failed");
+            .expect("run build-set.sh");
+        assert!(status.success(), "build-set.sh {set} failed");
     }
     out
 }
