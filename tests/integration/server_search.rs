@@ -74,6 +74,25 @@ fn server_keyword_and_hybrid_match_embedded() {
     }
     let remote = Searcher::open(&server, std::slice::from_ref(&name)).expect("open");
 
+    // Keyword mode expands prose words to code's abbreviations on both: the fixture never says
+    // "length", only `len`, found through the expansion alone, in the same chunks.
+    let local = Searcher::open(&embedded, &[]).expect("open");
+    let expanded = |searcher: &Searcher| {
+        let mut hits = top10(searcher, "length", SearchMode::Keyword);
+        hits.sort();
+        hits
+    };
+    let found = expanded(&local);
+    assert_eq!(
+        found
+            .iter()
+            .map(|(path, _)| path.as_str())
+            .collect::<Vec<_>>(),
+        ["py/text.py", "src/lib.rs"]
+    );
+    assert_eq!(expanded(&remote), found);
+    drop(local);
+
     // Filters: language, and a path glob resolved through the manifest.
     let mut request = SearchRequest::new("text words", SearchMode::Keyword, 10);
     request.languages = vec![aiex_indexer::Language::Python];

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::lang::Language;
 use crate::manifest::{Manifest, ManifestHead, ManifestStamp};
 use crate::snippet::make_snippet;
-use crate::store::keyword::{query_terms, KeywordStore};
+use crate::store::keyword::{keyword_query, query_terms, KeywordStore, QueryTerm};
 use crate::store::server::ServerVectorStore;
 use crate::store::vector::{open_store, VectorFilter, VectorStore};
 use crate::walk::compile_glob;
@@ -479,6 +479,9 @@ impl Searcher {
             return self.server_search(&selected, request, started);
         }
         let terms = query_terms(&request.query);
+        // Keyword mode alone reads abbreviations of the query's prose words (`iterator` finds
+        // `iter`); hybrid leaves the prose to its vector side (README, retrieval benchmark).
+        let keyword_terms = keyword_query(&request.query, request.mode == SearchMode::Keyword);
         let mut results = SearchResults::empty(request.mode);
         let wants_vectors = matches!(request.mode, SearchMode::Vector | SearchMode::Hybrid);
         if wants_vectors {
@@ -497,12 +500,15 @@ impl Searcher {
         let limit = request.limit.clamp(1, MAX_LIMIT);
         let candidates = candidate_count(limit);
         let fused: Vec<(f32, Chunk, String)> = match request.mode {
-            SearchMode::Keyword => self.keyword_ranked(&selected, request, &terms, limit)?,
+            SearchMode::Keyword => {
+                self.keyword_ranked(&selected, request, &keyword_terms, limit)?
+            }
             SearchMode::Vector => {
                 self.vector_ranked(&selected, request, limit, &mut results.vectors_unavailable)?
             }
             SearchMode::Hybrid => {
-                let keyword = self.keyword_ranked(&selected, request, &terms, candidates)?;
+                let keyword =
+                    self.keyword_ranked(&selected, request, &keyword_terms, candidates)?;
                 // Hybrid degrades to keywords when the vector side fails (model missing, store
                 // in use); the failure is reported in `vectors_unavailable`.
                 let vector = self
@@ -643,7 +649,7 @@ impl Searcher {
         &self,
         selected: &[&OpenCollection],
         request: &SearchRequest,
-        terms: &[String],
+        terms: &[QueryTerm],
         limit: usize,
     ) -> Result<Vec<(f32, Chunk, String)>> {
         let mut ranked = Vec::new();

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::document::Chunk;
 use crate::error::Result;
-use crate::store::keyword::query_terms;
+use crate::store::keyword::{keyword_query, query_terms, QueryTerm};
 use crate::store::server::search::ServerQuery;
 use crate::store::server::{ServerStoreOptions, ServerVectorStore};
 use crate::store::vector::VectorFilter;
@@ -66,6 +66,7 @@ impl Searcher {
         started: Instant,
     ) -> Result<SearchResults> {
         let terms = query_terms(&request.query);
+        let keyword_terms = keyword_query(&request.query, request.mode == SearchMode::Keyword);
         let mut results = SearchResults::empty(request.mode);
         let limit = request.limit.clamp(1, MAX_LIMIT);
         let mut usable = self.server_dense_usable(selected, request.mode, &mut results);
@@ -90,6 +91,7 @@ impl Searcher {
             ranked.extend(self.server_collection_hits(
                 collection,
                 request,
+                &keyword_terms,
                 query,
                 limit,
                 &mut results,
@@ -165,12 +167,14 @@ impl Searcher {
         }
     }
 
-    /// One collection's hits for `query`, with the language and path filters of `request`. A
-    /// collection whose server cannot be reached is noted in `results` and gives none.
+    /// One collection's hits for `query` (`terms` its keyword side), with the language and path
+    /// filters of `request`. A collection whose server cannot be reached is noted in `results`
+    /// and gives none.
     fn server_collection_hits(
         &self,
         collection: &OpenCollection,
         request: &SearchRequest,
+        terms: &[QueryTerm],
         query: ServerQuery<'_>,
         limit: usize,
         results: &mut SearchResults,
@@ -204,12 +208,11 @@ impl Searcher {
                 })
                 .collect()
         };
-        let text = &request.query;
         match query {
             // Hybrid without vectors: the keyword side alone, scored as its part of the fusion.
             ServerQuery::Keyword if request.mode == SearchMode::Hybrid => {
                 let candidates = candidate_count(limit);
-                let hits = store.search_chunks(text, query, &filter, candidates)?;
+                let hits = store.search_chunks(terms, query, &filter, candidates)?;
                 Ok(self.fusion.fuse(named(hits), Ranked::new(), candidates))
             }
             // Relative fusion reads both sides' scores: each side's candidates are fetched (one
@@ -218,10 +221,10 @@ impl Searcher {
             ServerQuery::Hybrid {
                 vector, candidates, ..
             } if self.fusion.method == Fusion::Relative => {
-                let (keyword, vector) = store.search_sides(text, vector, &filter, candidates)?;
+                let (keyword, vector) = store.search_sides(terms, vector, &filter, candidates)?;
                 Ok(self.fusion.fuse(named(keyword), named(vector), candidates))
             }
-            _ => Ok(named(store.search_chunks(text, query, &filter, limit)?)),
+            _ => Ok(named(store.search_chunks(terms, query, &filter, limit)?)),
         }
     }
 }

@@ -167,6 +167,37 @@ pub fn query_terms(query: &str) -> Vec<String> {
     }
 }
 
+/// A term of a keyword query and what a match on it counts for: 1 for the query's own words, less
+/// for an abbreviation it was expanded with ([`abbreviations`](super::abbreviations)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryTerm {
+    pub text: String,
+    pub weight: f32,
+}
+
+/// The weighted terms of `query` for the keyword side: its [`query_terms`] at weight 1, then,
+/// with `expand`, the terms of the abbreviations of its words that it does not hold already, at
+/// [`ABBREVIATION_WEIGHT`](super::abbreviations::ABBREVIATION_WEIGHT).
+pub fn keyword_query(query: &str, expand: bool) -> Vec<QueryTerm> {
+    let mut terms: Vec<QueryTerm> = query_terms(query)
+        .into_iter()
+        .map(|text| QueryTerm { text, weight: 1.0 })
+        .collect();
+    if expand {
+        for abbreviation in super::abbreviations::abbreviations(query) {
+            for text in query_terms(abbreviation) {
+                if !terms.iter().any(|term| term.text == text) {
+                    terms.push(QueryTerm {
+                        text,
+                        weight: super::abbreviations::ABBREVIATION_WEIGHT,
+                    });
+                }
+            }
+        }
+    }
+    terms
+}
+
 /// Most documents read to order the hits tied with the last one kept.
 const MAX_TIED: usize = 10_000;
 
@@ -278,11 +309,11 @@ impl KeywordStore {
         self.reader.searcher().num_docs()
     }
 
-    /// BM25 search over content, symbol, parent and path. `languages` and `paths` restrict hits
-    /// (empty: any).
+    /// BM25 search over content, symbol, parent and path, each term's matches scaled by its
+    /// weight. `languages` and `paths` restrict hits (empty: any).
     pub fn search(
         &self,
-        terms: &[String],
+        terms: &[QueryTerm],
         languages: &[Language],
         paths: &[String],
         limit: usize,
@@ -308,7 +339,7 @@ impl KeywordStore {
             ]),
         };
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for term in terms {
+        for QueryTerm { text: term, weight } in terms {
             let keys: Vec<Term> = fields
                 .iter()
                 .map(|(field, _)| Term::from_field_text(*field, term))
@@ -325,7 +356,7 @@ impl KeywordStore {
                 let query = TermQuery::new(key, IndexRecordOption::WithFreqs);
                 should.push((
                     Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(query), *boost)),
+                    Box::new(BoostQuery::new(Box::new(query), *boost * *weight)),
                 ));
             }
         }
@@ -561,7 +592,7 @@ mod tests {
         let two = tempfile::tempdir().expect("tempdir");
         let forward = index_of(one.path(), &paths);
         let backward = index_of(two.path(), &reversed);
-        let terms = query_terms("parse config");
+        let terms = keyword_query("parse config", false);
         let hits = |store: &KeywordStore| -> Vec<String> {
             store
                 .search(&terms, &[], &[], 5)
@@ -614,7 +645,7 @@ mod tests {
         writer.commit(1).expect("commit");
         store.reload().expect("reload");
         let hits = store
-            .search(&query_terms("value quux"), &[], &[], 3)
+            .search(&keyword_query("value quux", false), &[], &[], 3)
             .expect("search");
         // The chunk with the rare word comes first: the symbol match of a word every chunk has
         // is not scored as if the word were rare.
@@ -646,12 +677,61 @@ mod tests {
         writer.commit(1).expect("commit");
         store.reload().expect("reload");
         let paths: Vec<String> = store
-            .search(&query_terms("decodes"), &[], &[], 5)
+            .search(&keyword_query("decodes", false), &[], &[], 5)
             .expect("search")
             .into_iter()
             .map(|(_, chunk)| chunk.path)
             .collect();
         assert_eq!(paths, ["src/exact.rs", "src/stem.rs"]);
+    }
+
+    #[test]
+    fn an_expanded_query_finds_abbreviations_below_its_own_words() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = KeywordStore::open(dir.path()).expect("open");
+        let mut writer = store.writer(1).expect("writer");
+        for (id, path, text) in [
+            (
+                1,
+                "src/abbreviated.rs",
+                "fn walk(tree: &Tree) { tree.iter().count() }",
+            ),
+            (
+                2,
+                "src/spelt.rs",
+                "fn walk(tree: &Tree) { tree.iterator().count() }",
+            ),
+            (
+                3,
+                "src/other.rs",
+                "fn walk(tree: &Tree) { tree.nodes().count() }",
+            ),
+        ] {
+            writer.add(&chunk(id, path, text)).expect("add");
+        }
+        writer.commit(1).expect("commit");
+        store.reload().expect("reload");
+        let paths = |expand: bool| -> Vec<String> {
+            store
+                .search(&keyword_query("walk the iterator", expand), &[], &[], 5)
+                .expect("search")
+                .into_iter()
+                .map(|(_, chunk)| chunk.path)
+                .collect()
+        };
+        // Unexpanded, `iter` is no match: the two chunks without `iterator` tie on `walk`.
+        assert_eq!(paths(false)[0], "src/spelt.rs");
+        assert_eq!(
+            paths(true),
+            ["src/spelt.rs", "src/abbreviated.rs", "src/other.rs"]
+        );
+        let weights: Vec<(String, f32)> = keyword_query("walk the iterator", true)
+            .into_iter()
+            .map(|term| (term.text, term.weight))
+            .collect();
+        assert!(weights.contains(&("iter".to_string(), 0.3)));
+        assert!(weights.contains(&("iterator".to_string(), 1.0)));
+        assert!(!weights.iter().any(|(text, _)| text == "the"));
     }
 
     #[test]

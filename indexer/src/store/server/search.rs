@@ -16,6 +16,7 @@ use super::payload::string_field;
 use super::{chunk_of, point_uuid, sparse, ServerVectorStore, ID_BATCH};
 use crate::document::Chunk;
 use crate::error::Result;
+use crate::store::keyword::QueryTerm;
 use crate::store::vector::{VectorFilter, DENSE_VECTOR};
 
 /// Chunks with the server's score, best first.
@@ -44,16 +45,16 @@ fn as_u64(n: usize) -> u64 {
 }
 
 impl ServerVectorStore {
-    /// The best `limit` chunks of this tenant for `query` (its text gives the keyword side),
+    /// The best `limit` chunks of this tenant for `query` (`terms` give the keyword side),
     /// restricted by `filter`, best first with the server's score.
     pub fn search_chunks(
         &self,
-        text: &str,
+        terms: &[QueryTerm],
         query: ServerQuery<'_>,
         filter: &VectorFilter,
         limit: usize,
     ) -> Result<Scored> {
-        let Some(request) = self.query_request(text, query, filter, limit) else {
+        let Some(request) = self.query_request(terms, query, filter, limit) else {
             return Ok(Vec::new());
         };
         let response = self
@@ -69,14 +70,14 @@ impl ServerVectorStore {
     /// keywords and by `vector`, each best first with its own score (fused by the caller).
     pub fn search_sides(
         &self,
-        text: &str,
+        terms: &[QueryTerm],
         vector: &[f32],
         filter: &VectorFilter,
         limit: usize,
     ) -> Result<(Scored, Scored)> {
-        let keyword = self.query_request(text, ServerQuery::Keyword, filter, limit);
+        let keyword = self.query_request(terms, ServerQuery::Keyword, filter, limit);
         let has_terms = keyword.is_some();
-        let dense = self.query_request(text, ServerQuery::Vector(vector), filter, limit);
+        let dense = self.query_request(terms, ServerQuery::Vector(vector), filter, limit);
         let batch = QueryBatchPoints {
             collection_name: self.collection.clone(),
             query_points: keyword.into_iter().chain(dense).collect(),
@@ -103,7 +104,7 @@ impl ServerVectorStore {
     /// The Query API request for `query`, or `None` for a keyword query without terms.
     fn query_request(
         &self,
-        text: &str,
+        terms: &[QueryTerm],
         query: ServerQuery<'_>,
         filter: &VectorFilter,
         limit: usize,
@@ -116,7 +117,7 @@ impl ServerVectorStore {
             must.push(Condition::matches("path", filter.paths.clone()));
         }
         let filter = self.tenant_filter(must);
-        let (indices, values) = sparse::query_vector(text);
+        let (indices, values) = sparse::query_vector(terms);
         let has_terms = !indices.is_empty();
         let sparse_input = VectorInput::new_sparse(indices, values);
         let params = SearchParamsBuilder::default().hnsw_ef(as_u64(self.options.hnsw_ef));

@@ -5,13 +5,16 @@
 //! BM25 term-frequency part, per field (content, symbol, parent, path) with the keyword index's
 //! field boosts, summed; the server multiplies by the term's inverse document frequency (the `idf`
 //! modifier on the sparse vector's configuration), over every point of the Qdrant collection. A
-//! query is its terms ([`query_terms`]) with weight 1 each, so a point's score is
-//! `Σ idf(term) · tf-part(term)`: BM25.
+//! query is its terms ([`keyword_query`]) with their weights (1 for the query's own words), so a
+//! point's score is `Σ weight(term) · idf(term) · tf-part(term)`: BM25, weighted as the keyword
+//! index weighs the same terms.
 
 use std::collections::HashMap;
 
 use crate::document::Chunk;
-use crate::store::keyword::{query_terms, FIELD_BOOSTS, TYPICAL_TOKENS};
+#[cfg(doc)]
+use crate::store::keyword::keyword_query;
+use crate::store::keyword::{QueryTerm, FIELD_BOOSTS, TYPICAL_TOKENS};
 use crate::tokenizer::{for_each_code_token, TokenMode};
 
 /// Name of the sparse vector in every Qdrant collection Aiex creates.
@@ -93,12 +96,13 @@ pub fn chunk_vector(chunk: &Chunk) -> (Vec<u32>, Vec<f32>) {
     )
 }
 
-/// The query side: one index per distinct query term, weight 1 (the server applies idf). Empty
-/// when the query has no term.
-pub fn query_vector(query: &str) -> (Vec<u32>, Vec<f32>) {
+/// The query side: one index per distinct query term, with the term's weight (the server applies
+/// idf; two terms that hash alike keep the larger weight). Empty when the query has no term.
+pub fn query_vector(terms: &[QueryTerm]) -> (Vec<u32>, Vec<f32>) {
     let mut weights: HashMap<u32, f32> = HashMap::new();
-    for term in query_terms(query) {
-        weights.insert(term_index(&term), 1.0);
+    for term in terms {
+        let weight = weights.entry(term_index(&term.text)).or_default();
+        *weight = weight.max(term.weight);
     }
     sorted(weights)
 }
@@ -112,6 +116,8 @@ fn sorted(weights: HashMap<u32, f32>) -> (Vec<u32>, Vec<f32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::abbreviations::ABBREVIATION_WEIGHT;
+    use crate::store::keyword::keyword_query;
 
     fn weight_of(vector: &(Vec<u32>, Vec<f32>), term: &str) -> f32 {
         let index = term_index(term);
@@ -153,7 +159,7 @@ mod tests {
 
     #[test]
     fn queries_are_their_distinct_content_terms() {
-        let vector = query_vector("how to parse the TOML table parse");
+        let vector = query_vector(&keyword_query("how to parse the TOML table parse", false));
         let mut expected: Vec<u32> = ["parse", "~pars", "toml", "~toml", "table", "~tabl"]
             .iter()
             .map(|t| term_index(t))
@@ -161,6 +167,14 @@ mod tests {
         expected.sort_unstable();
         assert_eq!(vector.0, expected);
         assert!(vector.1.iter().all(|&w| w == 1.0));
-        assert!(query_vector("").0.is_empty());
+        assert!(query_vector(&keyword_query("", false)).0.is_empty());
+    }
+
+    #[test]
+    fn abbreviations_weigh_what_the_keyword_index_gives_them() {
+        let vector = query_vector(&keyword_query("the length of the buffer", true));
+        assert_eq!(weight_of(&vector, "buffer"), 1.0);
+        assert_eq!(weight_of(&vector, "buf"), ABBREVIATION_WEIGHT);
+        assert_eq!(weight_of(&vector, "len"), ABBREVIATION_WEIGHT);
     }
 }
