@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::lang::Language;
 use crate::manifest::{Manifest, ManifestHead, ManifestStamp};
 use crate::snippet::make_snippet;
-use crate::store::keyword::{keyword_query, query_terms, KeywordStore, QueryTerm};
+use crate::store::keyword::{query_terms, weighted_terms, KeywordStore, QueryTerm};
 use crate::store::server::ServerVectorStore;
 use crate::store::vector::{open_store, VectorFilter, VectorStore};
 use crate::walk::compile_glob;
@@ -481,7 +481,8 @@ impl Searcher {
         let terms = query_terms(&request.query);
         // Keyword mode alone reads abbreviations of the query's prose words (`iterator` finds
         // `iter`); hybrid leaves the prose to its vector side (README, retrieval benchmark).
-        let keyword_terms = keyword_query(&request.query, request.mode == SearchMode::Keyword);
+        let keyword_terms =
+            weighted_terms(&terms, &request.query, request.mode == SearchMode::Keyword);
         let mut results = SearchResults::empty(request.mode);
         let wants_vectors = matches!(request.mode, SearchMode::Vector | SearchMode::Hybrid);
         if wants_vectors {

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::document::Chunk;
 use crate::error::Result;
-use crate::store::keyword::{keyword_query, query_terms, QueryTerm};
+use crate::store::keyword::{query_terms, weighted_terms, QueryTerm};
 use crate::store::server::search::ServerQuery;
 use crate::store::server::{ServerStoreOptions, ServerVectorStore};
 use crate::store::vector::VectorFilter;
@@ -66,7 +66,8 @@ impl Searcher {
         started: Instant,
     ) -> Result<SearchResults> {
         let terms = query_terms(&request.query);
-        let keyword_terms = keyword_query(&request.query, request.mode == SearchMode::Keyword);
+        let keyword_terms =
+            weighted_terms(&terms, &request.query, request.mode == SearchMode::Keyword);
         let mut results = SearchResults::empty(request.mode);
         let limit = request.limit.clamp(1, MAX_LIMIT);
         let mut usable = self.server_dense_usable(selected, request.mode, &mut results);

@@ -145,10 +145,7 @@ fn prose_word(token: &str) -> Option<String> {
     let token = token.trim_matches(|c: char| !c.is_ascii_alphanumeric());
     let word = token.split_once('\'').map_or(token, |(word, _)| word);
     let mut letters = word.chars();
-    let first = letters.next()?;
-    let prose = first.is_ascii_alphabetic()
-        && letters.all(|c| c.is_ascii_lowercase())
-        && word.chars().all(|c| c.is_ascii_alphabetic());
+    let prose = letters.next()?.is_ascii_alphabetic() && letters.all(|c| c.is_ascii_lowercase());
     prose.then(|| word.to_ascii_lowercase())
 }
 

@@ -175,19 +175,28 @@ pub struct QueryTerm {
     pub weight: f32,
 }
 
-/// The weighted terms of `query` for the keyword side: its [`query_terms`] at weight 1, then,
-/// with `expand`, the terms of the abbreviations of its words that it does not hold already, at
-/// [`ABBREVIATION_WEIGHT`](super::abbreviations::ABBREVIATION_WEIGHT).
+/// The weighted terms of `query` for the keyword side ([`weighted_terms`] of its
+/// [`query_terms`]).
 pub fn keyword_query(query: &str, expand: bool) -> Vec<QueryTerm> {
-    let mut terms: Vec<QueryTerm> = query_terms(query)
-        .into_iter()
-        .map(|text| QueryTerm { text, weight: 1.0 })
+    weighted_terms(&query_terms(query), query, expand)
+}
+
+/// `terms` (the [`query_terms`] of `query`) at weight 1, then, with `expand`, the terms of the
+/// abbreviations of its prose words that it does not hold already, at
+/// [`ABBREVIATION_WEIGHT`](super::abbreviations::ABBREVIATION_WEIGHT).
+pub fn weighted_terms(terms: &[String], query: &str, expand: bool) -> Vec<QueryTerm> {
+    let mut weighted: Vec<QueryTerm> = terms
+        .iter()
+        .map(|text| QueryTerm {
+            text: text.clone(),
+            weight: 1.0,
+        })
         .collect();
     if expand {
         for abbreviation in super::abbreviations::abbreviations(query) {
             for text in query_terms(abbreviation) {
-                if !terms.iter().any(|term| term.text == text) {
-                    terms.push(QueryTerm {
+                if !weighted.iter().any(|term| term.text == text) {
+                    weighted.push(QueryTerm {
                         text,
                         weight: super::abbreviations::ABBREVIATION_WEIGHT,
                     });
@@ -195,7 +204,7 @@ pub fn keyword_query(query: &str, expand: bool) -> Vec<QueryTerm> {
             }
         }
     }
-    terms
+    weighted
 }
 
 /// Most documents read to order the hits tied with the last one kept.
@@ -565,6 +574,18 @@ mod tests {
         }
     }
 
+    /// A store holding `chunks` (id, path, text), committed and reloaded.
+    fn store_with(dir: &Path, chunks: &[(u64, &str, &str)]) -> KeywordStore {
+        let store = KeywordStore::open(dir).expect("open");
+        let mut writer = store.writer(1).expect("writer");
+        for &(id, path, text) in chunks {
+            writer.add(&chunk(id, path, text)).expect("add");
+        }
+        writer.commit(1).expect("commit");
+        store.reload().expect("reload");
+        store
+    }
+
     /// An index of `paths` (identical texts), added in the given order, one segment per commit.
     fn index_of(dir: &Path, paths: &[String]) -> KeywordStore {
         let store = KeywordStore::open(dir).expect("open");
@@ -665,17 +686,14 @@ mod tests {
     #[test]
     fn another_form_of_a_word_is_found_below_its_own_spelling() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = KeywordStore::open(dir.path()).expect("open");
-        let mut writer = store.writer(1).expect("writer");
-        for (id, path, text) in [
-            (1, "src/stem.rs", "fn next() { decode(bytes) }"),
-            (2, "src/exact.rs", "fn next() { decodes(bytes) }"),
-            (3, "src/other.rs", "fn next() { encode(bytes) }"),
-        ] {
-            writer.add(&chunk(id, path, text)).expect("add");
-        }
-        writer.commit(1).expect("commit");
-        store.reload().expect("reload");
+        let store = store_with(
+            dir.path(),
+            &[
+                (1, "src/stem.rs", "fn next() { decode(bytes) }"),
+                (2, "src/exact.rs", "fn next() { decodes(bytes) }"),
+                (3, "src/other.rs", "fn next() { encode(bytes) }"),
+            ],
+        );
         let paths: Vec<String> = store
             .search(&keyword_query("decodes", false), &[], &[], 5)
             .expect("search")
@@ -688,29 +706,26 @@ mod tests {
     #[test]
     fn an_expanded_query_finds_abbreviations_below_its_own_words() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = KeywordStore::open(dir.path()).expect("open");
-        let mut writer = store.writer(1).expect("writer");
-        for (id, path, text) in [
-            (
-                1,
-                "src/abbreviated.rs",
-                "fn walk(tree: &Tree) { tree.iter().count() }",
-            ),
-            (
-                2,
-                "src/spelt.rs",
-                "fn walk(tree: &Tree) { tree.iterator().count() }",
-            ),
-            (
-                3,
-                "src/other.rs",
-                "fn walk(tree: &Tree) { tree.nodes().count() }",
-            ),
-        ] {
-            writer.add(&chunk(id, path, text)).expect("add");
-        }
-        writer.commit(1).expect("commit");
-        store.reload().expect("reload");
+        let store = store_with(
+            dir.path(),
+            &[
+                (
+                    1,
+                    "src/abbreviated.rs",
+                    "fn walk(tree: &Tree) { tree.iter().count() }",
+                ),
+                (
+                    2,
+                    "src/spelt.rs",
+                    "fn walk(tree: &Tree) { tree.iterator().count() }",
+                ),
+                (
+                    3,
+                    "src/other.rs",
+                    "fn walk(tree: &Tree) { tree.nodes().count() }",
+                ),
+            ],
+        );
         let paths = |expand: bool| -> Vec<String> {
             store
                 .search(&keyword_query("walk the iterator", expand), &[], &[], 5)

@@ -5,15 +5,14 @@
 //! BM25 term-frequency part, per field (content, symbol, parent, path) with the keyword index's
 //! field boosts, summed; the server multiplies by the term's inverse document frequency (the `idf`
 //! modifier on the sparse vector's configuration), over every point of the Qdrant collection. A
-//! query is its terms ([`keyword_query`]) with their weights (1 for the query's own words), so a
-//! point's score is `Σ weight(term) · idf(term) · tf-part(term)`: BM25, weighted as the keyword
-//! index weighs the same terms.
+//! query is its terms
+//! ([`weighted_terms`](crate::store::keyword::weighted_terms)) with their weights (1 for the
+//! query's own words), so a point's score is `Σ weight(term) · idf(term) · tf-part(term)`: BM25,
+//! weighted as the keyword index weighs the same terms.
 
 use std::collections::HashMap;
 
 use crate::document::Chunk;
-#[cfg(doc)]
-use crate::store::keyword::keyword_query;
 use crate::store::keyword::{QueryTerm, FIELD_BOOSTS, TYPICAL_TOKENS};
 use crate::tokenizer::{for_each_code_token, TokenMode};
 
